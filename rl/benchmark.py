@@ -1,0 +1,349 @@
+"""Benchmark harness: an algorithm and its baseline, side by side, over envs and seeds, in one command.
+
+    python -m rl.benchmark --name mdpo_on --algos mdpo ppo \\
+        --envs HalfCheetah-v4 Hopper-v4 HopperBulletEnv-v0 --seeds 0 1 2 -n 300000
+
+Every (algo, env, seed) is one :func:`rl.train.train` call in its own process with one torch thread.
+The algorithm and the baseline of the same env and seed are scheduled next to each other, so with two
+workers they run at the same time, under the same load, and their throughputs compare fairly.
+
+Resumable at two levels: a finished run's record is kept under ``results/<name>/runs/`` (committed, so
+it is not redone by a later session), and an unfinished run resumes from its last atomic checkpoint
+under ``logs/benchmarks/<name>/``. Runs go through a :class:`Backend`; the local process pool is one,
+and a cluster back end (e.g. Ray) only has to implement ``run_all``.
+
+Output under ``results/<name>/``: ``README.md`` (the table: mean +- std and per-seed returns of both
+algorithms, the ratio, budgets, wall-clock and env steps per second), ``learning_curves.png``,
+``command.txt``, ``versions.json`` and ``runs/<algo>/<env>_seed<k>/`` (run.json, evaluations.npz,
+monitor CSVs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from rl.hyperparams import parse_overrides
+from rl.run_record import command_line, package_versions
+
+RESULTS_ROOT = "results"
+LOGS_ROOT = os.path.join("logs", "benchmarks")
+_KEPT_FILES = ("run.json", "evaluations.npz", "config.yml", "learning_curve.png")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a benchmark."""
+
+    algo: str
+    env: str
+    seed: int
+    n_timesteps: int
+    work_dir: str
+    """Where the run trains (checkpoints; not committed)."""
+    result_dir: str
+    """Where the finished run's small artefacts are kept (committed)."""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    eval_freq: int = 10_000
+    eval_episodes: int = 5
+    final_eval_episodes: int = 10
+    save_freq: int = 10_000
+
+    @property
+    def done(self) -> bool:
+        """Finished with at least the requested budget."""
+        record = Path(self.result_dir) / "run.json"
+        if not record.is_file():
+            return False
+        return json.loads(record.read_text()).get("num_timesteps", 0) >= self.n_timesteps
+
+
+def execute(spec: RunSpec) -> dict[str, Any]:
+    """Train one run (resuming from its checkpoint if any) and keep its small artefacts."""
+    import torch
+
+    from rl.train import RunConfig, train
+
+    torch.set_num_threads(1)
+    start = time.time()
+    try:
+        result = train(
+            RunConfig(
+                algo=spec.algo, env=spec.env, seed=spec.seed, n_timesteps=spec.n_timesteps,
+                run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
+                final_eval_episodes=spec.final_eval_episodes, save_freq=spec.save_freq,
+                hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
+            )
+        )
+    except Exception:  # one failed run must not stop the others; its error goes into the report
+        return {"spec": asdict(spec), "error": traceback.format_exc(), "wall_seconds": time.time() - start}
+    os.makedirs(spec.result_dir, exist_ok=True)
+    for name in os.listdir(result.run_dir):
+        if name in _KEPT_FILES or name.endswith(".monitor.csv"):
+            shutil.copy2(os.path.join(result.run_dir, name), os.path.join(spec.result_dir, name))
+    return {"spec": asdict(spec), "record": result.record, "wall_seconds": time.time() - start}
+
+
+class Backend(Protocol):
+    """Where runs execute. ``run_all`` yields each run's outcome as it finishes."""
+
+    def run_all(self, specs: Sequence[RunSpec], fn: Callable[[RunSpec], dict[str, Any]]) -> Iterable[dict[str, Any]]: ...
+
+
+class ProcessBackend:
+    """A local pool of worker processes (spawned: a clean interpreter per worker, one torch thread)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def run_all(self, specs: Sequence[RunSpec], fn: Callable[[RunSpec], dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        if self.workers <= 1:
+            for spec in specs:
+                yield fn(spec)
+            return
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context, max_tasks_per_child=1) as pool:
+            pending = [pool.submit(fn, spec) for spec in specs]
+            for future in futures.as_completed(pending):
+                yield future.result()
+
+
+def plan(
+    name: str,
+    algos: Sequence[str],
+    envs: Sequence[str],
+    seeds: Sequence[int],
+    n_timesteps: int,
+    *,
+    hyperparams: dict[str, dict[str, Any]] | None = None,
+    results_root: str = RESULTS_ROOT,
+    logs_root: str = LOGS_ROOT,
+    **run_options: Any,
+) -> list[RunSpec]:
+    """All runs of a benchmark, ordered seed, env, algo so that paired runs are neighbours."""
+    hyperparams = hyperparams or {}
+    return [
+        RunSpec(
+            algo=algo, env=env, seed=seed, n_timesteps=n_timesteps,
+            work_dir=os.path.join(logs_root, name, algo, f"{env}_seed{seed}"),
+            result_dir=os.path.join(results_root, name, "runs", algo, f"{env}_seed{seed}"),
+            hyperparams=hyperparams.get(algo, {}), **run_options,
+        )
+        for seed in seeds
+        for env in envs
+        for algo in algos
+    ]
+
+
+def load_finished(spec: RunSpec) -> dict[str, Any] | None:
+    """The record of a finished run, with its evaluation curve, or None."""
+    path = Path(spec.result_dir) / "run.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    curve = Path(spec.result_dir) / "evaluations.npz"
+    if curve.is_file():
+        data = np.load(curve)
+        record["_curve"] = (data["timesteps"], data["results"].mean(axis=1))
+    else:
+        record["_curve"] = (np.array([]), np.array([]))
+    return record
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    return f"{np.mean(values):.1f} +- {np.std(values):.1f}" if values else "n/a"
+
+
+def write_report(
+    name: str, specs: Sequence[RunSpec], algos: Sequence[str], envs: Sequence[str], *,
+    results_root: str = RESULTS_ROOT, notes: str = "", failures: Sequence[dict[str, Any]] = (),
+) -> str:
+    """Write the table, the learning-curve plot, the command and the versions; return the table path."""
+    from rl.plotting import plot_benchmark
+
+    out = Path(results_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    records = {(s.algo, s.env, s.seed): load_finished(s) for s in specs}
+    seeds = sorted({s.seed for s in specs})
+    budget = specs[0].n_timesteps if specs else 0
+    algo, baseline = algos[0], (algos[1] if len(algos) > 1 else None)
+
+    lines = [f"# Benchmark `{name}`: {' vs '.join(algos)}", ""]
+    lines += [
+        f"Budget: {budget:,} env steps per run; seeds {', '.join(map(str, seeds))}; final evaluation: "
+        f"deterministic policy, {specs[0].final_eval_episodes if specs else 0} episodes; periodic evaluation "
+        f"every {specs[0].eval_freq if specs else 0:,} steps. Throughput is env steps per second of training "
+        "(evaluation and checkpoint time excluded), paired runs sharing the machine.",
+        "",
+    ]
+    header = "| env | " + " | ".join(f"{a} return" for a in algos)
+    header += f" | ratio {algo}/{baseline} | " if baseline else " | "
+    header += " | ".join(f"{a} steps/s" for a in algos)
+    header += f" | speed ratio | wall-clock (min) |" if baseline else " | wall-clock (min) |"
+    lines.append(header)
+    lines.append("|" + "---|" * (header.count("|") - 1))
+    per_seed_lines = ["", "Per-seed final returns:", "", "| env | algo | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                      "|---|---|" + "---|" * len(seeds)]
+    curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
+    for env in envs:
+        returns: dict[str, list[float]] = {}
+        speeds: dict[str, list[float]] = {}
+        wall = 0.0
+        curves[env] = {}
+        for a in algos:
+            returns[a], speeds[a], curves[env][a] = [], [], []
+            row = []
+            for seed in seeds:
+                record = records.get((a, env, seed))
+                if record is None or record.get("final_evaluation") is None:
+                    row.append("-")
+                    continue
+                value = record["final_evaluation"]["mean_reward"]
+                returns[a].append(value)
+                row.append(f"{value:.1f}")
+                if record.get("steps_per_second"):
+                    speeds[a].append(record["steps_per_second"])
+                wall += record.get("train_seconds", 0.0)
+                curves[env][a].append(record["_curve"])
+            per_seed_lines.append(f"| {env} | {a} | " + " | ".join(row) + " |")
+        cells = [f"{_mean_std(returns[a])} (n={len(returns[a])})" for a in algos]
+        if baseline:
+            ratio = _ratio(returns[algo], returns[baseline])
+            cells.append(ratio)
+        cells += [f"{np.mean(speeds[a]):.0f}" if speeds[a] else "n/a" for a in algos]
+        if baseline:
+            cells.append(_ratio(speeds[algo], speeds[baseline], fmt="{:.2f}x"))
+        cells.append(f"{wall / 60:.0f}")
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    lines += per_seed_lines
+    if failures:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {f['spec']['algo']} {f['spec']['env']} seed {f['spec']['seed']}: "
+                  f"{f['error'].strip().splitlines()[-1]}" for f in failures]
+    if notes:
+        lines += ["", notes.strip()]
+    lines += ["", "Learning curves (mean +- std over seeds of the periodic evaluation): `learning_curves.png`.",
+              "", "Command: see `command.txt`; software versions: `versions.json`."]
+    table_path = out / "README.md"
+    table_path.write_text("\n".join(lines) + "\n")
+    plot_benchmark(curves, str(out / "learning_curves.png"), f"{name}: {' vs '.join(algos)} ({budget:,} steps)")
+    return str(table_path)
+
+
+def _ratio(numerator: Sequence[float], denominator: Sequence[float], fmt: str = "{:.2f}") -> str:
+    if not numerator or not denominator:
+        return "n/a"
+    base = float(np.mean(denominator))
+    if abs(base) < 1e-9:
+        return "n/a"
+    return fmt.format(float(np.mean(numerator)) / base)
+
+
+def run_benchmark(
+    name: str,
+    algos: Sequence[str],
+    envs: Sequence[str],
+    seeds: Sequence[int],
+    n_timesteps: int,
+    *,
+    backend: Backend | None = None,
+    workers: int = 2,
+    hyperparams: dict[str, dict[str, Any]] | None = None,
+    results_root: str = RESULTS_ROOT,
+    logs_root: str = LOGS_ROOT,
+    notes: str = "",
+    progress: bool = True,
+    **run_options: Any,
+) -> str:
+    """Run every unfinished run of the benchmark, then write the report; returns the table's path."""
+    from rl.envs import ensure_registered
+    from rl.registry import get_algo
+
+    for algo in algos:
+        get_algo(algo)
+    for env in envs:
+        ensure_registered(env)
+    specs = plan(name, algos, envs, seeds, n_timesteps, hyperparams=hyperparams,
+                 results_root=results_root, logs_root=logs_root, **run_options)
+    out = Path(results_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text(command_line() + "\n")
+    (out / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
+    todo = [s for s in specs if not s.done]
+    backend = backend or ProcessBackend(workers)
+    failures: list[dict[str, Any]] = []
+    with tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"benchmark {name}", unit="run",
+              disable=not progress) as bar:
+        for outcome in backend.run_all(todo, execute):
+            if "error" in outcome:
+                failures.append(outcome)
+                tqdm.write(f"run failed: {outcome['spec']['algo']} {outcome['spec']['env']} "
+                           f"seed {outcome['spec']['seed']}\n{outcome['error']}")
+            bar.update(1)
+            write_report(name, specs, algos, envs, results_root=results_root, notes=notes, failures=failures)
+    return write_report(name, specs, algos, envs, results_root=results_root, notes=notes, failures=failures)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rl.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True, help="benchmark name: results go to results/<name>/")
+    parser.add_argument("--algos", nargs="+", required=True, help="algorithm under test first, then the baseline")
+    parser.add_argument("--envs", nargs="+", required=True, help="env ids")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds")
+    parser.add_argument("-n", "--n-timesteps", type=int, required=True, help="env steps per run")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (one torch thread each)")
+    parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation every n env steps")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation")
+    parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
+    parser.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every n env steps")
+    parser.add_argument(
+        "-params", "--hyperparams", nargs="+", default=None, metavar="ALGO.KEY:VALUE",
+        help="per-algorithm overrides, e.g. sac.learning_starts:5000 mdpo_off.learning_starts:5000",
+    )
+    parser.add_argument("--notes", default="", help="text appended to the report")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    return parser
+
+
+def _per_algo_overrides(items: Sequence[str] | None, algos: Sequence[str]) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {a: {} for a in algos}
+    for key, value in parse_overrides(list(items or [])).items():
+        algo, _, param = key.partition(".")
+        if algo not in table or not param:
+            raise SystemExit(f"error: override {key!r} must be <algo>.<key> with algo one of {', '.join(algos)}")
+        table[algo][param] = value
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = _per_algo_overrides(args.hyperparams, args.algos)
+    options = dict(eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+                   final_eval_episodes=args.final_eval_episodes, save_freq=args.save_freq)
+    if args.report_only:
+        specs = plan(args.name, args.algos, args.envs, args.seeds, args.n_timesteps, hyperparams=overrides, **options)
+        path = write_report(args.name, specs, args.algos, args.envs, notes=args.notes)
+    else:
+        path = run_benchmark(args.name, args.algos, args.envs, args.seeds, args.n_timesteps, workers=args.workers,
+                             hyperparams=overrides, notes=args.notes, progress=args.progress, **options)
+    print(Path(path).read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

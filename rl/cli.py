@@ -1,0 +1,105 @@
+"""The command line shared by every algorithm: ``python -m algos.<name> --env ... -n ...``.
+
+Flag names follow rl-baselines3-zoo (``train.py``) where the idea is the same. The parser only builds a
+:class:`rl.train.RunConfig`; :func:`rl.train.train` does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rl.hyperparams import HyperparameterError, parse_overrides
+from rl.train import RunConfig, train
+
+
+def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``algo`` fixes the algorithm (``python -m algos.mdpo``) or adds ``--algo``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m algos.{algo}" if algo else "python -m rl.train",
+        description="Train an algorithm into an rl-zoo3-style run folder (logs/<algo>/<env>_<n>/).",
+    )
+    if algo is None:
+        parser.add_argument("--algo", required=True, help="algorithm name (mdpo, mdpo_off, ppo, sac, ...)")
+    parser.add_argument("--env", required=True, help="env id: Gymnasium MuJoCo, PyBullet, panda-gym or project env")
+    parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total env steps (default: YAML)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")
+    parser.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every n env steps (-1: never)")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation")
+    parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
+    parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: YAML, else 1)")
+    parser.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy", help="VecEnv type")
+    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    parser.add_argument(
+        "-params", "--hyperparams", nargs="+", default=None, metavar="KEY:VALUE",
+        help="override hyperparameters, e.g. learning_rate:0.001 policy_kwargs:\"dict(net_arch=[64,64])\"",
+    )
+    parser.add_argument("-conf", "--conf-file", default=None, help="YAML file of hyperparameters")
+    parser.add_argument(
+        "-i", "--trained-agent", default=None,
+        help="resume: a run folder (continues from its last checkpoint up to -n in total) "
+        "or a model .zip (trains -n more steps into a new run folder)",
+    )
+    parser.add_argument("-tb", "--tensorboard-log", default=None, help="tensorboard log folder")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+    parser.add_argument("--save-freq", type=int, default=50_000, help="checkpoint every n env steps (-1: never)")
+    parser.add_argument("--num-threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--verbose", type=int, default=1, help="0: quiet, 1: summary, 2: SB3 logs")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, algo: str | None = None) -> RunConfig:
+    """Turn parsed flags into a RunConfig."""
+    return RunConfig(
+        algo=algo or args.algo,
+        env=args.env,
+        n_timesteps=args.n_timesteps,
+        seed=args.seed,
+        log_folder=args.log_folder,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        final_eval_episodes=args.final_eval_episodes,
+        n_envs=args.n_envs,
+        device=args.device,
+        hyperparams=parse_overrides(args.hyperparams),
+        conf_file=args.conf_file,
+        trained_agent=args.trained_agent,
+        tensorboard_log=args.tensorboard_log,
+        progress=args.progress,
+        save_freq=args.save_freq,
+        vec_env=args.vec_env,
+        num_threads=args.num_threads,
+        verbose=args.verbose,
+    )
+
+
+def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m algos.<algo>``. User errors print one clear line and exit 2."""
+    from rl.checkpoint import CheckpointError
+    from rl.envs import UnknownEnvError
+    from rl.registry import UnknownAlgorithmError, UnsupportedActionSpaceError
+
+    parser = build_parser(algo)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, algo)
+        # SB3 logs (verbose 2) are its own; our summary is verbose 1.
+        config.verbose = args.verbose
+        train(config)
+    except (
+        HyperparameterError,
+        UnknownEnvError,
+        UnknownAlgorithmError,
+        UnsupportedActionSpaceError,
+        CheckpointError,
+        FileNotFoundError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

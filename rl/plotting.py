@@ -1,0 +1,96 @@
+"""Learning-curve pictures for a run folder and for a benchmark."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from stable_baselines3.common.monitor import load_results  # noqa: E402
+
+from rl.evaluation import EVALUATIONS_FILE  # noqa: E402
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over ``window`` points (shorter at the start)."""
+    if len(values) == 0 or window <= 1:
+        return values
+    cumsum = np.cumsum(np.insert(values.astype(float), 0, 0.0))
+    out = np.empty(len(values))
+    for i in range(len(values)):
+        lo = max(0, i + 1 - window)
+        out[i] = (cumsum[i + 1] - cumsum[lo]) / (i + 1 - lo)
+    return out
+
+
+def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
+    """Plot training-episode returns (from the monitor CSVs) and evaluation returns of one run."""
+    path = path or os.path.join(run_dir, "learning_curve.png")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        monitor = load_results(run_dir)
+    except Exception:  # no monitor file yet (a run that has not finished an episode)
+        monitor = None
+    if monitor is not None and len(monitor):
+        monitor = monitor.sort_values("t")
+        steps = np.cumsum(monitor["l"].to_numpy())
+        returns = monitor["r"].to_numpy()
+        ax.plot(steps, returns, color="tab:blue", alpha=0.2, lw=0.8)
+        ax.plot(steps, smooth(returns, 20), color="tab:blue", label="training episodes (smoothed)")
+    eval_path = os.path.join(run_dir, EVALUATIONS_FILE)
+    if os.path.isfile(eval_path):
+        data = np.load(eval_path)
+        if len(data["timesteps"]):
+            mean, std = data["results"].mean(axis=1), data["results"].std(axis=1)
+            ax.plot(data["timesteps"], mean, "o-", color="tab:orange", label="evaluation (deterministic)")
+            ax.fill_between(data["timesteps"], mean - std, mean + std, color="tab:orange", alpha=0.2)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_benchmark(
+    curves: Mapping[str, Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]]],
+    path: str,
+    title: str,
+) -> str:
+    """One panel per env: mean +- std over seeds of the evaluation return of each algorithm.
+
+    Args:
+        curves: ``curves[env][algo]`` is a list (one per seed) of (timesteps, mean eval return).
+        path: where to write the PNG.
+        title: figure title.
+    """
+    envs = list(curves)
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 4.2), squeeze=False)
+    for ax, env_id in zip(axes[0], envs):
+        for algo, runs in curves[env_id].items():
+            runs = [r for r in runs if len(r[0])]
+            if not runs:
+                continue
+            length = min(len(r[0]) for r in runs)
+            steps = runs[0][0][:length]
+            values = np.stack([r[1][:length] for r in runs])
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            (line,) = ax.plot(steps, mean, label=f"{algo} ({len(runs)} seeds)")
+            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        ax.set_title(env_id)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

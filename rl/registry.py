@@ -1,0 +1,87 @@
+"""Algorithm registry: the names the command line and the benchmark harness accept.
+
+Entries are import paths, resolved on first use, so that listing algorithms never imports them all.
+SB3's own algorithms are registered beside the project's so that baselines run through the same runner.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+from gymnasium import spaces
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """What the runner needs to know about an algorithm before building it."""
+
+    name: str
+    import_path: str
+    """``module:ClassName``."""
+    action_spaces: tuple[type[spaces.Space], ...]
+    """Action spaces the algorithm supports."""
+    paper: str = ""
+
+    def load_class(self) -> type:
+        """Import and return the algorithm class."""
+        module_name, class_name = self.import_path.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+    @property
+    def is_off_policy(self) -> bool:
+        from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+        return issubclass(self.load_class(), OffPolicyAlgorithm)
+
+
+_ALL_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+ALGORITHMS: dict[str, AlgoSpec] = {
+    spec.name: spec
+    for spec in (
+        AlgoSpec("mdpo", "algos.mdpo:MDPO", (spaces.Box, spaces.Discrete), "Tomar et al., ICLR 2022"),
+        AlgoSpec("mdpo_off", "algos.mdpo_off:OffPolicyMDPO", (spaces.Box,), "Tomar et al., ICLR 2022"),
+        AlgoSpec("ppo", "stable_baselines3:PPO", _ALL_SPACES),
+        AlgoSpec("a2c", "stable_baselines3:A2C", _ALL_SPACES),
+        AlgoSpec("sac", "stable_baselines3:SAC", (spaces.Box,)),
+        AlgoSpec("td3", "stable_baselines3:TD3", (spaces.Box,)),
+        AlgoSpec("ddpg", "stable_baselines3:DDPG", (spaces.Box,)),
+        AlgoSpec("dqn", "stable_baselines3:DQN", (spaces.Discrete,)),
+    )
+}
+
+
+class UnknownAlgorithmError(ValueError):
+    """Raised for an algorithm name that is not registered."""
+
+
+def get_algo(name: str) -> AlgoSpec:
+    """Look up an algorithm by name, suggesting close names on a typo."""
+    key = name.lower()
+    if key not in ALGORITHMS:
+        close = difflib.get_close_matches(key, list(ALGORITHMS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownAlgorithmError(
+            f"Unknown algorithm {name!r}.{hint} Registered: {', '.join(sorted(ALGORITHMS))}."
+        )
+    return ALGORITHMS[key]
+
+
+class UnsupportedActionSpaceError(ValueError):
+    """Raised when an env's action space is one the algorithm cannot act in."""
+
+
+def check_action_space(spec: AlgoSpec, action_space: spaces.Space, env_id: str) -> None:
+    """Refuse an env whose action space the algorithm does not support, naming alternatives."""
+    if isinstance(action_space, spec.action_spaces):
+        return
+    supported = ", ".join(s.__name__ for s in spec.action_spaces)
+    alternatives = [
+        other.name for other in ALGORITHMS.values() if isinstance(action_space, other.action_spaces)
+    ]
+    raise UnsupportedActionSpaceError(
+        f"{spec.name} supports {supported} action spaces, but {env_id} has {action_space}. "
+        f"Algorithms that support it: {', '.join(alternatives) or 'none registered'}."
+    )

@@ -1,0 +1,265 @@
+"""The shared runner: train one algorithm on one env into an rl-zoo3-style run folder.
+
+Everything the command line does is one call of :func:`train` with a :class:`RunConfig`, so scripts and
+the benchmark harness use exactly what users type. A run folder (``logs/<algo>/<env>_<n>/``) holds:
+
+- ``<env>.zip`` the final model and ``vecnormalize.pkl`` its normalisation statistics;
+- ``0.monitor.csv`` ... training episodes, ``evaluations.npz`` periodic evaluations;
+- ``checkpoints/step_<n>/`` atomic checkpoints (model, VecNormalize, replay buffer);
+- ``config.yml`` the resolved hyperparameters, ``run.json`` the run record (command, hyperparameters,
+  versions, seed, throughput, final evaluation), ``learning_curve.png``.
+
+A run folder that holds a checkpoint but no final record is resumed in place by ``-i <run folder>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch as th
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from rl import checkpoint as ckpt
+from rl.envs import make_training_env
+from rl.evaluation import EvaluationSummary, ResumableEvalCallback, evaluate
+from rl.hyperparams import printable, resolve_hyperparams, split_runner_keys
+from rl.plotting import plot_run
+from rl.registry import check_action_space, get_algo
+from rl.run_record import command_line, package_versions
+
+RUN_RECORD_FILE = "run.json"
+CONFIG_FILE = "config.yml"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class RunConfig:
+    """One training run. Field names follow rl-baselines3-zoo's command-line flags."""
+
+    algo: str
+    env: str
+    n_timesteps: int | None = None
+    """Total env steps; None takes the YAML default."""
+    seed: int = 0
+    log_folder: str = "logs"
+    run_dir: str | None = None
+    """Exact run folder (the harness sets it); None picks ``<log_folder>/<algo>/<env>_<n+1>``."""
+    eval_freq: int = 10_000
+    """Evaluate every this many env steps (-1: never)."""
+    eval_episodes: int = 5
+    final_eval_episodes: int = 10
+    n_envs: int | None = None
+    device: str = "auto"
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    conf_file: str | None = None
+    trained_agent: str | None = None
+    """A run folder to resume in place, or a model .zip to continue training from (new run folder)."""
+    tensorboard_log: str | None = None
+    progress: bool = True
+    save_freq: int = 50_000
+    """Checkpoint every this many env steps (-1: never)."""
+    vec_env: str = "dummy"
+    num_threads: int | None = None
+    verbose: int = 1
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns."""
+
+    run_dir: str
+    model: BaseAlgorithm
+    evaluation: EvaluationSummary | None
+    record: dict[str, Any]
+
+
+class _TrainingClock(BaseCallback):
+    """Measures training wall time, to report env steps per second without evaluation and saving."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start_time = 0.0
+        self.start_steps = 0
+        self.seconds = 0.0
+        self.steps = 0
+
+    def _on_training_start(self) -> None:
+        self.start_time = time.perf_counter()
+        self.start_steps = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        self.seconds = time.perf_counter() - self.start_time
+        self.steps = self.model.num_timesteps - self.start_steps
+
+
+def next_run_dir(log_folder: str, algo: str, env_id: str) -> str:
+    """``<log_folder>/<algo>/<env>_<n+1>`` where n is the highest existing id (rl-zoo3's convention)."""
+    base = Path(log_folder) / algo
+    pattern = re.compile(rf"^{re.escape(env_id)}_(\d+)$")
+    ids = [int(m.group(1)) for p in base.glob(f"{env_id}_*") if (m := pattern.match(p.name))] if base.is_dir() else []
+    return str(base / f"{env_id}_{max(ids, default=0) + 1}")
+
+
+def _resume_source(config: RunConfig) -> tuple[str | None, Path | None]:
+    """Where to resume from: (run folder to continue in place, checkpoint or model to load)."""
+    if config.trained_agent is not None:
+        source = Path(config.trained_agent)
+        if source.is_dir():
+            latest = ckpt.latest_checkpoint(source / CHECKPOINT_DIR)
+            if latest is None:
+                if (source / ckpt.MODEL_FILE).is_file():  # a checkpoint folder itself
+                    return None, source
+                raise ckpt.CheckpointError(
+                    f"Run folder {str(source)!r} has no checkpoint under {CHECKPOINT_DIR}/ to resume from."
+                )
+            return str(source), latest
+        ckpt.check_model_file(source)
+        return None, source
+    if config.run_dir is not None:
+        return config.run_dir, ckpt.latest_checkpoint(Path(config.run_dir) / CHECKPOINT_DIR)
+    return None, None
+
+
+def _sibling(model_source: Path, name: str) -> str | None:
+    folder = model_source if model_source.is_dir() else model_source.parent
+    path = folder / name
+    return str(path) if path.is_file() else None
+
+
+def train(config: RunConfig) -> RunResult:
+    """Train ``config.algo`` on ``config.env``; write and return the run folder and final evaluation."""
+    if config.num_threads is not None:
+        th.set_num_threads(config.num_threads)
+    spec = get_algo(config.algo)
+    algo_class = spec.load_class()
+    params = resolve_hyperparams(
+        spec.name, algo_class, config.env, conf_file=config.conf_file, overrides=config.hyperparams
+    )
+    runner, algo_kwargs = split_runner_keys(params)
+    n_timesteps = int(config.n_timesteps or runner.get("n_timesteps") or 1_000_000)
+    n_envs = int(config.n_envs or runner.get("n_envs") or 1)
+    normalize = runner.get("normalize", False)
+    vec_env_class = runner.get("vec_env_class", config.vec_env)
+
+    resume_dir, resume_from = _resume_source(config)
+    run_dir = resume_dir or config.run_dir or next_run_dir(config.log_folder, spec.name, config.env)
+    os.makedirs(run_dir, exist_ok=True)
+    resuming = resume_from is not None
+
+    vecnorm_path = _sibling(resume_from, ckpt.VECNORMALIZE_FILE) if resume_from else None
+    env_options = dict(env_kwargs=runner.get("env_kwargs"), vec_env_class=vec_env_class)
+    env = make_training_env(
+        config.env, n_envs=n_envs, seed=config.seed, monitor_dir=run_dir, normalize=normalize,
+        vec_normalize_path=vecnorm_path, append_monitor=resume_dir is not None, **env_options,
+    )
+    check_action_space(spec, env.action_space, config.env)
+    eval_env = make_training_env(
+        config.env, n_envs=1, seed=config.seed + 10_000, normalize=normalize, training=False,
+        vec_normalize_path=vecnorm_path, **env_options,
+    )
+
+    if resuming:
+        assert resume_from is not None
+        model_path = resume_from / ckpt.MODEL_FILE if resume_from.is_dir() else resume_from
+        model = ckpt.load_model(algo_class, model_path, env=env, device=config.device)
+        if config.tensorboard_log:
+            model.tensorboard_log = config.tensorboard_log
+        buffer_path = _sibling(resume_from, ckpt.REPLAY_BUFFER_FILE)
+        if isinstance(model, OffPolicyAlgorithm) and buffer_path:
+            model.load_replay_buffer(buffer_path)
+        # In place: -n is the run's total. From a model file: -n more steps (rl-zoo3's -i).
+        remaining = n_timesteps - model.num_timesteps if resume_dir else n_timesteps
+    else:
+        model = algo_class(
+            runner.get("policy", "MlpPolicy"), env, seed=config.seed, device=config.device,
+            tensorboard_log=config.tensorboard_log, verbose=max(config.verbose - 1, 0), **algo_kwargs,
+        )
+        remaining = n_timesteps
+
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if resume_dir and os.path.isfile(config_path):
+        # Resumed in place: the model carries the run's original hyperparameters; keep its record.
+        with open(config_path) as handle:
+            recorded_params = yaml.safe_load(handle) or {}
+    else:
+        recorded_params = printable(params)
+        with open(config_path, "w") as handle:
+            yaml.safe_dump(recorded_params, handle, sort_keys=True)
+
+    clock = _TrainingClock()
+    callbacks: list[BaseCallback] = [clock]
+    eval_callback = None
+    if config.eval_freq > 0:
+        eval_callback = ResumableEvalCallback(
+            eval_env, log_path=run_dir, best_model_save_path=None, n_eval_episodes=config.eval_episodes,
+            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=True, verbose=0,
+        )
+        callbacks.append(eval_callback)
+    checkpoint_callback = None
+    if config.save_freq > 0:
+        checkpoint_callback = ckpt.AtomicCheckpointCallback(config.save_freq, Path(run_dir) / CHECKPOINT_DIR)
+        callbacks.append(checkpoint_callback)
+
+    if remaining > 0:
+        model.learn(
+            total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=config.progress,
+            reset_num_timesteps=not resuming, tb_log_name=f"{spec.name}_{config.env}",
+        )
+    env_name = config.env
+    ckpt.save_model_atomic(model, Path(run_dir) / f"{env_name}.zip")
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        ckpt.save_vecnormalize_atomic(vec_normalize, Path(run_dir) / ckpt.VECNORMALIZE_FILE)
+    if config.save_freq > 0:
+        ckpt.save_checkpoint(model, Path(run_dir) / CHECKPOINT_DIR)
+
+    evaluation = None
+    if config.final_eval_episodes > 0:
+        evaluation = evaluate(model, eval_env, n_episodes=config.final_eval_episodes)
+    overhead = (eval_callback.seconds if eval_callback else 0.0) + (
+        checkpoint_callback.seconds if checkpoint_callback else 0.0
+    )
+    train_seconds = max(clock.seconds - overhead, 1e-9)
+    record = {
+        "command": command_line(),
+        "algo": spec.name,
+        "env": config.env,
+        "seed": config.seed,
+        "n_timesteps": n_timesteps,
+        "num_timesteps": model.num_timesteps,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "hyperparams": recorded_params,
+        "config": {k: v for k, v in asdict(config).items() if k != "hyperparams"},
+        "versions": package_versions(),
+        "train_seconds": train_seconds,
+        "train_steps": clock.steps,
+        # Over the last training segment only (a resumed run does not know its earlier segments' time).
+        "steps_per_second": clock.steps / train_seconds if clock.steps else None,
+        "final_evaluation": evaluation.as_dict() if evaluation else None,
+    }
+    ckpt.write_json_atomic(Path(run_dir) / RUN_RECORD_FILE, record)
+    plot_run(run_dir, f"{spec.name} on {config.env} (seed {config.seed})")
+    env.close()
+    eval_env.close()
+    if config.verbose and evaluation is not None:
+        print(f"[{spec.name} {config.env} seed {config.seed}] final evaluation: {evaluation}")
+        print(f"Run folder: {run_dir}")
+    return RunResult(run_dir=run_dir, model=model, evaluation=evaluation, record=record)
+
+
+def load_run_record(run_dir: str) -> dict[str, Any] | None:
+    """The run record of a finished run, or None."""
+    path = Path(run_dir) / RUN_RECORD_FILE
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -151,8 +151,9 @@ def load_model(
 class AtomicCheckpointCallback(BaseCallback):
     """Save an atomic checkpoint (model, VecNormalize, replay buffer) every ``save_freq`` env steps.
 
-    Unlike SB3's CheckpointCallback it counts env steps, not callback calls, writes atomically and
-    keeps only the newest ``keep`` checkpoints, which is what a resumable run needs.
+    Unlike SB3's CheckpointCallback it counts env steps, not callback calls, saves only where a resumed
+    run continues exactly (at the start of a rollout), writes atomically and keeps only the newest
+    ``keep`` checkpoints, which is what a resumable run needs.
     """
 
     def __init__(self, save_freq: int, checkpoint_dir: str | os.PathLike, *, keep: int = 2, verbose: int = 0):
@@ -167,7 +168,10 @@ class AtomicCheckpointCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._last_saved = self.model.num_timesteps
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        # Between a finished update and the next collection: the model, the replay buffer and the step
+        # count agree here (SB3 calls on_step before it stores the step's transition), and an on-policy
+        # run loses no collected data on resume.
         if self.save_freq > 0 and self.num_timesteps - self._last_saved >= self.save_freq:
             start = time.perf_counter()
             path = save_checkpoint(self.model, self.checkpoint_dir, keep=self.keep)
@@ -175,4 +179,6 @@ class AtomicCheckpointCallback(BaseCallback):
             self._last_saved = self.num_timesteps
             if self.verbose:
                 print(f"Saved checkpoint {path}")
+
+    def _on_step(self) -> bool:
         return True

@@ -7,6 +7,7 @@ Flag names follow rl-baselines3-zoo (``train.py``) where the idea is the same. T
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -85,8 +86,8 @@ def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args, algo)
-        # SB3 logs (verbose 2) are its own; our summary is verbose 1.
-        config.verbose = args.verbose
+        module = f"algos.{algo}" if algo else "rl"
+        config.command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
         train(config)
     except (
         HyperparameterError,

@@ -31,8 +31,9 @@ class ResumableEvalCallback(EvalCallback):
 
     def _init_callback(self) -> None:
         super()._init_callback()
-        if self.log_path is not None and os.path.isfile(self.log_path):
-            previous = np.load(self.log_path)
+        path = None if self.log_path is None else self.log_path + ("" if self.log_path.endswith(".npz") else ".npz")
+        if path is not None and os.path.isfile(path):
+            previous = np.load(path)
             keep = previous["timesteps"] <= self.model.num_timesteps
             self.evaluations_timesteps = list(previous["timesteps"][keep])
             self.evaluations_results = [list(r) for r in previous["results"][keep]]

@@ -70,6 +70,8 @@ class RunConfig:
     vec_env: str = "dummy"
     num_threads: int | None = None
     verbose: int = 1
+    command: str | None = None
+    """The command line to record (the CLI sets it); None records this process's own."""
 
 
 @dataclass
@@ -233,7 +235,7 @@ def train(config: RunConfig) -> RunResult:
     )
     train_seconds = max(clock.seconds - overhead, 1e-9)
     record = {
-        "command": command_line(),
+        "command": config.command or command_line(),
         "algo": spec.name,
         "env": config.env,
         "seed": config.seed,

@@ -1,0 +1,54 @@
+"""The benchmark harness: paired runs, a report with both algorithms, and no rerun of finished runs."""
+
+import json
+
+from rl.benchmark import ProcessBackend, execute, plan, run_benchmark
+
+
+class RecordingBackend(ProcessBackend):
+    """Runs in this process and remembers which runs it was given."""
+
+    def __init__(self):
+        super().__init__(workers=1)
+        self.given = []
+
+    def run_all(self, specs, fn):
+        self.given.extend(specs)
+        yield from super().run_all(specs, fn)
+
+
+def test_plan_pairs_algorithm_and_baseline():
+    specs = plan("x", ["mdpo", "ppo"], ["A-v0", "B-v0"], [0, 1], 100)
+    assert [(s.algo, s.env, s.seed) for s in specs[:4]] == [
+        ("mdpo", "A-v0", 0), ("ppo", "A-v0", 0), ("mdpo", "B-v0", 0), ("ppo", "B-v0", 0)]
+
+
+def test_benchmark_report_and_resume(tmp_path):
+    tiny = {"n_steps": 64, "policy_kwargs": {"net_arch": [8]}}
+    options = dict(results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=64,
+                   eval_episodes=1, final_eval_episodes=1, save_freq=-1, progress=False)
+    hyperparams = {"mdpo": dict(tiny, vf_batch_size=32), "ppo": dict(tiny, batch_size=32)}
+    backend = RecordingBackend()
+    table = run_benchmark("tiny", ["mdpo", "ppo"], ["Pendulum-v1"], [0], 128, backend=backend,
+                          hyperparams=hyperparams, **options)
+    assert len(backend.given) == 2
+    text = open(table).read()
+    assert "| Pendulum-v1 |" in text and "mdpo return" in text and "ppo return" in text
+    assert "ratio mdpo/ppo" in text and "steps/s" in text
+    out = tmp_path / "results" / "tiny"
+    assert (out / "learning_curves.png").is_file() and (out / "command.txt").is_file()
+    assert json.loads((out / "versions.json").read_text())["stable-baselines3"]
+    record = json.loads((out / "runs" / "mdpo" / "Pendulum-v1_seed0" / "run.json").read_text())
+    assert record["num_timesteps"] == 128
+
+    again = RecordingBackend()
+    run_benchmark("tiny", ["mdpo", "ppo"], ["Pendulum-v1"], [0], 128, backend=again, hyperparams=hyperparams,
+                  **options)
+    assert again.given == []  # finished runs are not redone
+
+
+def test_failed_run_is_reported_not_raised(tmp_path):
+    spec = plan("bad", ["mdpo"], ["Pendulum-v1"], [0], 64, hyperparams={"mdpo": {"sgd_steps": 0}},
+                results_root=str(tmp_path / "r"), logs_root=str(tmp_path / "l"))[0]
+    outcome = execute(spec)
+    assert "sgd_steps must be >= 1" in outcome["error"]

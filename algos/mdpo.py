@@ -274,7 +274,6 @@ class MDPO(OnPolicyAlgorithm):
     def _train_value_function(self) -> list[float]:
         """Clipped value regression on the GAE returns: ``vf_epochs`` passes of shuffled minibatches."""
         losses: list[float] = []
-        value_params = self.policy.value_parameters()
         full_batches = self.batch_size // self.vf_batch_size
         for _ in range(self.vf_epochs):
             for index, data in enumerate(self.rollout_buffer.get(self.vf_batch_size)):
@@ -285,7 +284,8 @@ class MDPO(OnPolicyAlgorithm):
                 if self.clip_range_vf is None:
                     loss = loss_unclipped.mean()
                 else:
-                    clipped = data.old_values + th.clamp(values - data.old_values, -self.clip_range_vf, self.clip_range_vf)
+                    clip = self.clip_range_vf
+                    clipped = data.old_values + th.clamp(values - data.old_values, -clip, clip)
                     loss = th.max(loss_unclipped, (clipped - data.returns) ** 2).mean()
                 self.policy.zero_grad(set_to_none=True)
                 loss.backward()

@@ -177,7 +177,9 @@ class OffPolicyMDPO(OffPolicyAlgorithm):
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
 
-    def _log_prob(self, actor: Actor, mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor, gaussian_actions: th.Tensor) -> th.Tensor:
+    def _log_prob(
+        self, actor: Actor, mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor, gaussian_actions: th.Tensor
+    ) -> th.Tensor:
         """log pi(a|s) of tanh-squashed actions (the q-log when tsallis_q != 1), shape (B,)."""
         distribution = actor.action_dist.proba_distribution(mean, log_std)
         if self.tsallis_q == 1.0:

@@ -101,7 +101,9 @@ def execute(spec: RunSpec) -> dict[str, Any]:
 class Backend(Protocol):
     """Where runs execute. ``run_all`` yields each run's outcome as it finishes."""
 
-    def run_all(self, specs: Sequence[RunSpec], fn: Callable[[RunSpec], dict[str, Any]]) -> Iterable[dict[str, Any]]: ...
+    def run_all(
+        self, specs: Sequence[RunSpec], fn: Callable[[RunSpec], dict[str, Any]]
+    ) -> Iterable[dict[str, Any]]: ...
 
 
 class ProcessBackend:
@@ -193,11 +195,11 @@ def write_report(
     header = "| env | " + " | ".join(f"{a} return" for a in algos)
     header += f" | ratio {algo}/{baseline} | " if baseline else " | "
     header += " | ".join(f"{a} steps/s" for a in algos)
-    header += f" | speed ratio | wall-clock (min) |" if baseline else " | wall-clock (min) |"
+    header += " | speed ratio | wall-clock (min) |" if baseline else " | wall-clock (min) |"
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
-    per_seed_lines = ["", "Per-seed final returns:", "", "| env | algo | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-                      "|---|---|" + "---|" * len(seeds)]
+    seed_header = "| env | algo | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    per_seed_lines = ["", "Per-seed final returns:", "", seed_header, "|---|---|" + "---|" * len(seeds)]
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
     for env in envs:
         returns: dict[str, list[float]] = {}

@@ -10,6 +10,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
 from rl.hyperparams import HyperparameterError, parse_overrides
 from rl.train import RunConfig, train
@@ -52,28 +53,11 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, algo: str | None = None) -> RunConfig:
-    """Turn parsed flags into a RunConfig."""
-    return RunConfig(
-        algo=algo or args.algo,
-        env=args.env,
-        n_timesteps=args.n_timesteps,
-        seed=args.seed,
-        log_folder=args.log_folder,
-        eval_freq=args.eval_freq,
-        eval_episodes=args.eval_episodes,
-        final_eval_episodes=args.final_eval_episodes,
-        n_envs=args.n_envs,
-        device=args.device,
-        hyperparams=parse_overrides(args.hyperparams),
-        conf_file=args.conf_file,
-        trained_agent=args.trained_agent,
-        tensorboard_log=args.tensorboard_log,
-        progress=args.progress,
-        save_freq=args.save_freq,
-        vec_env=args.vec_env,
-        num_threads=args.num_threads,
-        verbose=args.verbose,
-    )
+    """Turn parsed flags into a RunConfig (flag destinations carry the RunConfig field names)."""
+    values = {f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)}
+    values["algo"] = algo or args.algo
+    values["hyperparams"] = parse_overrides(args.hyperparams)
+    return RunConfig(**values)
 
 
 def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:

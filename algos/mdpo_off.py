@@ -262,6 +262,20 @@ class OffPolicyMDPO(OffPolicyAlgorithm):
         self.logger.record("train/kl_coef", kl_coef)
         self.logger.record("train/old_policy_age", self.num_timesteps - self._last_old_policy_update)
 
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, Any]:
+        if reset_num_timesteps:
+            # num_timesteps restarts at 0: restart the refresh clock too, or pi_k would stay frozen
+            # until num_timesteps caught up with the previous run's last refresh.
+            self._last_old_policy_update = 0
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
     def learn(
         self: SelfOffPolicyMDPO,
         total_timesteps: int,

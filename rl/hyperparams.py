@@ -23,7 +23,7 @@ HYPERPARAMS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 RUNNER_KEYS: dict[str, str] = {
     "n_timesteps": "total env steps of the run",
-    "policy": "policy name or class (MlpPolicy, ...)",
+    "policy": "policy name or class (default: MultiInputPolicy for Dict observations, else MlpPolicy)",
     "n_envs": "number of parallel envs",
     "normalize": "VecNormalize: true/false or a dict of VecNormalize keyword arguments",
     "env_kwargs": "keyword arguments for gym.make",

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch as th
 import yaml
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -106,6 +107,11 @@ class _TrainingClock(BaseCallback):
         self.steps = self.model.num_timesteps - self.start_steps
 
 
+def default_policy(observation_space: spaces.Space) -> str:
+    """The policy alias for an observation space: MultiInputPolicy for Dict (panda-gym), else MlpPolicy."""
+    return "MultiInputPolicy" if isinstance(observation_space, spaces.Dict) else "MlpPolicy"
+
+
 def next_run_dir(log_folder: str, algo: str, env_id: str) -> str:
     """``<log_folder>/<algo>/<env>_<n+1>`` where n is the highest existing id (rl-zoo3's convention)."""
     base = Path(log_folder) / algo
@@ -185,7 +191,7 @@ def train(config: RunConfig) -> RunResult:
         remaining = n_timesteps - model.num_timesteps if resume_dir else n_timesteps
     else:
         model = algo_class(
-            runner.get("policy", "MlpPolicy"), env, seed=config.seed, device=config.device,
+            runner.get("policy") or default_policy(env.observation_space), env, seed=config.seed, device=config.device,
             tensorboard_log=config.tensorboard_log, verbose=max(config.verbose - 1, 0), **algo_kwargs,
         )
         remaining = n_timesteps

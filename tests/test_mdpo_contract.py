@@ -156,11 +156,18 @@ def test_off_policy_rejects_discrete_actions():
 def test_eval_and_checkpoint_callbacks(cls, tmp_path):
     eval_env = make_vec_env(ENV_ID, n_envs=1, seed=1)
     eval_callback = EvalCallback(
-        eval_env, eval_freq=64, n_eval_episodes=1, log_path=str(tmp_path / "eval"),
-        best_model_save_path=str(tmp_path / "best"), verbose=0,
+        eval_env,
+        eval_freq=64,
+        n_eval_episodes=1,
+        log_path=str(tmp_path / "eval"),
+        best_model_save_path=str(tmp_path / "best"),
+        verbose=0,
     )
     checkpoint = CheckpointCallback(
-        save_freq=64, save_path=str(tmp_path / "ckpt"), name_prefix="m", save_replay_buffer=True,
+        save_freq=64,
+        save_path=str(tmp_path / "ckpt"),
+        name_prefix="m",
+        save_replay_buffer=True,
     )
     model = make_model(cls, seed=0)
     model.learn(total_timesteps=128, callback=[eval_callback, checkpoint])
@@ -183,7 +190,10 @@ def test_eval_and_checkpoint_callbacks(cls, tmp_path):
 def test_stop_training_on_reward_threshold(cls):
     stop = StopTrainingOnRewardThreshold(reward_threshold=-1e9)  # any reward reaches it
     eval_callback = EvalCallback(
-        make_vec_env(ENV_ID, n_envs=1, seed=1), eval_freq=48, n_eval_episodes=1, callback_on_new_best=stop,
+        make_vec_env(ENV_ID, n_envs=1, seed=1),
+        eval_freq=48,
+        n_eval_episodes=1,
+        callback_on_new_best=stop,
     )
     model = make_model(cls, seed=0)
     model.learn(total_timesteps=1_000, callback=eval_callback)
@@ -246,8 +256,11 @@ def test_save_load_round_trip(cls, tmp_path):
     obs = observations(16)
     actions, _ = model.predict(obs, deterministic=True)
     params = model.get_parameters()
-    expected_keys = {"policy", "policy.optimizer", "policy.value_optimizer"} if cls is MDPO else {
-        "policy", "actor.optimizer", "critic.optimizer"}
+    expected_keys = (
+        {"policy", "policy.optimizer", "policy.value_optimizer"}
+        if cls is MDPO
+        else {"policy", "actor.optimizer", "critic.optimizer"}
+    )
     assert set(params) == expected_keys
     if cls is OffPolicyMDPO:
         assert any(k.startswith("old_actor.") for k in params["policy"])
@@ -414,8 +427,9 @@ def test_vec_normalize_and_two_envs(cls):
 @pytest.mark.parametrize("cls", ALGOS, ids=ALGO_IDS)
 def test_subproc_vec_env(cls):
     start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    env = make_vec_env(ENV_ID, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv,
-                       vec_env_kwargs=dict(start_method=start_method))
+    env = make_vec_env(
+        ENV_ID, n_envs=2, seed=0, vec_env_cls=SubprocVecEnv, vec_env_kwargs=dict(start_method=start_method)
+    )
     try:
         model = make_model(cls, env=env, seed=0)
         model.learn(total_timesteps=128)
@@ -483,8 +497,9 @@ def _record_refreshes(model) -> list[tuple[int, bool]]:
 
     def wrapped() -> None:
         original()
-        calls.append((model.num_timesteps, states_equal(model.policy.old_actor.state_dict(),
-                                                        model.policy.actor.state_dict())))
+        calls.append(
+            (model.num_timesteps, states_equal(model.policy.old_actor.state_dict(), model.policy.actor.state_dict()))
+        )
         model._snapshot = clone_state(model.policy.actor)
 
     model.policy.refresh_old_actor = wrapped
@@ -550,8 +565,9 @@ def test_on_policy_optimizers_partition_trainable_parameters():
     assert actor_ids | value_ids == trainable
     names = {id(p): n for n, p in policy.named_parameters()}
     assert id(policy.log_std) in actor_ids
-    assert all(names[i].startswith(("mlp_extractor.value_net.", "value_net.", "vf_features_extractor."))
-               for i in value_ids)
+    assert all(
+        names[i].startswith(("mlp_extractor.value_net.", "value_net.", "vf_features_extractor.")) for i in value_ids
+    )
 
 
 def test_on_policy_policy_step_leaves_value_net_alone():

@@ -11,20 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from stable_baselines3.common.monitor import load_results  # noqa: E402
+from stable_baselines3.common.results_plotter import X_TIMESTEPS, ts2xy, window_func  # noqa: E402
 
 from rl.evaluation import EVALUATIONS_FILE  # noqa: E402
 
-
-def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Moving average over ``window`` points (shorter at the start)."""
-    if len(values) == 0 or window <= 1:
-        return values
-    cumsum = np.cumsum(np.insert(values.astype(float), 0, 0.0))
-    out = np.empty(len(values))
-    for i in range(len(values)):
-        lo = max(0, i + 1 - window)
-        out[i] = (cumsum[i + 1] - cumsum[lo]) / (i + 1 - lo)
-    return out
+SMOOTHING_WINDOW = 20
 
 
 def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
@@ -36,11 +27,11 @@ def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
     except Exception:  # no monitor file yet (a run that has not finished an episode)
         monitor = None
     if monitor is not None and len(monitor):
-        monitor = monitor.sort_values("t")
-        steps = np.cumsum(monitor["l"].to_numpy())
-        returns = monitor["r"].to_numpy()
+        steps, returns = ts2xy(monitor.sort_values("t"), X_TIMESTEPS)
         ax.plot(steps, returns, color="tab:blue", alpha=0.2, lw=0.8)
-        ax.plot(steps, smooth(returns, 20), color="tab:blue", label="training episodes (smoothed)")
+        if len(returns) >= SMOOTHING_WINDOW:
+            ax.plot(*window_func(steps, returns, SMOOTHING_WINDOW, np.mean), color="tab:blue",
+                    label=f"training episodes ({SMOOTHING_WINDOW}-episode mean)")
     eval_path = os.path.join(run_dir, EVALUATIONS_FILE)
     if os.path.isfile(eval_path):
         data = np.load(eval_path)

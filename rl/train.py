@@ -167,10 +167,12 @@ def train(config: RunConfig) -> RunResult:
     resuming = resume_from is not None
 
     vecnorm_path = _sibling(resume_from, ckpt.VECNORMALIZE_FILE) if resume_from else None
+    # A run resumed in place keeps its earlier episodes; a fresh run starts its monitor files (with header).
+    continue_monitor = resuming and resume_dir is not None and any(Path(run_dir).glob("*.monitor.csv"))
     env_options = dict(env_kwargs=runner.get("env_kwargs"), vec_env_class=vec_env_class)
     env = make_training_env(
         config.env, n_envs=n_envs, seed=config.seed, monitor_dir=run_dir, normalize=normalize,
-        vec_normalize_path=vecnorm_path, append_monitor=resume_dir is not None, **env_options,
+        vec_normalize_path=vecnorm_path, append_monitor=continue_monitor, **env_options,
     )
     check_action_space(spec, env.action_space, config.env)
     eval_env = make_training_env(

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from stable_baselines3.common.monitor import load_results
 
 from rl.checkpoint import list_checkpoints
 from rl.cli import main
@@ -74,6 +75,8 @@ def test_off_policy_resume_restores_the_replay_buffer(tmp_path):
         hyperparams={"learning_starts": 100, "buffer_size": 1000, "policy_kwargs": {"net_arch": [16]}},
     )
     train(config)
+    episodes = len(load_results(str(tmp_path / "run")))  # an explicit run folder gets a readable monitor file
+    assert episodes == 1
     first = list_checkpoints(tmp_path / "run" / "checkpoints")[0]
     assert (first / "replay_buffer.pkl").is_file()
     shutil.rmtree(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])
@@ -81,6 +84,7 @@ def test_off_policy_resume_restores_the_replay_buffer(tmp_path):
     result = train(config)
     assert result.model.num_timesteps == 400
     assert result.model.replay_buffer.size() == 400  # 150 restored + 250 new transitions
+    assert len(load_results(str(tmp_path / "run"))) == 2  # the resumed run appended its episode
 
 
 def test_same_seed_same_result(tmp_path):

@@ -12,6 +12,7 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -88,6 +89,10 @@ def make_env(env_id: str, *, render_mode: str | None = None, **env_kwargs: Any) 
     return gym.make(env_id, render_mode=render_mode, **env_kwargs)
 
 
+def _make_wrapped(env_id: str, wrapper: Callable[[gym.Env], gym.Env], **env_kwargs: Any) -> gym.Env:
+    return wrapper(gym.make(env_id, **env_kwargs))
+
+
 def make_training_env(
     env_id: str,
     *,
@@ -100,6 +105,7 @@ def make_training_env(
     training: bool = True,
     vec_normalize_path: str | None = None,
     append_monitor: bool = False,
+    wrapper: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VecEnv:
     """Create the vectorised env SB3 trains on: Monitor per sub-env, optional VecNormalize.
 
@@ -114,6 +120,9 @@ def make_training_env(
         training: whether VecNormalize updates its statistics (False for evaluation envs).
         vec_normalize_path: load VecNormalize statistics from this file instead of starting fresh.
         append_monitor: append to existing monitor CSVs (a resumed run) instead of overwriting them.
+        wrapper: applied to each env right after ``gym.make``, inside Monitor (so Monitor records the
+            episodes the wrapper shapes, e.g. SnapshotRL's truncated restarts). Must be picklable for
+            "subproc".
     """
     ensure_registered(env_id)
     if vec_env_class not in ("dummy", "subproc"):
@@ -121,7 +130,7 @@ def make_training_env(
     if monitor_dir is not None:
         os.makedirs(monitor_dir, exist_ok=True)
     venv = make_vec_env(
-        env_id,
+        env_id if wrapper is None else partial(_make_wrapped, env_id, wrapper),
         n_envs=n_envs,
         seed=seed,
         monitor_dir=monitor_dir,

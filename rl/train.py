@@ -18,10 +18,12 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch as th
 import yaml
 from gymnasium import spaces
@@ -73,6 +75,14 @@ class RunConfig:
     verbose: int = 1
     command: str | None = None
     """The command line to record (the CLI sets it); None records this process's own."""
+    label: str | None = None
+    """Name of the run-folder family and record (default: the algorithm's name), e.g. ``s3rl_sac``."""
+    env_wrapper: Callable[[gym.Env], gym.Env] | None = None
+    """Applied to each training env inside Monitor (not to evaluation envs), e.g. SnapshotRL's resets."""
+    initial_vec_normalize: str | None = None
+    """Start VecNormalize from these statistics (e.g. a teacher's) instead of from scratch."""
+    extra_record: dict[str, Any] = field(default_factory=dict)
+    """Added to run.json (e.g. the teacher and snapshot settings)."""
 
 
 @dataclass
@@ -162,17 +172,21 @@ def train(config: RunConfig) -> RunResult:
     vec_env_class = runner.get("vec_env_class", config.vec_env)
 
     resume_dir, resume_from = _resume_source(config)
-    run_dir = resume_dir or config.run_dir or next_run_dir(config.log_folder, spec.name, config.env)
+    label = config.label or spec.name
+    run_dir = resume_dir or config.run_dir or next_run_dir(config.log_folder, label, config.env)
     os.makedirs(run_dir, exist_ok=True)
     resuming = resume_from is not None
 
-    vecnorm_path = _sibling(resume_from, ckpt.VECNORMALIZE_FILE) if resume_from else None
+    vecnorm_path = _sibling(resume_from, ckpt.VECNORMALIZE_FILE) if resume_from else config.initial_vec_normalize
+    if vecnorm_path is not None and not os.path.isfile(vecnorm_path):
+        raise FileNotFoundError(f"VecNormalize statistics {vecnorm_path!r} do not exist.")
     # A run resumed in place keeps its earlier episodes; a fresh run starts its monitor files (with header).
     continue_monitor = resuming and resume_dir is not None and any(Path(run_dir).glob("*.monitor.csv"))
     env_options = dict(env_kwargs=runner.get("env_kwargs"), vec_env_class=vec_env_class)
     env = make_training_env(
         config.env, n_envs=n_envs, seed=config.seed, monitor_dir=run_dir, normalize=normalize,
-        vec_normalize_path=vecnorm_path, append_monitor=continue_monitor, **env_options,
+        vec_normalize_path=vecnorm_path, append_monitor=continue_monitor, wrapper=config.env_wrapper,
+        **env_options,
     )
     check_action_space(spec, env.action_space, config.env)
     eval_env = make_training_env(
@@ -225,7 +239,7 @@ def train(config: RunConfig) -> RunResult:
     if remaining > 0:
         model.learn(
             total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=config.progress,
-            reset_num_timesteps=not resuming, tb_log_name=f"{spec.name}_{config.env}",
+            reset_num_timesteps=not resuming, tb_log_name=f"{label}_{config.env}",
         )
     env_name = config.env
     ckpt.save_model_atomic(model, Path(run_dir) / f"{env_name}.zip")
@@ -245,13 +259,15 @@ def train(config: RunConfig) -> RunResult:
     record = {
         "command": config.command or command_line(),
         "algo": spec.name,
+        "label": label,
         "env": config.env,
         "seed": config.seed,
         "n_timesteps": n_timesteps,
         "num_timesteps": model.num_timesteps,
         "resumed_from": str(resume_from) if resume_from else None,
         "hyperparams": recorded_params,
-        "config": {k: v for k, v in asdict(config).items() if k != "hyperparams"},
+        "config": printable({k: v for k, v in asdict(config).items() if k not in ("hyperparams", "extra_record")}),
+        **config.extra_record,
         "versions": package_versions(),
         "train_seconds": train_seconds,
         "train_steps": clock.steps,
@@ -260,11 +276,11 @@ def train(config: RunConfig) -> RunResult:
         "final_evaluation": evaluation.as_dict() if evaluation else None,
     }
     ckpt.write_json_atomic(Path(run_dir) / RUN_RECORD_FILE, record)
-    plot_run(run_dir, f"{spec.name} on {config.env} (seed {config.seed})")
+    plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})")
     env.close()
     eval_env.close()
     if config.verbose and evaluation is not None:
-        print(f"[{spec.name} {config.env} seed {config.seed}] final evaluation: {evaluation}")
+        print(f"[{label} {config.env} seed {config.seed}] final evaluation: {evaluation}")
         print(f"Run folder: {run_dir}")
     return RunResult(run_dir=run_dir, model=model, evaluation=evaluation, record=record)
 

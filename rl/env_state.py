@@ -1,0 +1,149 @@
+"""Capture and restore the full state of a running environment, so an episode can restart mid-way.
+
+Used by SnapshotRL (restart students from teacher states) and by anything else that needs to put a
+simulator back into a recorded state. Restoring a captured state and taking the same action gives the
+same next observation and reward, bit for bit:
+
+- MuJoCo (Gymnasium's ``MujocoEnv``): MuJoCo's own integration state (``mj_getState`` with
+  ``mjSTATE_INTEGRATION``: time, qpos, qvel, act, warm-start accelerations, controls, applied forces,
+  mocap), then ``mj_forward`` to recompute derived quantities.
+- PyBullet (``pybullet_envs_gymnasium``): the engine's ``saveBullet`` / ``restoreState`` file format,
+  held in memory as bytes, plus the env's and robot's plain Python attributes (reward potential, initial
+  height, foot contacts, ...) that the next reward and observation depend on.
+- Both: the ``TimeLimit`` wrapper's step counter.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import TimeLimit
+
+MUJOCO = "mujoco"
+PYBULLET = "pybullet"
+
+
+class StateNotRestorableError(TypeError):
+    """Raised for an env whose simulator state this module cannot capture and restore."""
+
+
+@dataclass
+class EnvState:
+    """A restorable snapshot of one environment."""
+
+    engine: str
+    """``"mujoco"`` or ``"pybullet"``."""
+    physics: np.ndarray | bytes
+    """MuJoCo's integration state vector, or a PyBullet ``.bullet`` file's bytes."""
+    elapsed_steps: int | None
+    """The TimeLimit counter (None when the env has no time limit)."""
+    python_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """PyBullet: plain attributes of the env ("env") and its robot ("robot")."""
+
+
+def _env_id(env: gym.Env) -> str:
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+def engine_of(env: gym.Env) -> str:
+    """Which simulator drives ``env``; raises StateNotRestorableError naming the env otherwise."""
+    unwrapped = env.unwrapped
+    try:
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+        if isinstance(unwrapped, MujocoEnv):
+            return MUJOCO
+    except ImportError:  # gymnasium without the mujoco extra
+        pass
+    if hasattr(unwrapped, "_p") and hasattr(unwrapped, "robot"):
+        return PYBULLET
+    raise StateNotRestorableError(
+        f"Cannot capture and restore the state of {_env_id(env)!r} ({type(unwrapped).__name__}): only "
+        "Gymnasium MuJoCo envs and pybullet_envs_gymnasium envs are supported."
+    )
+
+
+def _time_limit(env: gym.Env) -> TimeLimit | None:
+    current: gym.Env = env
+    while isinstance(current, gym.Wrapper):
+        if isinstance(current, TimeLimit):
+            return current
+        current = current.env
+    return None
+
+
+def _is_plain(value: Any) -> bool:
+    """Numbers, booleans, numeric arrays and (nested) lists or tuples of them."""
+    if isinstance(value, (bool, int, float, np.integer, np.floating)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype != object
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    return False
+
+
+def _plain_attributes(obj: Any) -> dict[str, Any]:
+    return {name: copy.deepcopy(value) for name, value in vars(obj).items() if _is_plain(value)}
+
+
+def capture_state(env: gym.Env) -> EnvState:
+    """Capture everything needed to continue ``env`` from where it is now."""
+    engine = engine_of(env)
+    time_limit = _time_limit(env)
+    elapsed = None
+    if time_limit is not None and time_limit._elapsed_steps is not None:
+        elapsed = int(time_limit._elapsed_steps)
+    unwrapped = env.unwrapped
+    if engine == MUJOCO:
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(unwrapped.model, spec))
+        mujoco.mj_getState(unwrapped.model, unwrapped.data, physics, spec)
+        return EnvState(engine=engine, physics=physics, elapsed_steps=elapsed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "state.bullet")
+        unwrapped._p.saveBullet(path)
+        with open(path, "rb") as handle:
+            physics_bytes = handle.read()
+    attributes = {"env": _plain_attributes(unwrapped), "robot": _plain_attributes(unwrapped.robot)}
+    return EnvState(engine=engine, physics=physics_bytes, elapsed_steps=elapsed, python_attributes=attributes)
+
+
+def restore_state(env: gym.Env, state: EnvState) -> None:
+    """Put ``env`` (already reset at least once) into ``state``."""
+    engine = engine_of(env)
+    if engine != state.engine:
+        raise StateNotRestorableError(f"A {state.engine} state cannot be restored into {_env_id(env)!r} ({engine}).")
+    unwrapped = env.unwrapped
+    if engine == MUJOCO:
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        if len(state.physics) != mujoco.mj_stateSize(unwrapped.model, spec):
+            raise StateNotRestorableError(
+                f"The MuJoCo state has {len(state.physics)} values but {_env_id(env)!r} needs "
+                f"{mujoco.mj_stateSize(unwrapped.model, spec)}: it was captured from another model."
+            )
+        mujoco.mj_setState(unwrapped.model, unwrapped.data, np.asarray(state.physics, dtype=np.float64), spec)
+        mujoco.mj_forward(unwrapped.model, unwrapped.data)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "state.bullet")
+            with open(path, "wb") as handle:
+                handle.write(state.physics)  # type: ignore[arg-type]
+            unwrapped._p.restoreState(fileName=path)
+        for key, owner in (("env", unwrapped), ("robot", unwrapped.robot)):
+            for name, value in state.python_attributes.get(key, {}).items():
+                setattr(owner, name, copy.deepcopy(value))
+    time_limit = _time_limit(env)
+    if time_limit is not None and state.elapsed_steps is not None:
+        time_limit._elapsed_steps = state.elapsed_steps

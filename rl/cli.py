@@ -60,12 +60,29 @@ def config_from_args(args: argparse.Namespace, algo: str | None = None) -> RunCo
     return RunConfig(**values)
 
 
-def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m algos.<algo>``. User errors print one clear line and exit 2."""
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by the user's input: printed as one line, exit status 2, no traceback."""
     from rl.checkpoint import CheckpointError
+    from rl.env_state import StateNotRestorableError
     from rl.envs import UnknownEnvError
     from rl.registry import UnknownAlgorithmError, UnsupportedActionSpaceError
 
+    return (
+        HyperparameterError,
+        UnknownEnvError,
+        UnknownAlgorithmError,
+        UnsupportedActionSpaceError,
+        CheckpointError,
+        StateNotRestorableError,
+        FileNotFoundError,
+    )
+
+
+USER_ERRORS = _user_errors()
+
+
+def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m algos.<algo>``. User errors print one clear line and exit 2."""
     parser = build_parser(algo)
     args = parser.parse_args(argv)
     try:
@@ -73,14 +90,7 @@ def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:
         module = f"algos.{algo}" if algo else "rl"
         config.command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
         train(config)
-    except (
-        HyperparameterError,
-        UnknownEnvError,
-        UnknownAlgorithmError,
-        UnsupportedActionSpaceError,
-        CheckpointError,
-        FileNotFoundError,
-    ) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,491 @@
+"""SnapshotRL / S3RL: start student agents from teacher states, for any SB3 algorithm.
+
+Paper: Zhao et al., "Snapshot Reinforcement Learning: Leveraging Prior Trajectories for Efficiency",
+2024. Authors' code (CleanRL-style): github.com/sdpkjc/snapshotrl (``src/snapshot_{td3,sac,ppo_fix}_mujoco.py``).
+
+SnapshotRL changes the environment, not the algorithm. S3RL, its baseline, has three parts:
+
+1. Snapshots: run a trained teacher for a few episodes and store the full env state every few steps,
+   tagged with the teacher's value of that state; keep the best episodes by return.
+2. Status classification (SC): 1-D k-means over the teacher values; each student reset picks a
+   cluster uniformly, then a snapshot uniformly inside it.
+3. Student trajectory truncation (STT): from a snapshot the student runs at most N steps; the end is a
+   truncation (time limit), not a termination, so value bootstrapping stays correct.
+
+Snapshot resets are used for the first T env steps, then the env resets normally.
+
+Two lines in an SB3 script::
+
+    snapshots = SnapshotSet.load("logs/sac/HalfCheetah-v4_1/HalfCheetah-v4.snapshots.pkl")
+    env = make_vec_env(lambda: SnapshotReset(gym.make("HalfCheetah-v4"), snapshots))
+
+Deliberate deviations from the authors' code, each for a stated reason:
+
+- The teacher acts deterministically (the issue and the paper's description); the authors' SAC and
+  PPO scripts sample teacher actions. The teacher value is critic 1 at the teacher's deterministic
+  action (Q1(s, pi(s))), or V(s) for on-policy teachers, as in their code.
+- States are restored through :mod:`rl.env_state` (MuJoCo's integration state, PyBullet's saved
+  state) instead of deep-copying the whole wrapper stack; the first observation is the stored one, as
+  theirs is. The env's own time limit is kept: a student started at step 950 of a 1000-step episode
+  is truncated at 1000, where the authors' code extends the limit to 1050.
+- Snapshots are taken every ``interval`` steps of each episode (theirs count steps over all episodes).
+- For PPO-family students the teacher's VecNormalize statistics are handed to the student (the issue
+  and the paper); the authors' PPO script starts the student's statistics from scratch.
+- At the switch to normal resets the episode in progress finishes; theirs is cut off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+from tqdm import tqdm
+
+from rl.checkpoint import CheckpointError, check_model_file
+from rl.env_state import EnvState, capture_state, engine_of, restore_state
+from rl.envs import make_env
+
+SNAPSHOT_FORMAT_VERSION = 1
+DEFAULT_CLUSTERS = {"sac": 4}
+"""k of the status classification per student algorithm (authors' defaults: 4 for SAC, 6 otherwise)."""
+DEFAULT_K = 6
+
+
+class SnapshotFileError(ValueError):
+    """Raised for a missing or malformed snapshot file."""
+
+
+class TeacherError(ValueError):
+    """Raised for a missing teacher, an unknown teacher algorithm, or spaces that do not match the env."""
+
+
+@dataclass
+class Snapshot:
+    """One restorable teacher state."""
+
+    state: EnvState
+    observation: np.ndarray
+    """The raw (unnormalised) observation the env returned in this state."""
+    info: dict[str, Any]
+    value: float
+    """The teacher's value of this state: Q1(s, pi(s)) or V(s)."""
+    episode: int
+    step: int
+    """Env steps into the teacher's episode."""
+
+
+@dataclass
+class SnapshotSet:
+    """Teacher snapshots of one env, with their status classification."""
+
+    env_id: str
+    snapshots: list[Snapshot]
+    teacher: str = ""
+    episode_returns: list[float] = field(default_factory=list)
+    """Returns of the kept teacher episodes."""
+    labels: np.ndarray | None = None
+    """Cluster of each snapshot (None until :meth:`classify`)."""
+
+    def __len__(self) -> int:
+        return len(self.snapshots)
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array([s.value for s in self.snapshots], dtype=np.float64)
+
+    def classify(self, n_clusters: int, *, seed: int = 0) -> np.ndarray:
+        """1-D k-means over the teacher values (scikit-learn); empty clusters cannot occur in the result."""
+        from sklearn.cluster import KMeans
+
+        if not self.snapshots:
+            raise SnapshotFileError("Cannot classify an empty snapshot set.")
+        k = max(1, min(int(n_clusters), len(np.unique(self.values))))
+        kmeans = KMeans(n_clusters=k, random_state=seed, n_init="auto")
+        self.labels = kmeans.fit_predict(self.values.reshape(-1, 1))
+        return self.labels
+
+    def clusters(self) -> list[np.ndarray]:
+        """Indices of the snapshots in each non-empty cluster (one cluster when unclassified)."""
+        if self.labels is None:
+            return [np.arange(len(self.snapshots))]
+        return [np.flatnonzero(self.labels == label) for label in np.unique(self.labels)]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Pickle to ``path`` atomically (write, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"format": "frontier-rl snapshots", "version": SNAPSHOT_FORMAT_VERSION, "set": self}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> SnapshotSet:
+        """Load a snapshot file, with an error that says what is wrong with a bad one."""
+        path = Path(path)
+        if not path.is_file():
+            raise SnapshotFileError(
+                f"Snapshot file {str(path)!r} does not exist. `python -m algos.snapshot --algo <algo> --env <id> "
+                "--teacher <model.zip>` collects a teacher's snapshots on first use and caches them."
+            )
+        try:
+            with open(path, "rb") as handle:
+                payload = pickle.load(handle)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as error:
+            raise SnapshotFileError(
+                f"Snapshot file {str(path)!r} is corrupt or not a snapshot file: {error!r}"
+            ) from error
+        if not isinstance(payload, dict) or payload.get("format") != "frontier-rl snapshots":
+            raise SnapshotFileError(f"{str(path)!r} is a pickle but not a frontier-rl snapshot file.")
+        if payload.get("version") != SNAPSHOT_FORMAT_VERSION:
+            raise SnapshotFileError(
+                f"Snapshot file {str(path)!r} has format version {payload.get('version')}, this code reads "
+                f"{SNAPSHOT_FORMAT_VERSION}: collect the snapshots again."
+            )
+        snapshot_set = payload["set"]
+        if not isinstance(snapshot_set, SnapshotSet) or not snapshot_set.snapshots:
+            raise SnapshotFileError(f"Snapshot file {str(path)!r} holds no snapshots.")
+        return snapshot_set
+
+
+# ----------------------------------------------------------------------------------------------------
+# The teacher
+
+
+def teacher_algo_name(model_path: str | os.PathLike, algo: str | None = None) -> str:
+    """The teacher's algorithm: given, or read from the runner's ``run.json`` beside the model."""
+    if algo:
+        return algo
+    record = Path(model_path).parent / "run.json"
+    if record.is_file():
+        return json.loads(record.read_text())["algo"]
+    raise TeacherError(
+        f"Cannot tell which algorithm trained {str(model_path)!r} (no run.json beside it): pass --teacher-algo "
+        "(sac, td3, ppo, mdpo, mdpo_off, ...)."
+    )
+
+
+def load_teacher(
+    model_path: str | os.PathLike, env: gym.Env, *, algo: str | None = None, device: str = "auto"
+) -> tuple[BaseAlgorithm, VecNormalize | None]:
+    """Load a teacher model (and the VecNormalize statistics beside it) and check it fits ``env``."""
+    from rl.registry import get_algo
+
+    try:
+        check_model_file(model_path)
+    except CheckpointError as error:
+        raise TeacherError(
+            f"Teacher: {error} Train one with the shared runner, e.g. "
+            f"`python -m rl --algo sac --env {env.spec.id if env.spec else '<env>'} -n 300000`."
+        ) from error
+    algo_class = get_algo(teacher_algo_name(model_path, algo)).load_class()
+    model = algo_class.load(model_path, device=device)
+    for name in ("observation_space", "action_space"):
+        teacher_space, env_space = getattr(model, name), getattr(env, name)
+        if teacher_space.shape != env_space.shape or type(teacher_space) is not type(env_space):
+            raise TeacherError(
+                f"Teacher {str(model_path)!r} was trained with {name} {teacher_space}, but "
+                f"{env.spec.id if env.spec else 'the env'} has {env_space}."
+            )
+    vec_normalize = None
+    stats = Path(model_path).parent / "vecnormalize.pkl"
+    if stats.is_file():
+        with open(stats, "rb") as handle:
+            vec_normalize = pickle.load(handle)
+        vec_normalize.training = False
+    return model, vec_normalize
+
+
+def teacher_value(model: BaseAlgorithm, observation: np.ndarray) -> float:
+    """Q1(s, pi(s)) for actor-critic teachers with Q-functions, V(s) for on-policy teachers.
+
+    ``observation`` is as the teacher sees it (normalised when the teacher was).
+    """
+    policy = model.policy
+    obs_tensor, _ = policy.obs_to_tensor(observation)
+    with th.no_grad():
+        critic = getattr(policy, "critic", None)
+        if critic is not None:
+            action = policy._predict(obs_tensor, deterministic=True)
+            return float(critic(obs_tensor, action)[0].item())
+        if hasattr(policy, "predict_values"):
+            return float(policy.predict_values(obs_tensor).item())
+    raise TeacherError(f"Teacher {type(model).__name__} has neither a Q-function nor a value function.")
+
+
+def collect_snapshots(
+    model: BaseAlgorithm,
+    env: gym.Env,
+    *,
+    vec_normalize: VecNormalize | None = None,
+    n_episodes: int = 10,
+    keep_best: int = 10,
+    interval: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    teacher: str = "",
+) -> SnapshotSet:
+    """Run the teacher deterministically and store a snapshot every ``interval`` steps.
+
+    Args:
+        model: the teacher.
+        env: a single (not vectorised) env of the id the students will train on.
+        vec_normalize: the teacher's observation statistics, applied to what the teacher sees.
+        n_episodes: teacher episodes to run.
+        keep_best: keep the snapshots of this many best episodes by return.
+        interval: env steps between snapshots (the reset state is the first snapshot of an episode).
+        seed: seed of the first reset; later episodes continue the env's random stream.
+        progress: show a progress bar over episodes.
+        teacher: a description of the teacher for the record (e.g. its path).
+    """
+    engine_of(env)  # refuse an env whose state cannot be restored before running anything
+
+    def seen(obs: np.ndarray) -> np.ndarray:
+        return vec_normalize.normalize_obs(obs) if vec_normalize is not None else obs
+
+    episodes: list[tuple[float, list[Snapshot]]] = []
+    obs, info = env.reset(seed=seed)
+    for episode in tqdm(range(n_episodes), desc="teacher episodes", disable=not progress):
+        if episode > 0:
+            obs, info = env.reset()
+        snapshots: list[Snapshot] = []
+        episode_return, step, done = 0.0, 0, False
+        while not done:
+            if step % interval == 0:
+                snapshots.append(Snapshot(
+                    state=capture_state(env), observation=np.array(obs, copy=True), info=dict(info),
+                    value=teacher_value(model, seen(obs)), episode=episode, step=step,
+                ))
+            action, _ = model.predict(seen(obs), deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            episode_return += float(reward)
+            step += 1
+            done = terminated or truncated
+        episodes.append((episode_return, snapshots))
+    episodes.sort(key=lambda item: item[0], reverse=True)
+    kept = episodes[: max(1, keep_best)]
+    return SnapshotSet(
+        env_id=env.spec.id if env.spec else type(env.unwrapped).__name__,
+        snapshots=[s for _, snaps in kept for s in snaps],
+        teacher=teacher,
+        episode_returns=[r for r, _ in kept],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The student's env
+
+
+class SnapshotReset(gym.Wrapper):
+    """Reset to teacher snapshots for the first ``active_steps`` env steps, then reset normally.
+
+    Wrap the env right after ``gym.make`` (inside SB3's Monitor). Each reset while active restores a
+    snapshot chosen by status classification (a cluster uniformly, then a snapshot uniformly) or
+    uniformly (``classify=False``), and returns the snapshot's observation; ``info["snapshot"]`` is its
+    index. A student trajectory from a snapshot ends after ``max_steps`` steps as a truncation
+    (``truncate=False``: only the env's own ends). ``active_steps`` counts this env's steps; with
+    several envs give each ``total // n_envs``.
+
+    Args:
+        env: the env, as made by ``gym.make`` (with its TimeLimit).
+        snapshots: the teacher's snapshots of this env id.
+        active_steps: T, env steps during which resets use snapshots. Paper: 100,000.
+        max_steps: N, steps a student runs from a snapshot before truncation. Paper: 100.
+        n_clusters: k of the status classification. Authors' code: 4 for SAC, 6 for TD3 and PPO.
+        classify: use status classification (False: the "no SC" ablation, uniform over snapshots).
+        truncate: use student trajectory truncation (False: the "no STT" ablation).
+        seed: seed of the snapshot choice (a seed passed to ``reset`` replaces it).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        snapshots: SnapshotSet,
+        *,
+        active_steps: int = 100_000,
+        max_steps: int = 100,
+        n_clusters: int = DEFAULT_K,
+        classify: bool = True,
+        truncate: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        engine_of(env)
+        if env.spec is not None and snapshots.env_id != env.spec.id:
+            raise SnapshotFileError(f"The snapshots were collected on {snapshots.env_id}, not {env.spec.id}.")
+        first = snapshots.snapshots[0].observation
+        if np.shape(first) != env.observation_space.shape:
+            raise SnapshotFileError(
+                f"Snapshot observations have shape {np.shape(first)}, the env's {env.observation_space.shape}."
+            )
+        if max_steps < 1 or active_steps < 0:
+            raise ValueError(f"max_steps must be >= 1 and active_steps >= 0, got {max_steps}, {active_steps}")
+        self.snapshots = snapshots
+        self.active_steps = int(active_steps)
+        self.max_steps = int(max_steps)
+        self.truncate = truncate
+        if classify:
+            snapshots.classify(n_clusters)
+        self._clusters = snapshots.clusters() if classify else [np.arange(len(snapshots))]
+        self._rng = np.random.default_rng(seed)
+        self.total_steps = 0
+        self._steps_from_snapshot: int | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether resets still start from snapshots."""
+        return self.total_steps < self.active_steps
+
+    def choose(self) -> int:
+        """Index of the next snapshot: a cluster uniformly, then a snapshot uniformly within it."""
+        cluster = self._clusters[self._rng.integers(len(self._clusters))]
+        return int(cluster[self._rng.integers(len(cluster))])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        if not self.active:
+            self._steps_from_snapshot = None
+            return obs, info
+        index = self.choose()
+        snapshot = self.snapshots.snapshots[index]
+        restore_state(self.env, snapshot.state)
+        self._steps_from_snapshot = 0
+        return np.array(snapshot.observation, copy=True), {**snapshot.info, "snapshot": index}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.total_steps += 1
+        if self._steps_from_snapshot is not None:
+            self._steps_from_snapshot += 1
+            if self.truncate and self._steps_from_snapshot >= self.max_steps and not terminated:
+                truncated = True
+                info = {**info, "snapshot_truncated": True}
+        return obs, reward, terminated, truncated, info
+
+
+# ----------------------------------------------------------------------------------------------------
+# Command line
+
+
+def default_snapshot_path(teacher: str | os.PathLike) -> Path:
+    """Where a teacher's snapshots are cached: beside the model, ``<model>.snapshots.pkl``."""
+    teacher = Path(teacher)
+    return teacher.with_name(teacher.stem + ".snapshots.pkl")
+
+
+def get_or_collect_snapshots(
+    env_id: str, teacher: str, *, teacher_algo: str | None = None, path: str | None = None,
+    n_episodes: int = 10, keep_best: int = 10, interval: int = 10, seed: int = 0, progress: bool = True,
+) -> tuple[SnapshotSet, str]:
+    """Load the teacher's cached snapshots, or run the teacher once and cache them; returns (set, path)."""
+    snapshot_path = Path(path) if path else default_snapshot_path(teacher)
+    if snapshot_path.is_file():
+        snapshots = SnapshotSet.load(snapshot_path)
+        if snapshots.env_id != env_id:
+            raise SnapshotFileError(f"{str(snapshot_path)!r} holds snapshots of {snapshots.env_id}, not {env_id}.")
+        return snapshots, str(snapshot_path)
+    env = make_env(env_id)
+    model, vec_normalize = load_teacher(teacher, env, algo=teacher_algo)
+    snapshots = collect_snapshots(
+        model, env, vec_normalize=vec_normalize, n_episodes=n_episodes, keep_best=keep_best, interval=interval,
+        seed=seed, progress=progress, teacher=str(teacher),
+    )
+    env.close()
+    snapshots.save(snapshot_path)
+    return snapshots, str(snapshot_path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rl.cli import build_parser as runner_parser
+
+    parser = runner_parser("snapshot")
+    parser.prog = "python -m algos.snapshot"
+    parser.description = (
+        "S3RL: train --algo with resets from a teacher's snapshots for the first --snapshot-steps steps. "
+        "Get a teacher with the shared runner first, e.g. `python -m rl --algo sac --env HalfCheetah-v4 -n 300000`."
+    )
+    parser.add_argument("--algo", required=True, help="student algorithm: sac, td3, ppo, mdpo, mdpo_off, ...")
+    parser.add_argument("--teacher", required=True, help="teacher model .zip (its vecnormalize.pkl beside it is used)")
+    parser.add_argument("--teacher-algo", default=None, help="teacher's algorithm (default: its run.json)")
+    parser.add_argument("--snapshots", default=None, help="snapshot file (default: <teacher>.snapshots.pkl)")
+    parser.add_argument("--teacher-episodes", type=int, default=10, help="teacher episodes to record")
+    parser.add_argument("--keep-best", type=int, default=10, help="keep this many best teacher episodes")
+    parser.add_argument("--snapshot-interval", type=int, default=10, help="env steps between snapshots")
+    parser.add_argument("--snapshot-steps", type=int, default=100_000, help="T: steps with snapshot resets")
+    parser.add_argument("--max-student-steps", type=int, default=100, help="N: truncation after a snapshot")
+    parser.add_argument("--clusters", type=int, default=None, help="k (default: 4 for sac, else 6)")
+    parser.add_argument("--no-classification", action="store_true", help="ablation: uniform snapshot choice")
+    parser.add_argument("--no-truncation", action="store_true", help="ablation: no student trajectory truncation")
+    return parser
+
+
+def config_for(args: argparse.Namespace) -> Any:
+    """A runner RunConfig for an S3RL student from parsed flags (collecting snapshots if needed)."""
+    from rl.cli import config_from_args
+    from rl.registry import get_algo
+
+    spec = get_algo(args.algo)
+    snapshots, snapshot_path = get_or_collect_snapshots(
+        args.env, args.teacher, teacher_algo=args.teacher_algo, path=args.snapshots,
+        n_episodes=args.teacher_episodes, keep_best=args.keep_best, interval=args.snapshot_interval,
+        progress=args.progress,
+    )
+    n_clusters = args.clusters or DEFAULT_CLUSTERS.get(spec.name, DEFAULT_K)
+    n_envs = args.n_envs or 1
+    config = config_from_args(args, spec.name)
+    config.label = "s3rl_" + spec.name + ("_nosc" if args.no_classification else "") + (
+        "_nostt" if args.no_truncation else "")
+    config.env_wrapper = partial(
+        SnapshotReset, snapshots=snapshots, active_steps=args.snapshot_steps // n_envs,
+        max_steps=args.max_student_steps, n_clusters=n_clusters, classify=not args.no_classification,
+        truncate=not args.no_truncation, seed=args.seed,
+    )
+    teacher_stats = Path(args.teacher).parent / "vecnormalize.pkl"
+    if not spec.is_off_policy and teacher_stats.is_file():
+        config.initial_vec_normalize = str(teacher_stats)
+    config.extra_record = {"snapshotrl": {
+        "teacher": args.teacher, "snapshots": snapshot_path, "n_snapshots": len(snapshots),
+        "teacher_returns": snapshots.episode_returns, "snapshot_steps": args.snapshot_steps,
+        "max_student_steps": args.max_student_steps, "n_clusters": n_clusters,
+        "classification": not args.no_classification, "truncation": not args.no_truncation,
+        "initial_vec_normalize": config.initial_vec_normalize,
+    }}
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m algos.snapshot --algo sac --env HalfCheetah-v4 --teacher teacher.zip [runner flags]``."""
+    import shlex
+
+    from rl.cli import USER_ERRORS
+    from rl.train import train
+
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_for(args)
+        config.command = shlex.join(["python", "-m", "algos.snapshot", *(sys.argv[1:] if argv is None else argv)])
+        train(config)
+    except (*USER_ERRORS, SnapshotFileError, TeacherError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

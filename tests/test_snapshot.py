@@ -1,0 +1,153 @@
+"""S3RL: snapshot collection and files, status classification, truncation, the switch back, the CLI."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from stable_baselines3 import PPO, SAC
+
+from algos.snapshot import (
+    SnapshotFileError,
+    SnapshotReset,
+    SnapshotSet,
+    TeacherError,
+    collect_snapshots,
+    load_teacher,
+    main,
+)
+from rl.env_state import StateNotRestorableError
+from rl.envs import make_env
+
+EPISODE = 60  # short HalfCheetah episodes keep the tests fast
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """An untrained but real SAC teacher, saved as the runner saves models."""
+    folder = tmp_path_factory.mktemp("teacher")
+    model = SAC("MlpPolicy", "HalfCheetah-v4", policy_kwargs=dict(net_arch=[16]), seed=0, buffer_size=100)
+    path = folder / "HalfCheetah-v4.zip"
+    model.save(path)
+    (folder / "run.json").write_text(json.dumps({"algo": "sac"}))
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def snapshots(teacher):
+    env = make_env("HalfCheetah-v4", max_episode_steps=EPISODE)
+    return collect_snapshots(teacher[0], env, n_episodes=3, keep_best=2, interval=10, progress=False)
+
+
+def test_collection_keeps_the_best_episodes_every_interval(snapshots):
+    assert len(snapshots.episode_returns) == 2
+    assert snapshots.episode_returns[0] >= snapshots.episode_returns[1]
+    assert len(snapshots) == 2 * EPISODE // 10
+    assert sorted({s.step for s in snapshots.snapshots}) == list(range(0, EPISODE, 10))
+    assert np.isfinite(snapshots.values).all() and np.ptp(snapshots.values) > 0
+
+
+def test_snapshot_reset_returns_the_recorded_observation(snapshots):
+    env = SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=EPISODE), snapshots, seed=0)
+    obs, info = env.reset(seed=0)
+    snapshot = snapshots.snapshots[info["snapshot"]]
+    np.testing.assert_array_equal(obs, snapshot.observation)
+    np.testing.assert_array_equal(obs, env.unwrapped._get_obs())  # the simulator is really in that state
+
+
+def test_status_classification_samples_every_cluster(snapshots):
+    env = SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=EPISODE), snapshots, n_clusters=4, seed=0)
+    labels = snapshots.labels
+    assert len(np.unique(labels)) == 4
+    chosen = [env.choose() for _ in range(400)]
+    counts = np.bincount(labels[chosen], minlength=4)
+    assert (counts > 0).all()
+    # A cluster is chosen uniformly, whatever its size: each gets about a quarter of the draws.
+    assert counts.min() > 60
+    uniform = SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=EPISODE), snapshots, classify=False, seed=0)
+    assert len(set(uniform.choose() for _ in range(400))) == len(snapshots)
+
+
+def test_truncation_is_a_truncation_not_a_termination(snapshots):
+    env = SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=1000), snapshots, max_steps=7, seed=0)
+    env.reset(seed=0)
+    flags = [env.step(env.action_space.sample())[2:4] for _ in range(7)]
+    assert flags[-1] == (False, True)
+    assert all(flag == (False, False) for flag in flags[:-1])
+    no_stt = SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=1000), snapshots, max_steps=7,
+                           truncate=False, seed=0)
+    no_stt.reset(seed=0)
+    assert not any(no_stt.step(no_stt.action_space.sample())[3] for _ in range(10))
+
+
+def test_switches_back_to_normal_resets_after_active_steps(snapshots):
+    env = SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=EPISODE), snapshots, active_steps=15,
+                        max_steps=5, seed=0)
+    starts = []  # (env steps so far, whether the reset restored a snapshot)
+    _, info = env.reset(seed=0)
+    starts.append((env.total_steps, "snapshot" in info))
+    for _ in range(40):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            _, info = env.reset()
+            starts.append((env.total_steps, "snapshot" in info))
+    # Restarts every 5 steps from snapshots while fewer than 15 steps were taken, then normal episodes.
+    assert starts[:4] == [(0, True), (5, True), (10, True), (15, False)]
+    assert not env.active
+
+
+def test_snapshot_file_round_trip_and_errors(snapshots, tmp_path):
+    path = tmp_path / "snaps.pkl"
+    snapshots.save(path)
+    loaded = SnapshotSet.load(path)
+    assert loaded.env_id == "HalfCheetah-v4" and len(loaded) == len(snapshots)
+    np.testing.assert_array_equal(loaded.values, snapshots.values)
+    np.testing.assert_array_equal(loaded.snapshots[3].state.physics, snapshots.snapshots[3].state.physics)
+    with pytest.raises(SnapshotFileError, match="does not exist"):
+        SnapshotSet.load(tmp_path / "missing.pkl")
+    (tmp_path / "garbage.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(SnapshotFileError, match="corrupt"):
+        SnapshotSet.load(tmp_path / "garbage.pkl")
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"something": "else"}))
+    with pytest.raises(SnapshotFileError, match="not a frontier-rl snapshot file"):
+        SnapshotSet.load(tmp_path / "other.pkl")
+
+
+def test_wrong_env_for_snapshots(snapshots):
+    with pytest.raises(SnapshotFileError, match="collected on HalfCheetah-v4"):
+        SnapshotReset(make_env("Hopper-v4"), snapshots)
+
+
+def test_teacher_errors(teacher, tmp_path):
+    with pytest.raises(TeacherError, match="does not exist"):
+        load_teacher(tmp_path / "none.zip", make_env("HalfCheetah-v4"))
+    with pytest.raises(TeacherError, match="observation_space"):
+        load_teacher(teacher[1], make_env("Hopper-v4"))
+
+
+def test_unrestorable_env_is_refused_before_collecting():
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, policy_kwargs=dict(net_arch=[8]))
+    with pytest.raises(StateNotRestorableError, match="CartPole-v1"):
+        collect_snapshots(model, make_env("CartPole-v1"), n_episodes=1, progress=False)
+
+
+def test_cli_trains_a_student_from_a_tiny_teacher(teacher, tmp_path):
+    argv = ["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", str(teacher[1]), "-n", "300",
+            "--snapshots", str(tmp_path / "s.pkl"), "--teacher-episodes", "1", "--snapshot-steps", "200",
+            "--max-student-steps", "50", "-f", str(tmp_path), "--eval-freq", "-1", "--final-eval-episodes", "1",
+            "--save-freq", "-1", "--no-progress", "--verbose", "0",
+            "-params", "learning_starts:100", "buffer_size:1000", "policy_kwargs:dict(net_arch=[16])"]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "s3rl_sac" / "HalfCheetah-v4_1" / "run.json").read_text())
+    assert record["snapshotrl"]["n_clusters"] == 4 and record["snapshotrl"]["truncation"]
+    assert record["num_timesteps"] == 300
+    # The student's monitor saw the truncated snapshot episodes: 200 snapshot steps / 50 per restart.
+    lines = (tmp_path / "s3rl_sac" / "HalfCheetah-v4_1" / "0.monitor.csv").read_text().splitlines()[2:]
+    assert [int(line.split(",")[1]) for line in lines][:4] == [50, 50, 50, 50]
+    assert (tmp_path / "s.pkl").is_file()  # snapshots cached for the next student
+
+
+def test_cli_reports_a_missing_teacher(tmp_path, capsys):
+    assert main(["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", str(tmp_path / "no.zip"),
+                 "-f", str(tmp_path)]) == 2
+    assert "Train one with the shared runner" in capsys.readouterr().err

@@ -435,36 +435,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_for(args: argparse.Namespace) -> Any:
-    """A runner RunConfig for an S3RL student from parsed flags (collecting snapshots if needed)."""
-    from rl.cli import config_from_args
+@dataclass
+class SnapshotOptions:
+    """S3RL's settings for one student run (the CLI flags; the benchmark passes them as hyperparameters)."""
+
+    teacher: str
+    """Teacher model .zip; its vecnormalize.pkl beside it is used."""
+    teacher_algo: str | None = None
+    snapshots: str | None = None
+    """Snapshot file (default: ``<teacher>.snapshots.pkl``), collected on first use."""
+    teacher_episodes: int = 10
+    keep_best: int = 10
+    snapshot_interval: int = 10
+    snapshot_steps: int = 100_000
+    max_student_steps: int = 100
+    clusters: int | None = None
+    """k (default: 4 for SAC students, 6 otherwise, as in the authors' code)."""
+    classification: bool = True
+    truncation: bool = True
+
+    @classmethod
+    def pop_from(cls, hyperparams: dict[str, Any]) -> SnapshotOptions:
+        """Take S3RL's keys out of a run's hyperparameters (what the benchmark harness passes)."""
+        from dataclasses import fields
+
+        names = {f.name for f in fields(cls)}
+        options = {name: hyperparams.pop(name) for name in list(hyperparams) if name in names}
+        if "teacher" not in options:
+            raise TeacherError("An S3RL run needs a teacher: pass teacher:<model.zip> with its hyperparameters.")
+        return cls(**options)
+
+
+def configure(config: Any, options: SnapshotOptions | None = None, *, progress: bool = True) -> Any:
+    """Turn a runner RunConfig into an S3RL student run (collecting the teacher's snapshots if needed).
+
+    Without ``options`` they are taken from ``config.hyperparams`` (keys of :class:`SnapshotOptions`),
+    which is how the benchmark harness runs S3RL students.
+    """
+    from dataclasses import asdict
+
     from rl.registry import get_algo
 
-    spec = get_algo(args.algo)
+    options = options or SnapshotOptions.pop_from(config.hyperparams)
+    spec = get_algo(config.algo)
     snapshots, snapshot_path = get_or_collect_snapshots(
-        args.env, args.teacher, teacher_algo=args.teacher_algo, path=args.snapshots,
-        n_episodes=args.teacher_episodes, keep_best=args.keep_best, interval=args.snapshot_interval,
-        progress=args.progress,
+        config.env, options.teacher, teacher_algo=options.teacher_algo, path=options.snapshots,
+        n_episodes=options.teacher_episodes, keep_best=options.keep_best, interval=options.snapshot_interval,
+        progress=progress,
     )
-    n_clusters = args.clusters or DEFAULT_CLUSTERS.get(spec.name, DEFAULT_K)
-    n_envs = args.n_envs or 1
-    config = config_from_args(args, spec.name)
-    config.label = "s3rl_" + spec.name + ("_nosc" if args.no_classification else "") + (
-        "_nostt" if args.no_truncation else "")
+    n_clusters = options.clusters or DEFAULT_CLUSTERS.get(spec.name, DEFAULT_K)
+    n_envs = config.n_envs or 1
+    if config.label is None:
+        ablations = ("" if options.classification else "_nosc") + ("" if options.truncation else "_nostt")
+        config.label = f"s3rl_{spec.name}{ablations}"
     config.env_wrapper = partial(
-        SnapshotReset, snapshots=snapshots, active_steps=args.snapshot_steps // n_envs,
-        max_steps=args.max_student_steps, n_clusters=n_clusters, classify=not args.no_classification,
-        truncate=not args.no_truncation, seed=args.seed,
+        SnapshotReset, snapshots=snapshots, active_steps=options.snapshot_steps // n_envs,
+        max_steps=options.max_student_steps, n_clusters=n_clusters, classify=options.classification,
+        truncate=options.truncation, seed=config.seed,
     )
-    teacher_stats = Path(args.teacher).parent / "vecnormalize.pkl"
+    teacher_stats = Path(options.teacher).parent / "vecnormalize.pkl"
     if not spec.is_off_policy and teacher_stats.is_file():
         config.initial_vec_normalize = str(teacher_stats)
     config.extra_record = {"snapshotrl": {
-        "teacher": args.teacher, "snapshots": snapshot_path, "n_snapshots": len(snapshots),
-        "teacher_returns": snapshots.episode_returns, "snapshot_steps": args.snapshot_steps,
-        "max_student_steps": args.max_student_steps, "n_clusters": n_clusters,
-        "classification": not args.no_classification, "truncation": not args.no_truncation,
-        "initial_vec_normalize": config.initial_vec_normalize,
+        **asdict(options), "snapshots": snapshot_path, "n_snapshots": len(snapshots), "n_clusters": n_clusters,
+        "teacher_returns": snapshots.episode_returns, "initial_vec_normalize": config.initial_vec_normalize,
     }}
     return config
 
@@ -473,12 +507,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m algos.snapshot --algo sac --env HalfCheetah-v4 --teacher teacher.zip [runner flags]``."""
     import shlex
 
-    from rl.cli import USER_ERRORS
+    from rl.cli import USER_ERRORS, config_from_args
     from rl.train import train
 
     args = build_parser().parse_args(argv)
     try:
-        config = config_for(args)
+        options = SnapshotOptions(
+            teacher=args.teacher, teacher_algo=args.teacher_algo, snapshots=args.snapshots,
+            teacher_episodes=args.teacher_episodes, keep_best=args.keep_best,
+            snapshot_interval=args.snapshot_interval, snapshot_steps=args.snapshot_steps,
+            max_student_steps=args.max_student_steps, clusters=args.clusters,
+            classification=not args.no_classification, truncation=not args.no_truncation,
+        )
+        config = configure(config_from_args(args, args.algo), options, progress=args.progress)
         config.command = shlex.join(["python", "-m", "algos.snapshot", *(sys.argv[1:] if argv is None else argv)])
         train(config)
     except (*USER_ERRORS, SnapshotFileError, TeacherError) as error:

@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rl.hyperparams import parse_overrides
+from rl.registry import load_method, parse_run_label
 from rl.run_record import command_line, package_versions
 
 RESULTS_ROOT = "results"
@@ -81,14 +82,16 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     torch.set_num_threads(1)
     start = time.time()
     try:
-        result = train(
-            RunConfig(
-                algo=spec.algo, env=spec.env, seed=spec.seed, n_timesteps=spec.n_timesteps,
-                run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
-                final_eval_episodes=spec.final_eval_episodes, save_freq=spec.save_freq,
-                hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
-            )
+        method, algo = parse_run_label(spec.algo)
+        config = RunConfig(
+            algo=algo, env=spec.env, seed=spec.seed, n_timesteps=spec.n_timesteps, label=spec.algo,
+            run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
+            final_eval_episodes=spec.final_eval_episodes, save_freq=spec.save_freq,
+            hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
         )
+        if method is not None:
+            config = load_method(method)(config, progress=False)
+        result = train(config)
     except Exception:  # one failed run must not stop the others; its error goes into the report
         return {"spec": asdict(spec), "error": traceback.format_exc(), "wall_seconds": time.time() - start}
     os.makedirs(spec.result_dir, exist_ok=True)
@@ -273,10 +276,9 @@ def run_benchmark(
 ) -> str:
     """Run every unfinished run of the benchmark, then write the report; returns the table's path."""
     from rl.envs import ensure_registered
-    from rl.registry import get_algo
 
     for algo in algos:
-        get_algo(algo)
+        parse_run_label(algo)
     for env in envs:
         ensure_registered(env)
     specs = plan(name, algos, envs, seeds, n_timesteps, hyperparams=hyperparams,
@@ -314,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every n env steps")
     parser.add_argument(
         "-params", "--hyperparams", nargs="+", default=None, metavar="ALGO.KEY:VALUE",
-        help="per-algorithm overrides, e.g. sac.learning_starts:5000 mdpo_off.learning_starts:5000",
+        help="per-algorithm overrides, e.g. sac.learning_starts:5000; method options the same way, "
+        "e.g. s3rl_sac.teacher:teachers/sac/HalfCheetah-v4.zip s3rl_sac_nosc.classification:False",
     )
     parser.add_argument("--notes", default="", help="text appended to the report")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")

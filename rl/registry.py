@@ -53,6 +53,35 @@ ALGORITHMS: dict[str, AlgoSpec] = {
 }
 
 
+METHODS: dict[str, str] = {
+    "s3rl": "algos.snapshot:configure",
+}
+"""Methods that change how an algorithm is trained, not the algorithm: ``name -> module:function``.
+
+The function takes a :class:`rl.train.RunConfig` (its method options among ``config.hyperparams``) and
+returns the changed config. The benchmark harness runs ``<method>_<algo>[_<suffix>]`` labels with it,
+e.g. ``s3rl_sac`` or ``s3rl_sac_nosc``.
+"""
+
+
+def parse_run_label(label: str) -> tuple[str | None, str]:
+    """Split a benchmark label into (method or None, algorithm): ``s3rl_sac_nosc`` -> ("s3rl", "sac")."""
+    method, _, rest = label.partition("_")
+    if method in METHODS and rest:
+        for name in sorted(ALGORITHMS, key=len, reverse=True):  # mdpo_off before mdpo
+            if rest == name or rest.startswith(name + "_"):
+                return method, name
+        get_algo(rest.split("_")[0])  # raises, naming close algorithms
+    get_algo(label)
+    return None, label
+
+
+def load_method(name: str):  # noqa: ANN201 - returns the method's configure function
+    """Import a registered method's configure function."""
+    module_name, function_name = METHODS[name].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 class UnknownAlgorithmError(ValueError):
     """Raised for an algorithm name that is not registered."""
 

@@ -151,3 +151,19 @@ def test_cli_reports_a_missing_teacher(tmp_path, capsys):
     assert main(["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", str(tmp_path / "no.zip"),
                  "-f", str(tmp_path)]) == 2
     assert "Train one with the shared runner" in capsys.readouterr().err
+
+
+def test_benchmark_harness_runs_s3rl_labels(teacher, tmp_path):
+    from rl.benchmark import execute, plan
+
+    hyperparams = {"teacher": str(teacher[1]), "snapshots": str(tmp_path / "s.pkl"), "teacher_episodes": 1,
+                   "snapshot_steps": 100, "classification": False, "learning_starts": 50, "buffer_size": 500,
+                   "policy_kwargs": {"net_arch": [16]}}
+    spec = plan("s3rl", ["s3rl_sac_nosc"], ["HalfCheetah-v4"], [0], 150, hyperparams={"s3rl_sac_nosc": hyperparams},
+                results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=-1,
+                final_eval_episodes=1, save_freq=-1)[0]
+    outcome = execute(spec)
+    assert "error" not in outcome, outcome.get("error")
+    record = outcome["record"]
+    assert record["label"] == "s3rl_sac_nosc" and record["algo"] == "sac"
+    assert record["snapshotrl"]["classification"] is False and record["num_timesteps"] == 150

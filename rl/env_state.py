@@ -62,8 +62,13 @@ def engine_of(env: gym.Env) -> str:
             return MUJOCO
     except ImportError:  # gymnasium without the mujoco extra
         pass
-    if hasattr(unwrapped, "_p") and hasattr(unwrapped, "robot"):
-        return PYBULLET
+    try:
+        from pybullet_envs_gymnasium.env_bases import MJCFBaseBulletEnv
+
+        if isinstance(unwrapped, MJCFBaseBulletEnv):
+            return PYBULLET
+    except ImportError:  # PyBullet envs not installed
+        pass
     raise StateNotRestorableError(
         f"Cannot capture and restore the state of {_env_id(env)!r} ({type(unwrapped).__name__}): only "
         "Gymnasium MuJoCo envs and pybullet_envs_gymnasium envs are supported."

@@ -167,3 +167,13 @@ def test_benchmark_harness_runs_s3rl_labels(teacher, tmp_path):
     record = outcome["record"]
     assert record["label"] == "s3rl_sac_nosc" and record["algo"] == "sac"
     assert record["snapshotrl"]["classification"] is False and record["num_timesteps"] == 150
+
+
+def test_snapshots_on_a_pybullet_env():
+    model = PPO("MlpPolicy", make_env("HopperBulletEnv-v0"), n_steps=64, policy_kwargs=dict(net_arch=[8]), seed=0)
+    snapshots = collect_snapshots(model, make_env("HopperBulletEnv-v0"), n_episodes=2, interval=5, progress=False)
+    assert snapshots.snapshots[0].state.engine == "pybullet"
+    env = SnapshotReset(make_env("HopperBulletEnv-v0"), snapshots, n_clusters=2, max_steps=3, seed=1)
+    obs, info = env.reset(seed=1)
+    np.testing.assert_array_equal(obs, snapshots.snapshots[info["snapshot"]].observation)
+    assert [env.step(env.action_space.sample())[3] for _ in range(3)][-1] or env.unwrapped._alive < 0

@@ -342,13 +342,17 @@ class SnapshotReset(gym.Wrapper):
             snapshots.classify(n_clusters)
         self._clusters = snapshots.clusters() if classify else [np.arange(len(snapshots))]
         self._rng = np.random.default_rng(seed)
-        self.total_steps = 0
+        self.steps_taken = 0
         self._steps_from_snapshot: int | None = None
+
+    def resume_from_step(self, steps: int) -> None:
+        """A resumed run already took ``steps`` steps in this env: continue the snapshot phase from there."""
+        self.steps_taken = int(steps)
 
     @property
     def active(self) -> bool:
         """Whether resets still start from snapshots."""
-        return self.total_steps < self.active_steps
+        return self.steps_taken < self.active_steps
 
     def choose(self) -> int:
         """Index of the next snapshot: a cluster uniformly, then a snapshot uniformly within it."""
@@ -370,7 +374,7 @@ class SnapshotReset(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.total_steps += 1
+        self.steps_taken += 1
         if self._steps_from_snapshot is not None:
             self._steps_from_snapshot += 1
             if self.truncate and self._steps_from_snapshot >= self.max_steps and not terminated:
@@ -508,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import shlex
 
     from rl.cli import USER_ERRORS, config_from_args
-    from rl.train import train
+    from rl.runner import train
 
     args = build_parser().parse_args(argv)
     try:

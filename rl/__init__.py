@@ -4,7 +4,7 @@ from rl.checkpoint import AtomicCheckpointCallback, CheckpointError, latest_chec
 from rl.envs import UnknownEnvError, ensure_registered, make_env, make_training_env
 from rl.hyperparams import HyperparameterError, resolve_hyperparams
 from rl.registry import ALGORITHMS, UnsupportedActionSpaceError, get_algo
-from rl.train import RunConfig, RunResult, train
+from rl.runner import RunConfig, RunResult, train
 
 __all__ = [
     "ALGORITHMS",

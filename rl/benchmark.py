@@ -3,7 +3,7 @@
     python -m rl.benchmark --name mdpo_on --algos mdpo ppo \\
         --envs HalfCheetah-v4 Hopper-v4 HopperBulletEnv-v0 --seeds 0 1 2 -n 300000
 
-Every (algo, env, seed) is one :func:`rl.train.train` call in its own process with one torch thread.
+Every (algo, env, seed) is one :func:`rl.runner.train` call in its own process with one torch thread.
 The algorithm and the baseline of the same env and seed are scheduled next to each other, so with two
 workers they run at the same time, under the same load, and their throughputs compare fairly.
 
@@ -77,7 +77,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     """Train one run (resuming from its checkpoint if any) and keep its small artefacts."""
     import torch
 
-    from rl.train import RunConfig, train
+    from rl.runner import RunConfig, train
 
     torch.set_num_threads(1)
     start = time.time()

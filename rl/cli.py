@@ -1,7 +1,7 @@
 """The command line shared by every algorithm: ``python -m algos.<name> --env ... -n ...``.
 
 Flag names follow rl-baselines3-zoo (``train.py``) where the idea is the same. The parser only builds a
-:class:`rl.train.RunConfig`; :func:`rl.train.train` does the work.
+:class:`rl.runner.RunConfig`; :func:`rl.runner.train` does the work.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from rl.hyperparams import HyperparameterError, parse_overrides
-from rl.train import RunConfig, train
+from rl.runner import RunConfig, train
 
 
 def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``algo`` fixes the algorithm (``python -m algos.mdpo``) or adds ``--algo``."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m algos.{algo}" if algo else "python -m rl.train",
+        prog=f"python -m algos.{algo}" if algo else "python -m rl",
         description="Train an algorithm into an rl-zoo3-style run folder (logs/<algo>/<env>_<n>/).",
     )
     if algo is None:

@@ -58,7 +58,7 @@ METHODS: dict[str, str] = {
 }
 """Methods that change how an algorithm is trained, not the algorithm: ``name -> module:function``.
 
-The function takes a :class:`rl.train.RunConfig` (its method options among ``config.hyperparams``) and
+The function takes a :class:`rl.runner.RunConfig` (its method options among ``config.hyperparams``) and
 returns the changed config. The benchmark harness runs ``<method>_<algo>[_<suffix>]`` labels with it,
 e.g. ``s3rl_sac`` or ``s3rl_sac_nosc``.
 """

@@ -12,7 +12,7 @@ from stable_baselines3.common.monitor import load_results
 
 from rl.checkpoint import list_checkpoints
 from rl.cli import main
-from rl.train import RunConfig, next_run_dir, train
+from rl.runner import RunConfig, next_run_dir, train
 
 TINY_MDPO = ["n_steps:128", "policy_kwargs:dict(net_arch=[16])", "vf_batch_size:64"]
 TINY_FLAGS = ["--eval-freq", "128", "--eval-episodes", "1", "--final-eval-episodes", "2", "--save-freq", "128",

@@ -85,12 +85,12 @@ def test_switches_back_to_normal_resets_after_active_steps(snapshots):
                         max_steps=5, seed=0)
     starts = []  # (env steps so far, whether the reset restored a snapshot)
     _, info = env.reset(seed=0)
-    starts.append((env.total_steps, "snapshot" in info))
+    starts.append((env.steps_taken, "snapshot" in info))
     for _ in range(40):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             _, info = env.reset()
-            starts.append((env.total_steps, "snapshot" in info))
+            starts.append((env.steps_taken, "snapshot" in info))
     # Restarts every 5 steps from snapshots while fewer than 15 steps were taken, then normal episodes.
     assert starts[:4] == [(0, True), (5, True), (10, True), (15, False)]
     assert not env.active
@@ -177,3 +177,25 @@ def test_snapshots_on_a_pybullet_env():
     obs, info = env.reset(seed=1)
     np.testing.assert_array_equal(obs, snapshots.snapshots[info["snapshot"]].observation)
     assert [env.step(env.action_space.sample())[3] for _ in range(3)][-1] or env.unwrapped._alive < 0
+
+
+def test_resumed_s3rl_run_continues_the_snapshot_phase(teacher, tmp_path):
+    import shutil
+
+    from algos.snapshot import SnapshotOptions, configure
+    from rl.checkpoint import list_checkpoints
+    from rl.runner import RunConfig, train
+
+    def run(n_timesteps):
+        config = RunConfig(algo="sac", env="HalfCheetah-v4", n_timesteps=n_timesteps, run_dir=str(tmp_path / "run"),
+                           eval_freq=-1, final_eval_episodes=1, save_freq=100, progress=False, verbose=0,
+                           hyperparams={"learning_starts": 50, "buffer_size": 500, "policy_kwargs": {"net_arch": [16]}})
+        options = SnapshotOptions(teacher=str(teacher[1]), snapshots=str(tmp_path / "s.pkl"), teacher_episodes=1,
+                                  snapshot_steps=1000)
+        return train(configure(config, options, progress=False))
+
+    run(200)
+    shutil.rmtree(list_checkpoints(tmp_path / "run" / "checkpoints")[-1])  # interrupted after step 100
+    result = run(300)
+    assert result.record["resumed_from"].endswith("step_000000000100")
+    assert result.model.get_env().get_attr("steps_taken") == [300]  # 100 before the interruption + 200 after

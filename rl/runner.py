@@ -42,6 +42,8 @@ from rl.run_record import command_line, package_versions
 RUN_RECORD_FILE = "run.json"
 CONFIG_FILE = "config.yml"
 CHECKPOINT_DIR = "checkpoints"
+RESUME_HOOK = "resume_from_step"
+"""Method a training-env wrapper may define to learn, on resume, how many of its env steps already ran."""
 
 
 @dataclass
@@ -205,6 +207,8 @@ def train(config: RunConfig) -> RunResult:
             model.load_replay_buffer(buffer_path)
         # In place: -n is the run's total. From a model file: -n more steps (rl-zoo3's -i).
         remaining = n_timesteps - model.num_timesteps if resume_dir else n_timesteps
+        if env.has_attr(RESUME_HOOK):  # wrappers that follow training progress (e.g. SnapshotRL's phase)
+            env.env_method(RESUME_HOOK, model.num_timesteps // n_envs)
     else:
         model = algo_class(
             runner.get("policy") or default_policy(env.observation_space), env, seed=config.seed, device=config.device,

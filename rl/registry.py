@@ -65,7 +65,12 @@ e.g. ``s3rl_sac`` or ``s3rl_sac_nosc``.
 
 
 def parse_run_label(label: str) -> tuple[str | None, str]:
-    """Split a benchmark label into (method or None, algorithm): ``s3rl_sac_nosc`` -> ("s3rl", "sac")."""
+    """Split a benchmark label into (method or None, algorithm): ``s3rl_sac_nosc`` -> ("s3rl", "sac").
+
+    A suffix after ``@`` names a variant with its own hyperparameters and is ignored here:
+    ``mdpo@authors_schedule`` -> (None, "mdpo").
+    """
+    label = label.split("@", 1)[0]
     method, _, rest = label.partition("_")
     if method in METHODS and rest:
         for name in sorted(ALGORITHMS, key=len, reverse=True):  # mdpo_off before mdpo

@@ -52,3 +52,12 @@ def test_failed_run_is_reported_not_raised(tmp_path):
                 results_root=str(tmp_path / "r"), logs_root=str(tmp_path / "l"))[0]
     outcome = execute(spec)
     assert "sgd_steps must be >= 1" in outcome["error"]
+
+
+def test_run_labels():
+    from rl.registry import parse_run_label
+
+    assert parse_run_label("mdpo_off") == (None, "mdpo_off")
+    assert parse_run_label("mdpo@authors_schedule") == (None, "mdpo")
+    assert parse_run_label("s3rl_mdpo_off_nosc") == ("s3rl", "mdpo_off")
+    assert parse_run_label("s3rl_sac@long") == ("s3rl", "sac")

@@ -1,0 +1,136 @@
+"""One entry point for offline algorithms: ``load_dataset(spec)`` -> :class:`OfflineDataset`.
+
+``spec`` may be a D4RL-style name (``"hopper-medium-v2"``, read from the project's local Minari dataset
+``frontier/hopper/medium-v0``), any local Minari id (``"mujoco/hopper/medium-v0"``), or the path of an
+HDF5 file in D4RL's layout. Whatever the source, the result holds the same flat float32 transitions, by
+D4RL's rules (time-limit steps dropped, terminal steps kept), with the env to evaluate on and the
+reference returns that normalise scores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from rl.datasets.d4rl import load_d4rl_hdf5, qlearning_dataset, read_d4rl_attributes
+from rl.datasets.errors import MalformedDatasetError
+from rl.datasets.minari_store import (
+    load_minari_dataset,
+    minari_dataset_exists,
+    minari_reference_returns,
+    minari_to_transitions,
+)
+from rl.datasets.names import is_d4rl_name, minari_id_for, parse_d4rl_name
+from rl.datasets.scores import d4rl_reference_returns, normalized_score
+
+HDF5_SUFFIXES = (".hdf5", ".h5")
+
+
+@dataclass(frozen=True, eq=False)
+class OfflineDataset:
+    """Flat transitions for offline RL, with the env they came from and their score scale."""
+
+    name: str
+    """D4RL-style name, Minari id, or the file's name."""
+    env_id: str
+    """The Gymnasium env to evaluate policies on."""
+    observations: np.ndarray
+    """(N, obs_dim) float32."""
+    actions: np.ndarray
+    """(N, act_dim) float32."""
+    next_observations: np.ndarray
+    """(N, obs_dim) float32."""
+    rewards: np.ndarray
+    """(N,) float32."""
+    terminals: np.ndarray
+    """(N,) bool: no bootstrapping from ``next_observations``."""
+    timeouts: np.ndarray
+    """(N,) bool: time-limit ends that were kept (all False with the default ``drop_timeouts=True``)."""
+    ref_min: float | None = None
+    """Random-policy return of the score scale (D4RL's constant, or the dataset's own); None if unknown."""
+    ref_max: float | None = None
+    """Expert return of the score scale; None if unknown."""
+    source: str = ""
+    """Where it was read from: a file path or a Minari id."""
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def normalized_score(self, returns: float | np.ndarray | list[float]) -> float | np.ndarray:
+        """D4RL's 100 * (R - ref_min) / (ref_max - ref_min) for episode returns of this dataset's env."""
+        return normalized_score(self.name, returns, self.ref_min, self.ref_max)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The six arrays, keyed as in :func:`rl.datasets.qlearning_dataset`."""
+        arrays = ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts")
+        return {field.name: getattr(self, field.name) for field in fields(self) if field.name in arrays}
+
+
+def _scale(name: str, env_id: str, own: tuple[float, float] | None) -> tuple[float | None, float | None]:
+    """The dataset's own reference returns, else D4RL's for its name or env, else none."""
+    scale = own or d4rl_reference_returns(name) or d4rl_reference_returns(env_id)
+    return scale if scale is not None else (None, None)
+
+
+def _from_hdf5(path: Path, env_id: str | None, drop_timeouts: bool) -> OfflineDataset:
+    data = load_d4rl_hdf5(path)
+    attributes = read_d4rl_attributes(path)
+    name = str(attributes.get("name") or path.stem)
+    d4rl_env = parse_d4rl_name(name).env_id if is_d4rl_name(name) else None
+    env_id = env_id or attributes.get("env_id") or d4rl_env
+    if env_id is None:
+        raise ValueError(
+            f"Cannot tell which env {str(path)!r} was collected on: it has no env_id attribute and its name "
+            f"{name!r} is not a D4RL-style name. Pass env_id=, e.g. load_dataset(path, env_id='Hopper-v4')."
+        )
+    if not drop_timeouts and "next_observations" not in data:
+        raise MalformedDatasetError(
+            f"{str(path)!r} has no next_observations, so time-limit steps have no valid next observation (the next row "
+            "is the next episode's start). Load it with drop_timeouts=True (D4RL's rule)."
+        )
+    own = None
+    if attributes.get("ref_min_score") is not None and attributes.get("ref_max_score") is not None:
+        own = (float(attributes["ref_min_score"]), float(attributes["ref_max_score"]))
+    ref_min, ref_max = _scale(name, env_id, own)
+    transitions = qlearning_dataset(data, terminate_on_end=not drop_timeouts)
+    return OfflineDataset(name=name, env_id=env_id, ref_min=ref_min, ref_max=ref_max, source=str(path), **transitions)
+
+
+def _from_minari(dataset_id: str, name: str, env_id: str | None, drop_timeouts: bool) -> OfflineDataset:
+    dataset = load_minari_dataset(dataset_id)
+    env_id = env_id or (dataset.env_spec.id if dataset.env_spec is not None else None)
+    if env_id is None:
+        raise ValueError(f"Minari dataset {dataset_id!r} records no env; pass env_id= (the env to evaluate on).")
+    ref_min, ref_max = _scale(name, env_id, minari_reference_returns(dataset))
+    transitions = minari_to_transitions(dataset, drop_timeouts=drop_timeouts)
+    return OfflineDataset(name=name, env_id=env_id, ref_min=ref_min, ref_max=ref_max, source=dataset_id, **transitions)
+
+
+def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_timeouts: bool = True) -> OfflineDataset:
+    """Load an offline dataset as flat transitions.
+
+    Args:
+        spec: a D4RL-style name (``"halfcheetah-medium-v2"`` -> local Minari ``frontier/halfcheetah/medium-v0``),
+            a local Minari id, or the path of a D4RL-layout HDF5 file (``.hdf5``/``.h5``, or any existing file).
+        env_id: the env to evaluate on, overriding what the dataset records (needed for an HDF5 file that
+            records none and is not named like a D4RL dataset).
+        drop_timeouts: drop time-limit steps, D4RL's ``qlearning_dataset`` rule (default). ``False`` keeps
+            them with their true next observation (Minari datasets, or HDF5 files with ``next_observations``).
+
+    Raises:
+        DatasetNotFoundError: no such file, or no such dataset in the local Minari store (says where it looked
+            and how to make it).
+        UnknownDatasetNameError: a name that is neither a D4RL-style name nor a local Minari id.
+        MalformedDatasetError: a file that is not in D4RL's layout.
+    """
+    text = os.fspath(spec)
+    path = Path(text)
+    if path.suffix.lower() in HDF5_SUFFIXES or path.is_file():
+        return _from_hdf5(path, env_id, drop_timeouts)
+    if "/" not in text and not is_d4rl_name(text) and minari_dataset_exists(text):
+        return _from_minari(text, text, env_id, drop_timeouts)  # a local Minari id without a namespace
+    dataset_id, d4rl = minari_id_for(text)
+    return _from_minari(dataset_id, d4rl.name if d4rl is not None else dataset_id, env_id, drop_timeouts)

@@ -28,7 +28,7 @@ import torch as th
 import yaml
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, StopTrainingOnRewardThreshold
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from rl import checkpoint as ckpt
@@ -83,6 +83,8 @@ class RunConfig:
     """Applied to each training env inside Monitor (not to evaluation envs), e.g. SnapshotRL's resets."""
     initial_vec_normalize: str | None = None
     """Start VecNormalize from these statistics (e.g. a teacher's) instead of from scratch."""
+    stop_reward: float | None = None
+    """Stop once a periodic evaluation's mean return reaches this (SB3's StopTrainingOnRewardThreshold)."""
     extra_record: dict[str, Any] = field(default_factory=dict)
     """Added to run.json (e.g. the teacher and snapshot settings)."""
 
@@ -230,9 +232,10 @@ def train(config: RunConfig) -> RunResult:
     callbacks: list[BaseCallback] = [clock]
     eval_callback = None
     if config.eval_freq > 0:
+        stop = None if config.stop_reward is None else StopTrainingOnRewardThreshold(config.stop_reward)
         eval_callback = ResumableEvalCallback(
             eval_env, log_path=run_dir, best_model_save_path=None, n_eval_episodes=config.eval_episodes,
-            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=True, verbose=0,
+            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=True, verbose=0, callback_on_new_best=stop,
         )
         callbacks.append(eval_callback)
     checkpoint_callback = None

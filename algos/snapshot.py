@@ -167,15 +167,16 @@ class SnapshotSet:
 
 
 def teacher_algo_name(model_path: str | os.PathLike, algo: str | None = None) -> str:
-    """The teacher's algorithm: given, or read from the runner's ``run.json`` beside the model."""
+    """The teacher's algorithm: given, or read from the runner's ``run.json`` or the zoo's ``entry.json`` beside it."""
     if algo:
         return algo
-    record = Path(model_path).parent / "run.json"
-    if record.is_file():
-        return json.loads(record.read_text())["algo"]
+    for record_name in ("run.json", "entry.json"):  # the runner's run record, or a policy-zoo entry
+        record = Path(model_path).parent / record_name
+        if record.is_file():
+            return json.loads(record.read_text())["algo"]
     raise TeacherError(
-        f"Cannot tell which algorithm trained {str(model_path)!r} (no run.json beside it): pass --teacher-algo "
-        "(sac, td3, ppo, mdpo, mdpo_off, ...)."
+        f"Cannot tell which algorithm trained {str(model_path)!r} (no run.json or entry.json beside it): "
+        "pass --teacher-algo (sac, td3, ppo, mdpo, mdpo_off, ...)."
     )
 
 

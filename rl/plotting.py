@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -16,6 +17,15 @@ from stable_baselines3.common.results_plotter import X_TIMESTEPS, ts2xy, window_
 from rl.evaluation import EVALUATIONS_FILE  # noqa: E402
 
 SMOOTHING_WINDOW = 20
+
+
+def _steps_axis(ax: plt.Axes) -> None:
+    """Env steps in thousands (k) or millions (M), so long tick labels do not run into each other."""
+    def label(x: float, _: int) -> str:
+        return f"{x / 1e6:g}M" if abs(x) >= 1e6 else f"{x / 1e3:g}k" if abs(x) >= 1e3 else f"{x:g}"
+
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(label))
+    ax.set_xlabel("env steps")
 
 
 def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
@@ -39,7 +49,7 @@ def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
             mean, std = data["results"].mean(axis=1), data["results"].std(axis=1)
             ax.plot(data["timesteps"], mean, "o-", color="tab:orange", label="evaluation (deterministic)")
             ax.fill_between(data["timesteps"], mean - std, mean + std, color="tab:orange", alpha=0.2)
-    ax.set_xlabel("env steps")
+    _steps_axis(ax)
     ax.set_ylabel("episode return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -77,7 +87,7 @@ def plot_benchmark(
             (line,) = ax.plot(steps, mean, label=f"{algo} ({len(runs)} seeds)")
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set_title(env_id)
-        ax.set_xlabel("env steps")
+        _steps_axis(ax)
         ax.set_ylabel("evaluation return")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

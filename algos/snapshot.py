@@ -42,7 +42,7 @@ import os
 import pickle
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ SNAPSHOT_FORMAT_VERSION = 1
 DEFAULT_CLUSTERS = {"sac": 4}
 """k of the status classification per student algorithm (authors' defaults: 4 for SAC, 6 otherwise)."""
 DEFAULT_K = 6
+ZOO_PREFIX = "zoo:"
 
 
 class SnapshotFileError(ValueError):
@@ -426,7 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Get a teacher with the shared runner first, e.g. `python -m rl --algo sac --env HalfCheetah-v4 -n 300000`."
     )
     parser.add_argument("--algo", required=True, help="student algorithm: sac, td3, ppo, mdpo, mdpo_off, ...")
-    parser.add_argument("--teacher", required=True, help="teacher model .zip (its vecnormalize.pkl beside it is used)")
+    parser.add_argument(
+        "--teacher", required=True,
+        help="teacher model .zip (its vecnormalize.pkl beside it is used), or zoo:<level> for the policy zoo's",
+    )
     parser.add_argument("--teacher-algo", default=None, help="teacher's algorithm (default: its run.json)")
     parser.add_argument("--snapshots", default=None, help="snapshot file (default: <teacher>.snapshots.pkl)")
     parser.add_argument("--teacher-episodes", type=int, default=10, help="teacher episodes to record")
@@ -445,7 +449,8 @@ class SnapshotOptions:
     """S3RL's settings for one student run (the CLI flags; the benchmark passes them as hyperparameters)."""
 
     teacher: str
-    """Teacher model .zip; its vecnormalize.pkl beside it is used."""
+    """Teacher model .zip (its vecnormalize.pkl beside it is used), or ``zoo:<level>``: the policy zoo's
+    policy of that level for the run's env (one setting for every env of a benchmark)."""
     teacher_algo: str | None = None
     snapshots: str | None = None
     """Snapshot file (default: ``<teacher>.snapshots.pkl``), collected on first use."""
@@ -482,6 +487,11 @@ def configure(config: Any, options: SnapshotOptions | None = None, *, progress: 
     from rl.registry import get_algo
 
     options = options or SnapshotOptions.pop_from(config.hyperparams)
+    if options.teacher.startswith(ZOO_PREFIX):
+        from rl import zoo
+
+        level = options.teacher[len(ZOO_PREFIX):]
+        options = replace(options, teacher=str(zoo.get_entry(config.env, level).model_path))
     spec = get_algo(config.algo)
     snapshots, snapshot_path = get_or_collect_snapshots(
         config.env, options.teacher, teacher_algo=options.teacher_algo, path=options.snapshots,

@@ -199,3 +199,23 @@ def test_resumed_s3rl_run_continues_the_snapshot_phase(teacher, tmp_path):
     result = run(300)
     assert result.record["resumed_from"].endswith("step_000000000100")
     assert result.model.get_env().get_attr("steps_taken") == [300]  # 100 before the interruption + 200 after
+
+
+def test_teacher_from_the_policy_zoo(teacher, tmp_path, monkeypatch):
+    import shutil
+
+    from algos.snapshot import SnapshotOptions, configure
+    from rl import zoo
+    from rl.runner import RunConfig
+
+    folder = tmp_path / "zoo" / "HalfCheetah-v4" / "expert"
+    folder.mkdir(parents=True)
+    shutil.copy(teacher[1], folder / zoo.MODEL_FILE)
+    (folder / zoo.ENTRY_FILE).write_text(json.dumps(dict(
+        env="HalfCheetah-v4", level="expert", algo="sac", target_return=1.0, mean_return=1.0, std_return=0.0,
+        reached=True, n_timesteps=1, seed=0, folder=str(folder))))
+    monkeypatch.setenv(zoo.ZOO_ENV_VAR, str(tmp_path / "zoo"))
+    config = RunConfig(algo="td3", env="HalfCheetah-v4")
+    configure(config, SnapshotOptions(teacher="zoo:expert", teacher_episodes=1), progress=False)
+    assert config.extra_record["snapshotrl"]["teacher"] == str(folder / zoo.MODEL_FILE)
+    assert config.label == "s3rl_td3" and config.env_wrapper is not None

@@ -177,11 +177,9 @@ class OffPolicyMDPO(OffPolicyAlgorithm):
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
 
-    def _log_prob(
-        self, actor: Actor, mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor, gaussian_actions: th.Tensor
-    ) -> th.Tensor:
-        """log pi(a|s) of tanh-squashed actions (the q-log when tsallis_q != 1), shape (B,)."""
-        distribution = actor.action_dist.proba_distribution(mean, log_std)
+    def _log_prob(self, distribution: Any, actions: th.Tensor, gaussian_actions: th.Tensor) -> th.Tensor:
+        """log pi(a|s) of tanh-squashed actions under a parameterised SB3 squashed Gaussian (the q-log when
+        tsallis_q != 1), shape (B,)."""
         if self.tsallis_q == 1.0:
             return distribution.log_prob(actions, gaussian_actions)
         per_dim = distribution.distribution.log_prob(gaussian_actions) - th.log(1.0 - actions.pow(2) + _TANH_EPS)
@@ -190,17 +188,19 @@ class OffPolicyMDPO(OffPolicyAlgorithm):
     def _sample_with_log_prob(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """a ~ pi_theta (reparameterised), its pre-tanh value, log pi_theta(a|s), and the regulariser."""
         mean, log_std, _ = self.actor.get_action_dist_params(observations)
+        # actions_from_params parameterises actor.action_dist once; the log-prob reuses it.
         actions = self.actor.action_dist.actions_from_params(mean, log_std)
         gaussian_actions = self.actor.action_dist.gaussian_actions
         assert gaussian_actions is not None
-        log_prob = self._log_prob(self.actor, mean, log_std, actions, gaussian_actions)
+        log_prob = self._log_prob(self.actor.action_dist, actions, gaussian_actions)
         regulariser = mean.pow(2).mean() + log_std.pow(2).mean()
         return actions, gaussian_actions, log_prob, regulariser
 
     def _old_log_prob(self, observations: th.Tensor, actions: th.Tensor, gaussian_actions: th.Tensor) -> th.Tensor:
         """log pi_k(a|s) at the current policy's sampled actions; gradient flows through the actions only."""
         mean, log_std, _ = self.old_actor.get_action_dist_params(observations)
-        return self._log_prob(self.old_actor, mean, log_std, actions, gaussian_actions)
+        distribution = self.old_actor.action_dist.proba_distribution(mean, log_std)
+        return self._log_prob(distribution, actions, gaussian_actions)
 
     def maybe_refresh_old_policy(self) -> bool:
         """pi_k <- pi_theta once ``old_policy_update_interval`` env steps have passed since the last refresh."""

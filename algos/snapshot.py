@@ -54,7 +54,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from tqdm import tqdm
 
-from rl.checkpoint import CheckpointError, check_model_file
+from rl.checkpoint import CheckpointError, check_model_file, load_normalization_stats
 from rl.env_state import EnvState, capture_state, engine_of, restore_state
 from rl.envs import make_env
 
@@ -203,13 +203,7 @@ def load_teacher(
                 f"Teacher {str(model_path)!r} was trained with {name} {teacher_space}, but "
                 f"{env.spec.id if env.spec else 'the env'} has {env_space}."
             )
-    vec_normalize = None
-    stats = Path(model_path).parent / "vecnormalize.pkl"
-    if stats.is_file():
-        with open(stats, "rb") as handle:
-            vec_normalize = pickle.load(handle)
-        vec_normalize.training = False
-    return model, vec_normalize
+    return model, load_normalization_stats(model_path)
 
 
 def teacher_value(model: BaseAlgorithm, observation: np.ndarray) -> float:

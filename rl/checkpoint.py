@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import time
@@ -58,6 +59,20 @@ def save_vecnormalize_atomic(vec_normalize: VecNormalize, path: str | os.PathLik
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     vec_normalize.save(str(tmp))
     os.replace(tmp, path)
+
+
+def load_normalization_stats(model_path: str | os.PathLike) -> VecNormalize | None:
+    """The frozen VecNormalize statistics saved beside a model (``vecnormalize.pkl``), or None.
+
+    For acting with a saved policy outside training (no VecEnv to wrap): use ``normalize_obs``.
+    """
+    path = Path(model_path).parent / VECNORMALIZE_FILE
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        vec_normalize = pickle.load(handle)
+    vec_normalize.training = False
+    return vec_normalize
 
 
 def save_checkpoint(model: BaseAlgorithm, root: str | os.PathLike, *, keep: int = 2) -> Path:

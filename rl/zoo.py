@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.checkpoint import write_json_atomic
+from rl.checkpoint import load_normalization_stats, write_json_atomic
 
 ZOO_ENV_VAR = "FRONTIER_RL_ZOO"
 LEVEL_FRACTIONS: dict[str, float] = {"medium": 1.0 / 3.0, "expert": 1.0}
@@ -157,19 +157,13 @@ def load_policy(
     D4RL's datasets were collected with the policies' stochastic actions, hence ``deterministic=False``
     by default; the policy's sampling is seeded with ``seed`` so that collection is reproducible.
     """
-    import pickle
-
     import torch as th
 
     from rl.registry import get_algo
 
     entry = get_entry(env_id, level, root)
     model = get_algo(entry.algo).load_class().load(entry.model_path, device="cpu")
-    vec_normalize = None
-    stats = Path(entry.folder) / VECNORMALIZE_FILE
-    if stats.is_file():
-        with open(stats, "rb") as handle:
-            vec_normalize = pickle.load(handle)
+    vec_normalize = load_normalization_stats(entry.model_path)
     th.manual_seed(seed)  # the policy's action sampling draws from torch's global generator
 
     def policy(observation: np.ndarray) -> np.ndarray:

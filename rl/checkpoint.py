@@ -88,7 +88,10 @@ def save_checkpoint(model: BaseAlgorithm, root: str | os.PathLike, *, keep: int 
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
         vec_normalize.save(str(tmp / VECNORMALIZE_FILE))
-    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+    # An offline algorithm whose buffer still holds only its dataset reads it again on load: not saved.
+    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None and not getattr(
+        model, "replay_buffer_is_dataset", False
+    ):
         model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
     state = {"num_timesteps": model.num_timesteps, "saved_at": time.time()}
     with open(tmp / STATE_FILE, "w") as handle:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from rl.hyperparams import HyperparameterError, parse_overrides
+from rl.registry import get_algo
 from rl.runner import RunConfig, train
 
 
@@ -23,9 +24,28 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
         description="Train an algorithm into an rl-zoo3-style run folder (logs/<algo>/<env>_<n>/).",
     )
     if algo is None:
-        parser.add_argument("--algo", required=True, help="algorithm name (mdpo, mdpo_off, ppo, sac, ...)")
-    parser.add_argument("--env", required=True, help="env id: Gymnasium MuJoCo, PyBullet, panda-gym or project env")
-    parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total env steps (default: YAML)")
+        parser.add_argument("--algo", required=True, help="algorithm name (mdpo, mdpo_off, ppo, sac, iql, ...)")
+    if algo is not None and get_algo(algo).offline:
+        parser.add_argument(
+            "--dataset", required=True,
+            help="offline data: a D4RL-style name (halfcheetah-medium-v2), a Minari id, or a D4RL-layout .hdf5 file",
+        )
+        parser.add_argument("--env", default=None, help="env to evaluate and fine-tune in (default: the dataset's)")
+        parser.add_argument(
+            "-n", "--n-timesteps", "--offline-steps", dest="offline_steps", type=int, default=None,
+            help="offline gradient steps (default: YAML)",
+        )
+        parser.add_argument(
+            "--online-steps", dest="n_timesteps", type=int, default=None,
+            help="env steps of online fine-tuning after the offline phase (default: YAML, 0)",
+        )
+    else:
+        parser.add_argument("--env", required=algo is not None, default=None,
+                            help="env id: Gymnasium MuJoCo, PyBullet, panda-gym or project env")
+        parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="total env steps (default: YAML)")
+        if algo is None:
+            parser.add_argument("--dataset", default=None, help="offline algorithms: the dataset to train from")
+            parser.add_argument("--offline-steps", type=int, default=None, help="offline algorithms: gradient steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every n env steps (-1: never)")
@@ -63,9 +83,12 @@ def config_from_args(args: argparse.Namespace, algo: str | None = None) -> RunCo
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by the user's input: printed as one line, exit status 2, no traceback."""
     from rl.checkpoint import CheckpointError
+    from rl.datasets import MalformedDatasetError, UnknownDatasetNameError
     from rl.env_state import StateNotRestorableError
     from rl.envs import UnknownEnvError
+    from rl.offline import DatasetMismatchError, NoOfflineDataError
     from rl.registry import UnknownAlgorithmError, UnsupportedActionSpaceError
+    from rl.runner import RunConfigError
 
     return (
         HyperparameterError,
@@ -75,6 +98,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
         CheckpointError,
         StateNotRestorableError,
         FileNotFoundError,
+        MalformedDatasetError,
+        UnknownDatasetNameError,
+        DatasetMismatchError,
+        NoOfflineDataError,
+        RunConfigError,
     )
 
 

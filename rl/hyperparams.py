@@ -22,7 +22,8 @@ from stable_baselines3.common.utils import LinearSchedule
 HYPERPARAMS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "algos", "hyperparams")
 
 RUNNER_KEYS: dict[str, str] = {
-    "n_timesteps": "total env steps of the run",
+    "n_timesteps": "total env steps of the run (online steps, for offline algorithms)",
+    "offline_steps": "gradient steps on the dataset before any env step (offline algorithms)",
     "policy": "policy name or class (default: MultiInputPolicy for Dict observations, else MlpPolicy)",
     "n_envs": "number of parallel envs",
     "normalize": "VecNormalize: true/false or a dict of VecNormalize keyword arguments",

@@ -28,8 +28,12 @@ def _steps_axis(ax: plt.Axes) -> None:
     ax.set_xlabel("env steps")
 
 
-def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
-    """Plot training-episode returns (from the monitor CSVs) and evaluation returns of one run."""
+def plot_run(run_dir: str, title: str, path: str | None = None, *, offline_steps: int = 0) -> str:
+    """Plot training-episode returns (from the monitor CSVs) and evaluation returns of one run.
+
+    ``offline_steps`` > 0: the run first took that many gradient steps on a dataset (the x axis counts
+    them, then env steps); online episodes are shifted past them and a line marks where online starts.
+    """
     path = path or os.path.join(run_dir, "learning_curve.png")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
@@ -38,6 +42,7 @@ def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
         monitor = None
     if monitor is not None and len(monitor):
         steps, returns = ts2xy(monitor.sort_values("t"), X_TIMESTEPS)
+        steps = steps + offline_steps
         ax.plot(steps, returns, color="tab:blue", alpha=0.2, lw=0.8)
         if len(returns) >= SMOOTHING_WINDOW:
             ax.plot(*window_func(steps, returns, SMOOTHING_WINDOW, np.mean), color="tab:blue",
@@ -50,6 +55,9 @@ def plot_run(run_dir: str, title: str, path: str | None = None) -> str:
             ax.plot(data["timesteps"], mean, "o-", color="tab:orange", label="evaluation (deterministic)")
             ax.fill_between(data["timesteps"], mean - std, mean + std, color="tab:orange", alpha=0.2)
     _steps_axis(ax)
+    if offline_steps > 0:
+        ax.axvline(offline_steps, color="gray", ls="--", lw=1, label="online fine-tuning starts")
+        ax.set_xlabel("offline gradient steps, then env steps")
     ax.set_ylabel("episode return")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -23,6 +23,8 @@ class AlgoSpec:
     action_spaces: tuple[type[spaces.Space], ...]
     """Action spaces the algorithm supports."""
     paper: str = ""
+    offline: bool = False
+    """Trains from a dataset (``--dataset``) before any env steps: see :mod:`rl.offline`."""
 
     def load_class(self) -> type:
         """Import and return the algorithm class."""
@@ -43,6 +45,10 @@ ALGORITHMS: dict[str, AlgoSpec] = {
     for spec in (
         AlgoSpec("mdpo", "algos.mdpo:MDPO", (spaces.Box, spaces.Discrete), "Tomar et al., ICLR 2022"),
         AlgoSpec("mdpo_off", "algos.mdpo_off:OffPolicyMDPO", (spaces.Box,), "Tomar et al., ICLR 2022"),
+        AlgoSpec("iql", "algos.iql:IQL", (spaces.Box,), "Kostrikov et al., ICLR 2022", offline=True),
+        AlgoSpec("cql", "algos.cql:CQL", (spaces.Box,), "Kumar et al., NeurIPS 2020", offline=True),
+        AlgoSpec("awac", "algos.awac:AWAC", (spaces.Box,), "Nair et al., 2020", offline=True),
+        AlgoSpec("td3_bc", "algos.td3_bc:TD3BC", (spaces.Box,), "Fujimoto & Gu, NeurIPS 2021", offline=True),
         AlgoSpec("ppo", "stable_baselines3:PPO", _ALL_SPACES),
         AlgoSpec("a2c", "stable_baselines3:A2C", _ALL_SPACES),
         AlgoSpec("sac", "stable_baselines3:SAC", (spaces.Box,)),

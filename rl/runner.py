@@ -19,9 +19,9 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch as th
@@ -35,9 +35,13 @@ from rl import checkpoint as ckpt
 from rl.envs import make_training_env
 from rl.evaluation import EvaluationSummary, ResumableEvalCallback, evaluate
 from rl.hyperparams import printable, resolve_hyperparams, split_runner_keys
+from rl.offline import offline_then_online
 from rl.plotting import plot_run
-from rl.registry import check_action_space, get_algo
+from rl.registry import ALGORITHMS, AlgoSpec, check_action_space, get_algo
 from rl.run_record import command_line, package_versions
+
+if TYPE_CHECKING:
+    from rl.datasets import OfflineDataset
 
 RUN_RECORD_FILE = "run.json"
 CONFIG_FILE = "config.yml"
@@ -46,14 +50,19 @@ RESUME_HOOK = "resume_from_step"
 """Method a training-env wrapper may define to learn, on resume, how many of its env steps already ran."""
 
 
+class RunConfigError(ValueError):
+    """Raised for a run that cannot start as configured (no env, a dataset for an online algorithm, ...)."""
+
+
 @dataclass
 class RunConfig:
     """One training run. Field names follow rl-baselines3-zoo's command-line flags."""
 
     algo: str
-    env: str
+    env: str | None
+    """Env id; for an offline algorithm None takes the dataset's env."""
     n_timesteps: int | None = None
-    """Total env steps; None takes the YAML default."""
+    """Total env steps (online steps after the offline phase, for offline algorithms); None: the YAML default."""
     seed: int = 0
     log_folder: str = "logs"
     run_dir: str | None = None
@@ -87,6 +96,10 @@ class RunConfig:
     """Stop once a periodic evaluation's mean return reaches this (SB3's StopTrainingOnRewardThreshold)."""
     extra_record: dict[str, Any] = field(default_factory=dict)
     """Added to run.json (e.g. the teacher and snapshot settings)."""
+    dataset: str | None = None
+    """Offline algorithms: a D4RL-style name, a local Minari id or a D4RL-layout HDF5 path."""
+    offline_steps: int | None = None
+    """Offline algorithms: gradient steps on the dataset before the env steps; None: the YAML default."""
 
 
 @dataclass
@@ -165,12 +178,18 @@ def train(config: RunConfig) -> RunResult:
     if config.num_threads is not None:
         th.set_num_threads(config.num_threads)
     spec = get_algo(config.algo)
+    dataset = _offline_dataset(spec, config)
+    if dataset is not None and not config.env:
+        config = replace(config, env=dataset.env_id)
+    if not config.env:
+        raise RunConfigError(f"{spec.name} needs an env: pass --env <id>.")
     algo_class = spec.load_class()
     params = resolve_hyperparams(
         spec.name, algo_class, config.env, conf_file=config.conf_file, overrides=config.hyperparams
     )
     runner, algo_kwargs = split_runner_keys(params)
-    n_timesteps = int(config.n_timesteps or runner.get("n_timesteps") or 1_000_000)
+    n_timesteps = int(_first_set(config.n_timesteps, runner.get("n_timesteps"), 1_000_000))
+    offline_steps = int(_first_set(config.offline_steps, runner.get("offline_steps"), 1_000_000)) if dataset else 0
     n_envs = int(config.n_envs or runner.get("n_envs") or 1)
     normalize = runner.get("normalize", False)
     vec_env_class = runner.get("vec_env_class", config.vec_env)
@@ -212,6 +231,8 @@ def train(config: RunConfig) -> RunResult:
         if env.has_attr(RESUME_HOOK):  # wrappers that follow training progress (e.g. SnapshotRL's phase)
             env.env_method(RESUME_HOOK, model.num_timesteps // n_envs)
     else:
+        if dataset is not None:
+            algo_kwargs["dataset"] = dataset
         model = algo_class(
             runner.get("policy") or default_policy(env.observation_space), env, seed=config.seed, device=config.device,
             tensorboard_log=config.tensorboard_log, verbose=max(config.verbose - 1, 0), **algo_kwargs,
@@ -243,7 +264,12 @@ def train(config: RunConfig) -> RunResult:
         checkpoint_callback = ckpt.AtomicCheckpointCallback(config.save_freq, Path(run_dir) / CHECKPOINT_DIR)
         callbacks.append(checkpoint_callback)
 
-    if remaining > 0:
+    if dataset is not None:
+        offline_then_online(
+            model, offline_steps=offline_steps, online_steps=n_timesteps, callback=CallbackList(callbacks),
+            progress_bar=config.progress, tb_log_name=f"{label}_{config.env}", resuming=resuming,
+        )
+    elif remaining > 0:
         model.learn(
             total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=config.progress,
             reset_num_timesteps=not resuming, tb_log_name=f"{label}_{config.env}",
@@ -259,6 +285,16 @@ def train(config: RunConfig) -> RunResult:
     evaluation = None
     if config.final_eval_episodes > 0:
         evaluation = evaluate(model, eval_env, n_episodes=config.final_eval_episodes)
+    offline_record = {}
+    if dataset is not None:
+        offline_record = {
+            "dataset": config.dataset, "dataset_size": len(dataset), "offline_steps": offline_steps,
+            "online_steps": n_timesteps,
+            "final_normalized_score": (
+                float(dataset.normalized_score(evaluation.mean_reward))
+                if evaluation is not None and dataset.ref_min is not None else None
+            ),
+        }
     overhead = (eval_callback.seconds if eval_callback else 0.0) + (
         checkpoint_callback.seconds if checkpoint_callback else 0.0
     )
@@ -275,6 +311,7 @@ def train(config: RunConfig) -> RunResult:
         "hyperparams": recorded_params,
         "config": printable({k: v for k, v in asdict(config).items() if k not in ("hyperparams", "extra_record")}),
         **config.extra_record,
+        **offline_record,
         "versions": package_versions(),
         "train_seconds": train_seconds,
         "train_steps": clock.steps,
@@ -283,13 +320,37 @@ def train(config: RunConfig) -> RunResult:
         "final_evaluation": evaluation.as_dict() if evaluation else None,
     }
     ckpt.write_json_atomic(Path(run_dir) / RUN_RECORD_FILE, record)
-    plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})")
+    plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})", offline_steps=offline_steps)
     env.close()
     eval_env.close()
     if config.verbose and evaluation is not None:
         print(f"[{label} {config.env} seed {config.seed}] final evaluation: {evaluation}")
+        if offline_record.get("final_normalized_score") is not None:
+            print(f"D4RL normalised score on {config.dataset}: {offline_record['final_normalized_score']:.1f}")
         print(f"Run folder: {run_dir}")
     return RunResult(run_dir=run_dir, model=model, evaluation=evaluation, record=record)
+
+
+def _first_set(*values: Any) -> Any:
+    """The first value that is not None (0 is a valid number of steps)."""
+    return next(v for v in values if v is not None)
+
+
+def _offline_dataset(spec: AlgoSpec, config: RunConfig) -> OfflineDataset | None:
+    """The dataset of an offline algorithm's run (None for online algorithms), with clear errors for misuse."""
+    if not spec.offline:
+        if config.dataset:
+            offline = ", ".join(name for name, other in ALGORITHMS.items() if other.offline)
+            raise RunConfigError(f"{spec.name} does not train from a dataset; offline algorithms: {offline}.")
+        return None
+    if not config.dataset:
+        raise RunConfigError(
+            f"{spec.name} trains from an offline dataset: pass --dataset <name|Minari id|file.hdf5>, "
+            "e.g. --dataset halfcheetah-medium-v2 (make one with `python -m rl.datasets make halfcheetah-medium-v2`)."
+        )
+    from rl.datasets import load_dataset
+
+    return load_dataset(config.dataset, env_id=config.env or None)
 
 
 def load_run_record(run_dir: str) -> dict[str, Any] | None:

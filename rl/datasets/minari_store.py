@@ -230,6 +230,14 @@ def local_minari_ids() -> list[str]:
         return list(minari.list_local_datasets())
 
 
+def _make_command(dataset_id: str) -> str:
+    """The command that makes ``dataset_id`` when it is one of the project's D4RL-style ids."""
+    from rl.datasets.names import d4rl_name_from_minari_id
+
+    d4rl = d4rl_name_from_minari_id(dataset_id)
+    return f"python -m rl.datasets make {d4rl.name if d4rl is not None else '<env>-<level>-v2'}"
+
+
 def load_minari_dataset(dataset_id: str) -> MinariDataset:
     """``minari.load_dataset(dataset_id, download=False)`` with an error that says where it looked and what to do.
 
@@ -247,8 +255,8 @@ def load_minari_dataset(dataset_id: str) -> MinariDataset:
         raise DatasetNotFoundError(
             f"Minari dataset {dataset_id!r} is not in the local store: looked for "
             f"{minari_dataset_path(dataset_id) / 'data'} (root from {_root_description()}).{hint}{listing} "
-            "Nothing is downloaded here: make it with rl.datasets.generate_dataset('<env>-<level>-v2', policy, ...) "
-            "(policy=None for random), write episodes with rl.datasets.write_minari_dataset, or set "
+            f"Nothing is downloaded here: make it with `{_make_command(dataset_id)}` (or "
+            "rl.datasets.generate_dataset('<env>-<level>-v2', policy, ...) from Python), or set "
             f"{ROOT_VARIABLE} to the store that holds it."
         )
     return minari.load_dataset(dataset_id, download=False)

@@ -1,0 +1,327 @@
+"""Offline and offline-to-online training for SB3 off-policy algorithms.
+
+An offline algorithm here is an SB3 :class:`OffPolicyAlgorithm` (its policy, replay buffer, logger,
+callbacks, save/load) plus :class:`OfflineAlgorithmMixin`, which
+
+- fills the replay buffer from an :class:`rl.datasets.OfflineDataset` (``dataset=`` in the constructor,
+  or :meth:`~OfflineAlgorithmMixin.load_offline_data`), actions scaled the way SB3 stores them;
+- optionally standardises observations with the dataset's mean and std *inside the policy*
+  (:class:`StandardizedObservations`, a features extractor with fixed buffers), so ``predict`` and
+  ``evaluate_policy`` take raw observations and the statistics travel with ``save``/``load``;
+- trains from the buffer alone with :meth:`~OfflineAlgorithmMixin.learn_offline`, which drives SB3's
+  callbacks (evaluation, checkpoints, progress bar) once per gradient step.
+
+Offline-to-online follows CORL's finetuning scripts: the offline gradient steps are counted in
+``num_timesteps`` (the x axis of logs and curves), then ``learn(n, reset_num_timesteps=False)`` goes on
+in the env with one gradient step per env step, new transitions appended to the same buffer and sampled
+uniformly with the dataset. ``offline_updates`` records where the online phase started.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import MaybeCallback
+from torch import nn
+
+from rl.datasets import OfflineDataset, load_dataset
+
+OBSERVATION_STD_EPS = 1e-3
+"""Added to the dataset's observation std, as CORL does (``compute_mean_std(..., eps=1e-3)``)."""
+
+
+class NoOfflineDataError(RuntimeError):
+    """Raised when offline training starts with an empty replay buffer."""
+
+
+class DatasetMismatchError(ValueError):
+    """Raised when a dataset's observations or actions do not fit the env's spaces."""
+
+
+class StandardizedObservations(BaseFeaturesExtractor):
+    """Flatten, then ``(obs - mean) / std`` with fixed statistics (buffers, so they are saved and loaded).
+
+    Starts as the identity; :func:`set_observation_statistics` sets the dataset's statistics on every
+    instance inside a module (actor, critics, their targets, value networks).
+    """
+
+    def __init__(self, observation_space: spaces.Box) -> None:
+        dim = int(np.prod(observation_space.shape))
+        super().__init__(observation_space, features_dim=dim)
+        self.flatten = nn.Flatten()
+        self.register_buffer("mean", th.zeros(dim))
+        self.register_buffer("std", th.ones(dim))
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return (self.flatten(observations) - self.mean) / self.std
+
+
+def observation_statistics(observations: np.ndarray, eps: float = OBSERVATION_STD_EPS) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and ``std + eps`` of a dataset's observations."""
+    flat = observations.reshape(len(observations), -1).astype(np.float64)
+    return flat.mean(axis=0).astype(np.float32), (flat.std(axis=0) + eps).astype(np.float32)
+
+
+def set_observation_statistics(module: nn.Module, mean: np.ndarray, std: np.ndarray) -> int:
+    """Set ``mean``/``std`` on every :class:`StandardizedObservations` in ``module``; return how many."""
+    count = 0
+    for child in module.modules():
+        if isinstance(child, StandardizedObservations):
+            child.mean.copy_(th.as_tensor(mean, dtype=child.mean.dtype))
+            child.std.copy_(th.as_tensor(std, dtype=child.std.dtype))
+            count += 1
+    return count
+
+
+def episode_returns(dataset: OfflineDataset) -> np.ndarray:
+    """Returns of the dataset's (possibly truncated) episodes.
+
+    An episode ends at a terminal or timeout step, or where the next row does not start from this row's
+    next observation (the rows of a time-limit end are dropped by D4RL's rule, so this is how the end of a
+    timed-out episode shows).
+    """
+    ends = dataset.terminals | dataset.timeouts
+    if len(dataset) > 1:
+        flat_next = dataset.next_observations[:-1].reshape(len(dataset) - 1, -1)
+        flat_obs = dataset.observations[1:].reshape(len(dataset) - 1, -1)
+        ends[:-1] |= np.any(flat_next != flat_obs, axis=1)
+    ends[-1] = True
+    boundaries = np.flatnonzero(ends) + 1
+    return np.array([chunk.sum() for chunk in np.split(dataset.rewards.astype(np.float64), boundaries[:-1])])
+
+
+def fill_replay_buffer(buffer: ReplayBuffer, dataset: OfflineDataset, buffer_actions: np.ndarray) -> None:
+    """Write ``dataset`` into an empty SB3 replay buffer (n_envs = 1), as ``buffer.add`` would store it.
+
+    ``buffer_actions`` are the dataset's actions as SB3 stores them (Box actions scaled to [-1, 1] by
+    ``policy.scale_action``). Kept time-limit steps are stored with ``done`` and ``timeout`` set, so SB3
+    bootstraps through them.
+    """
+    n = len(dataset)
+    if buffer.n_envs != 1:
+        raise ValueError(f"Offline data goes into a single-env replay buffer; this one has n_envs={buffer.n_envs}.")
+    if n >= buffer.buffer_size:
+        raise ValueError(
+            f"The dataset has {n:,} transitions but the replay buffer holds {buffer.buffer_size:,}: "
+            f"pass buffer_size >= {n + 1:,} plus the online steps you plan."
+        )
+    obs_shape = buffer.observations.shape[2:]
+    buffer.observations[:n, 0] = dataset.observations.reshape(n, *obs_shape)
+    buffer.next_observations[:n, 0] = dataset.next_observations.reshape(n, *obs_shape)
+    buffer.actions[:n, 0] = buffer_actions.reshape(n, -1)
+    buffer.rewards[:n, 0] = dataset.rewards
+    buffer.dones[:n, 0] = dataset.terminals | dataset.timeouts
+    buffer.timeouts[:n, 0] = dataset.timeouts
+    buffer.pos = n
+    buffer.full = False
+
+
+def dataset_spec(dataset: OfflineDataset) -> str:
+    """What :func:`rl.datasets.load_dataset` reads ``dataset`` again from: its file, else its name or Minari id."""
+    return dataset.source if Path(dataset.source).is_file() else dataset.name
+
+
+def _on_disk(dataset: OfflineDataset) -> bool:
+    """Whether ``dataset`` can be read again: from its HDF5 file or from the local Minari store."""
+    from rl.datasets.minari_store import minari_dataset_exists
+
+    return Path(dataset.source).is_file() or ("/" in dataset.source and minari_dataset_exists(dataset.source))
+
+
+def check_dataset_fits(dataset: OfflineDataset, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Refuse a dataset whose observation or action shapes differ from the env's, naming both."""
+    if not isinstance(action_space, spaces.Box):
+        raise DatasetMismatchError(f"Offline algorithms here act in Box action spaces; the env has {action_space}.")
+    problems = []
+    obs_shape = dataset.observations.shape[1:]
+    if int(np.prod(obs_shape)) != int(np.prod(observation_space.shape)):
+        problems.append(f"observations {obs_shape} vs the env's {observation_space.shape}")
+    act_shape = dataset.actions.shape[1:]
+    if int(np.prod(act_shape)) != int(np.prod(action_space.shape)):
+        problems.append(f"actions {act_shape} vs the env's {action_space.shape}")
+    if problems:
+        raise DatasetMismatchError(
+            f"Dataset {dataset.name!r} does not fit the env ({'; '.join(problems)}). "
+            f"It was collected on {dataset.env_id}: train on that env (--env {dataset.env_id})."
+        )
+
+
+class OfflineAlgorithmMixin:
+    """Offline data and offline training for an SB3 OffPolicyAlgorithm (put it first in the bases).
+
+    The algorithm's ``__init__`` takes ``dataset`` and ``normalize_observations``, calls
+    :meth:`_init_offline` before ``super().__init__`` and :meth:`_setup_offline` at the end of
+    ``_setup_model``. Only the dataset's spec (name or path) is saved with the model; ``load`` reads the
+    data again when it can be found, and warns (the policy still predicts) when it cannot.
+    """
+
+    dataset_spec: str | None
+    normalize_observations: bool
+    offline_updates: int
+    reward_scale: float
+    reward_bias: float
+
+    def _init_offline(
+        self, dataset: OfflineDataset | str | None, normalize_observations: bool, policy_kwargs: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Remember the dataset; return ``policy_kwargs`` with the standardising extractor when asked for."""
+        self._dataset = dataset if isinstance(dataset, OfflineDataset) else None
+        self.dataset_spec = dataset_spec(dataset) if isinstance(dataset, OfflineDataset) else dataset
+        self.normalize_observations = normalize_observations
+        self.offline_updates = 0
+        self.reward_scale = 1.0
+        self.reward_bias = 0.0
+        policy_kwargs = dict(policy_kwargs or {})
+        if normalize_observations:
+            policy_kwargs.setdefault("features_extractor_class", StandardizedObservations)
+        return policy_kwargs
+
+    def _setup_offline(self) -> None:
+        """Load the dataset (if any) into the fresh replay buffer and the policy's statistics."""
+        dataset = getattr(self, "_dataset", None)
+        if dataset is None and self.dataset_spec is not None:
+            try:
+                dataset = load_dataset(self.dataset_spec, env_id=None)
+            except (FileNotFoundError, ValueError) as error:
+                warnings.warn(
+                    f"Offline dataset {self.dataset_spec!r} could not be read ({error}); the model predicts, but "
+                    "learn_offline needs data: call load_offline_data(dataset).", stacklevel=3,
+                )
+                return
+        if dataset is not None:
+            # Inside ``load`` this runs before the saved parameters are restored; they hold the same statistics.
+            self.load_offline_data(dataset)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_dataset"]  # type: ignore[misc]
+
+    @property
+    def replay_buffer_is_dataset(self) -> bool:
+        """True while the buffer holds the dataset and nothing else (no online step yet): ``load`` rebuilds it."""
+        dataset = self.dataset
+        return dataset is not None and _on_disk(dataset) and self.num_timesteps == self.offline_updates  # type: ignore[attr-defined]
+
+    @property
+    def dataset(self) -> OfflineDataset | None:
+        """The offline dataset in the replay buffer, if it was loaded in this process."""
+        return getattr(self, "_dataset", None)
+
+    def load_offline_data(self, dataset: OfflineDataset | str) -> OfflineDataset:
+        """Put ``dataset`` (an OfflineDataset or a spec for :func:`rl.datasets.load_dataset`) into the buffer.
+
+        The buffer is emptied first. Observation statistics are set from this dataset when
+        ``normalize_observations`` is on, and :meth:`_on_offline_data` lets the algorithm derive more
+        (e.g. a reward scale).
+        """
+        if not isinstance(dataset, OfflineDataset):
+            dataset = load_dataset(dataset)
+        check_dataset_fits(dataset, self.observation_space, self.action_space)  # type: ignore[attr-defined]
+        self.replay_buffer.reset()  # type: ignore[attr-defined]
+        low, high = self.action_space.low, self.action_space.high  # type: ignore[attr-defined]
+        buffer_actions = self.policy.scale_action(np.clip(dataset.actions, low, high))  # type: ignore[attr-defined]
+        fill_replay_buffer(self.replay_buffer, dataset, buffer_actions)  # type: ignore[attr-defined]
+        if self.normalize_observations:
+            mean, std = observation_statistics(dataset.observations)
+            if set_observation_statistics(self.policy, mean, std) == 0:  # type: ignore[attr-defined]
+                raise ValueError(
+                    "normalize_observations=True needs StandardizedObservations as the policy's features extractor; "
+                    "policy_kwargs sets another one."
+                )
+        self._dataset = dataset
+        self.dataset_spec = dataset_spec(dataset)
+        self._on_offline_data(dataset)
+        return dataset
+
+    def _on_offline_data(self, dataset: OfflineDataset) -> None:
+        """Hook for algorithm-specific preparation from the dataset (default: none)."""
+
+    def scale_rewards(self, rewards: th.Tensor) -> th.Tensor:
+        """``reward_scale * r + reward_bias``: the reward transformation some papers apply to all data."""
+        if self.reward_scale == 1.0 and self.reward_bias == 0.0:
+            return rewards
+        return rewards * self.reward_scale + self.reward_bias
+
+    def learn_offline(
+        self,
+        n_updates: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1000,
+        tb_log_name: str = "offline",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ):  # noqa: ANN201 - returns self, like learn
+        """Take ``n_updates`` gradient steps on the replay buffer without touching the env.
+
+        Each gradient step counts as one timestep for callbacks, logs and the progress bar (``on_step`` is
+        called after every update; ``on_rollout_start`` before it, where checkpoints are taken). Logs are
+        dumped every ``log_interval`` updates; ``time/fps`` is then updates per second.
+        """
+        if self.replay_buffer is None or self.replay_buffer.size() == 0:  # type: ignore[attr-defined]
+            raise NoOfflineDataError(
+                "The replay buffer is empty: pass dataset=... to the constructor or call load_offline_data(...) first."
+            )
+        setup_learn = self._setup_learn  # type: ignore[attr-defined]
+        if self.env is None:  # type: ignore[attr-defined]
+            # Loaded without an env: offline training needs none, but SB3's setup would reset one. Skip the
+            # off-policy setup (it only asserts the env) and the reset (a placeholder last observation).
+            setup_learn = partial(BaseAlgorithm._setup_learn, self)
+            self._last_obs = np.zeros((1, *self.observation_space.shape), dtype=self.observation_space.dtype)  # type: ignore[attr-defined]
+            if reset_num_timesteps:
+                self.num_timesteps, self._episode_num = 0, 0  # type: ignore[attr-defined]
+                reset_num_timesteps = False
+        total_timesteps, callback = setup_learn(n_updates, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        callback.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:  # type: ignore[attr-defined]
+            callback.on_rollout_start()
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)  # type: ignore[attr-defined]
+            self.train(gradient_steps=1, batch_size=self.batch_size)  # type: ignore[attr-defined]
+            self.num_timesteps += 1  # type: ignore[attr-defined]
+            self.offline_updates += 1
+            callback.update_locals(locals())
+            if not callback.on_step():
+                break
+            callback.on_rollout_end()
+            if log_interval > 0 and self.num_timesteps % log_interval == 0:  # type: ignore[attr-defined]
+                self._dump_logs()  # type: ignore[attr-defined]
+        callback.on_training_end()
+        return self
+
+
+def offline_then_online(
+    model: OfflineAlgorithmMixin,
+    *,
+    offline_steps: int,
+    online_steps: int,
+    callback: BaseCallback | None = None,
+    progress_bar: bool = False,
+    tb_log_name: str = "run",
+    resuming: bool = False,
+) -> None:
+    """Run what remains of ``offline_steps`` gradient steps, then of ``online_steps`` env steps.
+
+    ``model.num_timesteps`` counts both phases, so a run resumed from any checkpoint continues where it
+    stopped.
+    """
+    done = model.num_timesteps  # type: ignore[attr-defined]
+    if done < offline_steps:
+        model.learn_offline(
+            offline_steps - done, callback=callback, progress_bar=progress_bar, tb_log_name=f"{tb_log_name}_offline",
+            reset_num_timesteps=not resuming,
+        )
+        resuming = True
+    remaining = offline_steps + online_steps - model.num_timesteps  # type: ignore[attr-defined]
+    if remaining > 0:
+        model.learn(  # type: ignore[attr-defined]
+            total_timesteps=remaining, callback=callback, progress_bar=progress_bar,
+            reset_num_timesteps=not resuming and model.offline_updates == 0, tb_log_name=f"{tb_log_name}_online",
+        )

@@ -233,6 +233,9 @@ def train(config: RunConfig) -> RunResult:
     else:
         if dataset is not None:
             algo_kwargs["dataset"] = dataset
+            # The dataset and every online step must fit, or SB3's circular buffer overwrites the dataset.
+            needed = len(dataset) + n_timesteps + 1
+            algo_kwargs["buffer_size"] = max(int(algo_kwargs.get("buffer_size", needed)), needed)
         model = algo_class(
             runner.get("policy") or default_policy(env.observation_space), env, seed=config.seed, device=config.device,
             tensorboard_log=config.tensorboard_log, verbose=max(config.verbose - 1, 0), **algo_kwargs,

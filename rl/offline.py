@@ -168,6 +168,8 @@ class OfflineAlgorithmMixin:
     dataset_spec: str | None
     normalize_observations: bool
     offline_updates: int
+    in_offline_phase: bool = False
+    """True while :meth:`learn_offline` runs (``train`` may differ between the phases, e.g. IQL's schedule)."""
     reward_scale: float
     reward_bias: float
 
@@ -203,7 +205,7 @@ class OfflineAlgorithmMixin:
             self.load_offline_data(dataset)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_dataset"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "_dataset", "in_offline_phase"]  # type: ignore[misc]
 
     @property
     def replay_buffer_is_dataset(self) -> bool:
@@ -281,6 +283,15 @@ class OfflineAlgorithmMixin:
                 reset_num_timesteps = False
         total_timesteps, callback = setup_learn(n_updates, callback, reset_num_timesteps, tb_log_name, progress_bar)
         callback.on_training_start(locals(), globals())
+        self.in_offline_phase = True
+        try:
+            self._offline_updates_loop(total_timesteps, callback, log_interval)
+        finally:
+            self.in_offline_phase = False
+        callback.on_training_end()
+        return self
+
+    def _offline_updates_loop(self, total_timesteps: int, callback: BaseCallback, log_interval: int) -> None:
         while self.num_timesteps < total_timesteps:  # type: ignore[attr-defined]
             callback.on_rollout_start()
             self._update_current_progress_remaining(self.num_timesteps, total_timesteps)  # type: ignore[attr-defined]
@@ -292,9 +303,7 @@ class OfflineAlgorithmMixin:
                 break
             callback.on_rollout_end()
             if log_interval > 0 and self.num_timesteps % log_interval == 0:  # type: ignore[attr-defined]
-                self._dump_logs()  # type: ignore[attr-defined]
-        callback.on_training_end()
-        return self
+                self.dump_logs()  # type: ignore[attr-defined]
 
 
 def offline_then_online(

@@ -12,6 +12,14 @@ it is not redone by a later session), and an unfinished run resumes from its las
 under ``logs/benchmarks/<name>/``. Runs go through a :class:`Backend`; the local process pool is one,
 and a cluster back end (e.g. Ray) only has to implement ``run_all``.
 
+Offline algorithms run on datasets instead of envs (``--datasets``; ``-n`` is then gradient steps,
+``--online-steps`` the fine-tuning env steps after them), and the same labels with a ``d3rlpy_`` prefix
+run d3rlpy's implementation on the very same data in its own virtual environment
+(:mod:`rl.external.d3rlpy_baseline`)::
+
+    python -m rl.benchmark --name offline/iql --algos iql d3rlpy_iql \
+        --datasets halfcheetah-medium-v2 hopper-medium-v2 --seeds 0 1 2 -n 100000
+
 Output under ``results/<name>/``: ``README.md`` (the table: mean +- std and per-seed returns of both
 algorithms, the ratio, budgets, wall-clock and env steps per second), ``learning_curves.png``,
 ``command.txt``, ``versions.json`` and ``runs/<algo>/<env>_seed<k>/`` (run.json, evaluations.npz,
@@ -63,6 +71,10 @@ class RunSpec:
     eval_episodes: int = 5
     final_eval_episodes: int = 10
     save_freq: int = 10_000
+    dataset: str | None = None
+    """Offline runs: the dataset (then ``env`` is its name too, and ``n_timesteps`` counts gradient steps)."""
+    online_steps: int = 0
+    """Offline runs: env steps of online fine-tuning after the ``n_timesteps`` gradient steps."""
 
     @property
     def done(self) -> bool:
@@ -70,7 +82,38 @@ class RunSpec:
         record = Path(self.result_dir) / "run.json"
         if not record.is_file():
             return False
-        return json.loads(record.read_text()).get("num_timesteps", 0) >= self.n_timesteps
+        return json.loads(record.read_text()).get("num_timesteps", 0) >= self.n_timesteps + self.online_steps
+
+
+EXTERNAL_PREFIX = "d3rlpy_"
+"""Labels ``d3rlpy_<algo>`` run d3rlpy's implementation of ``<algo>`` (offline runs only)."""
+D3RLPY_ALGOS = ("iql", "cql", "awac", "td3_bc")
+
+
+def check_label(label: str) -> None:
+    """Refuse a label that names no algorithm, method or external baseline (with close names)."""
+    if label.startswith(EXTERNAL_PREFIX):
+        if label[len(EXTERNAL_PREFIX):] not in D3RLPY_ALGOS:
+            names = ", ".join(EXTERNAL_PREFIX + a for a in D3RLPY_ALGOS)
+            raise SystemExit(f"error: {label!r}: the d3rlpy baselines are {names}.")
+        return
+    parse_run_label(label)
+
+
+def _execute_external(spec: RunSpec) -> dict[str, Any]:
+    """Run d3rlpy's implementation on the spec's dataset (exported to a D4RL-layout file once)."""
+    from rl.datasets import export_d4rl_file, load_dataset
+    from rl.external.d3rlpy_baseline import run_d3rlpy
+
+    assert spec.dataset is not None, "d3rlpy baselines run on datasets (--datasets)"
+    data = load_dataset(spec.dataset)
+    path = export_d4rl_file(spec.dataset, Path(spec.work_dir).parents[1] / "_datasets")  # <logs>/<name>/_datasets
+    os.makedirs(spec.work_dir, exist_ok=True)
+    return run_d3rlpy(
+        spec.algo[len(EXTERNAL_PREFIX):], path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed,
+        out_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
+        final_eval_episodes=spec.final_eval_episodes, ref_min=data.ref_min, ref_max=data.ref_max,
+    )
 
 
 def execute(spec: RunSpec) -> dict[str, Any]:
@@ -82,23 +125,30 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     torch.set_num_threads(1)
     start = time.time()
     try:
-        method, algo = parse_run_label(spec.algo)
-        config = RunConfig(
-            algo=algo, env=spec.env, seed=spec.seed, n_timesteps=spec.n_timesteps, label=spec.algo,
-            run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
-            final_eval_episodes=spec.final_eval_episodes, save_freq=spec.save_freq,
-            hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
-        )
-        if method is not None:
-            config = load_method(method)(config, progress=False)
-        result = train(config)
+        if spec.algo.startswith(EXTERNAL_PREFIX):
+            record, run_dir = _execute_external(spec), spec.work_dir
+        else:
+            method, algo = parse_run_label(spec.algo)
+            offline = spec.dataset is not None
+            config = RunConfig(
+                algo=algo, env=None if offline else spec.env, seed=spec.seed,
+                n_timesteps=spec.online_steps if offline else spec.n_timesteps, label=spec.algo,
+                run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
+                final_eval_episodes=spec.final_eval_episodes, save_freq=spec.save_freq,
+                hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
+                dataset=spec.dataset, offline_steps=spec.n_timesteps if offline else None,
+            )
+            if method is not None:
+                config = load_method(method)(config, progress=False)
+            result = train(config)
+            record, run_dir = result.record, result.run_dir
     except Exception:  # one failed run must not stop the others; its error goes into the report
         return {"spec": asdict(spec), "error": traceback.format_exc(), "wall_seconds": time.time() - start}
     os.makedirs(spec.result_dir, exist_ok=True)
-    for name in os.listdir(result.run_dir):
+    for name in os.listdir(run_dir):
         if name in _KEPT_FILES or name.endswith(".monitor.csv"):
-            shutil.copy2(os.path.join(result.run_dir, name), os.path.join(spec.result_dir, name))
-    return {"spec": asdict(spec), "record": result.record, "wall_seconds": time.time() - start}
+            shutil.copy2(os.path.join(run_dir, name), os.path.join(spec.result_dir, name))
+    return {"spec": asdict(spec), "record": record, "wall_seconds": time.time() - start}
 
 
 class Backend(Protocol):
@@ -127,6 +177,13 @@ class ProcessBackend:
                 yield future.result()
 
 
+def _folder_name(env_or_dataset: str) -> str:
+    """A run-folder name for an env id, a dataset name, a Minari id (``a/b/c`` -> ``a-b-c``) or a file (its stem)."""
+    if env_or_dataset.lower().endswith((".hdf5", ".h5")):
+        return Path(env_or_dataset).stem
+    return env_or_dataset.replace("/", "-")
+
+
 def plan(
     name: str,
     algos: Sequence[str],
@@ -137,16 +194,22 @@ def plan(
     hyperparams: dict[str, dict[str, Any]] | None = None,
     results_root: str = RESULTS_ROOT,
     logs_root: str = LOGS_ROOT,
+    datasets: bool = False,
+    online_steps: int = 0,
     **run_options: Any,
 ) -> list[RunSpec]:
-    """All runs of a benchmark, ordered seed, env, algo so that paired runs are neighbours."""
+    """All runs of a benchmark, ordered seed, env, algo so that paired runs are neighbours.
+
+    With ``datasets=True`` the ``envs`` are dataset names and the runs are offline runs.
+    """
     hyperparams = hyperparams or {}
     return [
         RunSpec(
             algo=algo, env=env, seed=seed, n_timesteps=n_timesteps,
-            work_dir=os.path.join(logs_root, name, algo, f"{env}_seed{seed}"),
-            result_dir=os.path.join(results_root, name, "runs", algo, f"{env}_seed{seed}"),
-            hyperparams=hyperparams.get(algo, {}), **run_options,
+            work_dir=os.path.join(logs_root, name, algo, f"{_folder_name(env)}_seed{seed}"),
+            result_dir=os.path.join(results_root, name, "runs", algo, f"{_folder_name(env)}_seed{seed}"),
+            hyperparams=hyperparams.get(algo, {}), dataset=env if datasets else None,
+            online_steps=online_steps if datasets else 0, **run_options,
         )
         for seed in seeds
         for env in envs
@@ -187,17 +250,25 @@ def write_report(
     budget = specs[0].n_timesteps if specs else 0
     algo, baseline = algos[0], (algos[1] if len(algos) > 1 else None)
 
+    offline = bool(specs) and specs[0].dataset is not None
+    online = specs[0].online_steps if offline else 0
     lines = [f"# Benchmark `{name}`: {' vs '.join(algos)}", ""]
+    budget_text = (
+        f"{budget:,} gradient steps on the dataset" + (f" then {online:,} env steps online" if online else "")
+        if offline else f"{budget:,} env steps"
+    )
     lines += [
-        f"Budget: {budget:,} env steps per run; seeds {', '.join(map(str, seeds))}; final evaluation: "
+        f"Budget: {budget_text} per run; seeds {', '.join(map(str, seeds))}; final evaluation: "
         f"deterministic policy, {specs[0].final_eval_episodes if specs else 0} episodes; periodic evaluation "
-        f"every {specs[0].eval_freq if specs else 0:,} steps. Throughput is env steps per second of training "
-        "(evaluation and checkpoint time excluded), paired runs sharing the machine.",
+        f"every {specs[0].eval_freq if specs else 0:,} steps. Throughput is "
+        + ("gradient updates" if offline and not online else "steps")
+        + " per second of training (evaluation and checkpoint time excluded), paired runs sharing the machine."
+        + (" Returns are followed by D4RL normalised scores." if offline else ""),
         "",
     ]
-    header = "| env | " + " | ".join(f"{a} return" for a in algos)
+    header = "| " + ("dataset" if offline else "env") + " | " + " | ".join(f"{a} return" for a in algos)
     header += f" | ratio {algo}/{baseline} | " if baseline else " | "
-    header += " | ".join(f"{a} steps/s" for a in algos)
+    header += " | ".join(f"{a} {'updates' if offline and not online else 'steps'}/s" for a in algos)
     header += " | speed ratio | wall-clock (min) |" if baseline else " | wall-clock (min) |"
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
@@ -206,6 +277,7 @@ def write_report(
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
     for env in envs:
         returns: dict[str, list[float]] = {}
+        scores: dict[str, list[float]] = {a: [] for a in algos}
         speeds: dict[str, list[float]] = {}
         wall = 0.0
         curves[env] = {}
@@ -219,13 +291,19 @@ def write_report(
                     continue
                 value = record["final_evaluation"]["mean_reward"]
                 returns[a].append(value)
-                row.append(f"{value:.1f}")
+                score = record.get("final_normalized_score")
+                if score is not None:
+                    scores[a].append(score)
+                row.append(f"{value:.1f}" + (f" ({score:.1f})" if score is not None else ""))
                 if record.get("steps_per_second"):
                     speeds[a].append(record["steps_per_second"])
                 wall += record.get("train_seconds", 0.0)
                 curves[env][a].append(record["_curve"])
             per_seed_lines.append(f"| {env} | {a} | " + " | ".join(row) + " |")
-        cells = [f"{_mean_std(returns[a])} (n={len(returns[a])})" for a in algos]
+        cells = [
+            _mean_std(returns[a]) + (f", score {_mean_std(scores[a])}" if scores[a] else "") + f" (n={len(returns[a])})"
+            for a in algos
+        ]
         if baseline:
             ratio = _ratio(returns[algo], returns[baseline])
             cells.append(ratio)
@@ -278,9 +356,15 @@ def run_benchmark(
     from rl.envs import ensure_registered
 
     for algo in algos:
-        parse_run_label(algo)
-    for env in envs:
-        ensure_registered(env)
+        check_label(algo)
+    if run_options.get("datasets"):
+        from rl.datasets import load_dataset
+
+        for dataset in envs:  # fail now, not in every worker, on a dataset that is not there
+            load_dataset(dataset)
+    else:
+        for env in envs:
+            ensure_registered(env)
     specs = plan(name, algos, envs, seeds, n_timesteps, hyperparams=hyperparams,
                  results_root=results_root, logs_root=logs_root, **run_options)
     out = Path(results_root) / name
@@ -306,9 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rl.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", required=True, help="benchmark name: results go to results/<name>/")
     parser.add_argument("--algos", nargs="+", required=True, help="algorithm under test first, then the baseline")
-    parser.add_argument("--envs", nargs="+", required=True, help="env ids")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--envs", nargs="+", help="env ids")
+    where.add_argument("--datasets", nargs="+", help="offline runs: dataset names, Minari ids or .hdf5 files")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds")
-    parser.add_argument("-n", "--n-timesteps", type=int, required=True, help="env steps per run")
+    parser.add_argument("-n", "--n-timesteps", type=int, required=True,
+                        help="env steps per run (offline runs: gradient steps on the dataset)")
+    parser.add_argument("--online-steps", type=int, default=0, help="offline runs: env steps of fine-tuning after")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (one torch thread each)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation every n env steps")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation")
@@ -339,12 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = _per_algo_overrides(args.hyperparams, args.algos)
     options = dict(eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-                   final_eval_episodes=args.final_eval_episodes, save_freq=args.save_freq)
+                   final_eval_episodes=args.final_eval_episodes, save_freq=args.save_freq,
+                   datasets=args.datasets is not None, online_steps=args.online_steps)
+    envs = args.datasets or args.envs
     if args.report_only:
-        specs = plan(args.name, args.algos, args.envs, args.seeds, args.n_timesteps, hyperparams=overrides, **options)
-        path = write_report(args.name, specs, args.algos, args.envs, notes=args.notes)
+        specs = plan(args.name, args.algos, envs, args.seeds, args.n_timesteps, hyperparams=overrides, **options)
+        path = write_report(args.name, specs, args.algos, envs, notes=args.notes)
     else:
-        path = run_benchmark(args.name, args.algos, args.envs, args.seeds, args.n_timesteps, workers=args.workers,
+        path = run_benchmark(args.name, args.algos, envs, args.seeds, args.n_timesteps, workers=args.workers,
                              hyperparams=overrides, notes=args.notes, progress=args.progress, **options)
     print(Path(path).read_text())
     return 0

@@ -61,3 +61,20 @@ def test_run_labels():
     assert parse_run_label("mdpo@authors_schedule") == (None, "mdpo")
     assert parse_run_label("s3rl_mdpo_off_nosc") == ("s3rl", "mdpo_off")
     assert parse_run_label("s3rl_sac@long") == ("s3rl", "sac")
+
+
+def test_offline_benchmark_runs_on_datasets_and_reports_scores(tmp_path):
+    from offline_data import random_dataset, write_hdf5
+
+    path = str(write_hdf5(random_dataset("Pendulum-v1", n=400), tmp_path / "tiny.hdf5"))
+    tiny = {"policy_kwargs": {"net_arch": [8]}, "batch_size": 16}
+    options = dict(results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=20,
+                   eval_episodes=1, final_eval_episodes=1, save_freq=-1, progress=False, datasets=True,
+                   online_steps=10)
+    table = run_benchmark("offline", ["td3_bc", "iql"], [path], [0], 30, backend=RecordingBackend(),
+                          hyperparams={"td3_bc": tiny, "iql": tiny}, **options)
+    text = open(table).read()
+    assert "30 gradient steps on the dataset then 10 env steps online" in text
+    assert "| dataset |" in text and ", score " in text
+    record = json.loads((tmp_path / "results" / "offline" / "runs" / "iql" / "tiny_seed0" / "run.json").read_text())
+    assert record["offline_steps"] == 30 and record["num_timesteps"] == 40 and record["dataset"] == path

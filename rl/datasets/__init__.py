@@ -15,8 +15,9 @@ What makes the data (nothing is downloaded on these machines)::
     make_medium_expert("hopper")                                              # medium + expert, concatenated
 
 Modules: ``names`` (D4RL names -> envs and Minari ids), ``scores`` (normalised scores), ``d4rl`` (HDF5 files,
-``qlearning_dataset``), ``episodes`` (whole episodes and their flat layouts), ``minari_store`` (the local
-Minari store, without jax), ``generate`` (resumable collection), ``loading`` (``load_dataset``), ``errors``.
+``qlearning_dataset``), ``episodes`` (whole episodes and their flat layouts), ``export`` (any dataset as one
+D4RL file), ``minari_store`` (the local Minari store, without jax), ``generate`` (resumable collection),
+``loading`` (``load_dataset``), ``errors``.
 h5py and Minari (``pip install -e ".[offline]"``) are imported only by the functions that need them.
 """
 
@@ -37,6 +38,7 @@ from rl.datasets.errors import (
     ReferenceScoreError,
     UnknownDatasetNameError,
 )
+from rl.datasets.export import export_d4rl_file
 from rl.datasets.generate import (
     Policy,
     WorkFolderError,
@@ -79,6 +81,7 @@ __all__ = [
     "d4rl_reference_returns",
     "episodes_to_d4rl",
     "episodes_to_transitions",
+    "export_d4rl_file",
     "generate_dataset",
     "load_d4rl_hdf5",
     "load_dataset",

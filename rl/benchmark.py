@@ -87,15 +87,15 @@ class RunSpec:
 
 EXTERNAL_PREFIX = "d3rlpy_"
 """Labels ``d3rlpy_<algo>`` run d3rlpy's implementation of ``<algo>`` (offline runs only)."""
-D3RLPY_ALGOS = ("iql", "cql", "awac", "td3_bc")
 
 
 def check_label(label: str) -> None:
     """Refuse a label that names no algorithm, method or external baseline (with close names)."""
     if label.startswith(EXTERNAL_PREFIX):
-        if label[len(EXTERNAL_PREFIX):] not in D3RLPY_ALGOS:
-            names = ", ".join(EXTERNAL_PREFIX + a for a in D3RLPY_ALGOS)
-            raise SystemExit(f"error: {label!r}: the d3rlpy baselines are {names}.")
+        from rl.external.d3rlpy_baseline import D3RLPY_LABELS
+
+        if label not in D3RLPY_LABELS:
+            raise SystemExit(f"error: {label!r}: the d3rlpy baselines are {', '.join(D3RLPY_LABELS)}.")
         return
     parse_run_label(label)
 
@@ -110,9 +110,9 @@ def _execute_external(spec: RunSpec) -> dict[str, Any]:
     path = export_d4rl_file(spec.dataset, Path(spec.work_dir).parents[1] / "_datasets")  # <logs>/<name>/_datasets
     os.makedirs(spec.work_dir, exist_ok=True)
     return run_d3rlpy(
-        spec.algo[len(EXTERNAL_PREFIX):], path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed,
-        out_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
-        final_eval_episodes=spec.final_eval_episodes, ref_min=data.ref_min, ref_max=data.ref_max,
+        spec.algo, path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed, out_dir=spec.work_dir,
+        eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes, final_eval_episodes=spec.final_eval_episodes,
+        ref_min=data.ref_min, ref_max=data.ref_max, echo=False,
     )
 
 

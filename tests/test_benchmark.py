@@ -1,6 +1,7 @@
 """The benchmark harness: paired runs, a report with both algorithms, and no rerun of finished runs."""
 
 import json
+from pathlib import Path
 
 from rl.benchmark import ProcessBackend, execute, plan, run_benchmark
 
@@ -78,3 +79,37 @@ def test_offline_benchmark_runs_on_datasets_and_reports_scores(tmp_path):
     assert "| dataset |" in text and ", score " in text
     record = json.loads((tmp_path / "results" / "offline" / "runs" / "iql" / "tiny_seed0" / "run.json").read_text())
     assert record["offline_steps"] == 30 and record["num_timesteps"] == 40 and record["dataset"] == path
+
+
+def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monkeypatch):
+    from offline_data import random_dataset, write_hdf5
+
+    from rl.external import d3rlpy_baseline
+
+    path = str(write_hdf5(random_dataset("Pendulum-v1", n=200), tmp_path / "tiny.hdf5"))
+    calls = []
+
+    def fake_run(algo, dataset_path, env_id, **kwargs):
+        calls.append((algo, str(dataset_path), env_id, kwargs))
+        out = Path(kwargs["out_dir"])
+        record = {"algo": algo, "num_timesteps": kwargs["n_steps"], "final_evaluation": {"mean_reward": -750.0},
+                  "final_normalized_score": 50.0, "steps_per_second": 10.0}
+        (out / "run.json").write_text(json.dumps(record))
+        return record
+
+    monkeypatch.setattr(d3rlpy_baseline, "run_d3rlpy", fake_run)
+    options = dict(results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=10,
+                   eval_episodes=1, final_eval_episodes=1, save_freq=-1, progress=False, datasets=True)
+    table = run_benchmark("ext", ["d3rlpy_iql"], [path], [3], 20, backend=RecordingBackend(), **options)
+    assert calls[0][:3] == ("d3rlpy_iql", path, "Pendulum-v1")
+    assert calls[0][3]["n_steps"] == 20 and calls[0][3]["seed"] == 3 and calls[0][3]["ref_min"] == -1500.0
+    assert "-750.0 +- 0.0, score 50.0 +- 0.0" in open(table).read()
+
+
+def test_unknown_external_label_lists_the_valid_ones():
+    import pytest
+
+    from rl.benchmark import check_label
+
+    with pytest.raises(SystemExit, match="d3rlpy_cql"):
+        check_label("d3rlpy_sac")

@@ -1,0 +1,196 @@
+"""Run d3rlpy's IQL / CQL / AWAC / TD3+BC on a D4RL-layout HDF5 file, from the project's venv.
+
+:func:`run_d3rlpy` makes sure d3rlpy's own venv exists (:func:`rl.external.d3rlpy_venv.ensure_venv`), runs
+``d3rlpy_run.py`` there as a subprocess, and returns the run's ``run.json`` as a dict. The run folder gets
+``evaluations.npz`` (SB3's EvalCallback format: ``timesteps`` are gradient steps), ``run.json`` (our runs'
+keys: ``label``, ``steps_per_second``, ``final_evaluation``, ``final_normalized_score``, ``versions``, ...)
+and ``d3rlpy_output.log`` (the subprocess's stdout and stderr).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from rl.external.d3rlpy_venv import ensure_venv
+from rl.external.errors import ExternalBaselineError
+
+D3RLPY_ALGOS: tuple[str, ...] = ("iql", "cql", "awac", "td3_bc")
+"""The algorithms ``d3rlpy_run.py`` runs (d3rlpy's IQL, CQL, AWAC, TD3PlusBC)."""
+
+D3RLPY_LABELS: dict[str, str] = {f"d3rlpy_{algo}": algo for algo in D3RLPY_ALGOS}
+"""Benchmark label -> algorithm: ``d3rlpy_iql``, ``d3rlpy_cql``, ``d3rlpy_awac``, ``d3rlpy_td3_bc``."""
+
+RUN_SCRIPT = Path(__file__).with_name("d3rlpy_run.py")
+"""The standalone script run by the d3rlpy venv's python."""
+
+LOG_NAME = "d3rlpy_output.log"
+"""The subprocess's output, in the run folder."""
+
+_TAIL_LINES = 40
+
+# Variables that would make the venv's python import this venv's packages or change its thread count.
+_DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
+_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def algo_name(algo: str) -> str:
+    """``"iql"`` for ``"iql"`` or ``"d3rlpy_iql"``; ValueError listing the valid names otherwise."""
+    name = D3RLPY_LABELS.get(algo, algo)
+    if name not in D3RLPY_ALGOS:
+        valid = ", ".join([*D3RLPY_ALGOS, *D3RLPY_LABELS])
+        raise ValueError(f"Unknown d3rlpy algorithm {algo!r}; expected one of: {valid}.")
+    return name
+
+
+def d3rlpy_command(
+    python: str | os.PathLike,
+    algo: str,
+    dataset_path: str | os.PathLike,
+    env_id: str,
+    *,
+    n_steps: int,
+    seed: int,
+    out_dir: str | os.PathLike,
+    eval_freq: int,
+    eval_episodes: int,
+    final_eval_episodes: int,
+    ref_min: float | None = None,
+    ref_max: float | None = None,
+) -> list[str]:
+    """The command line that runs ``d3rlpy_run.py`` with ``python`` (paths made absolute)."""
+    command = [
+        str(python), str(RUN_SCRIPT), "--algo", algo_name(algo),
+        "--dataset", str(Path(dataset_path).resolve()), "--env", env_id,
+        "--n-steps", str(int(n_steps)), "--seed", str(int(seed)), "--eval-freq", str(int(eval_freq)),
+        "--eval-episodes", str(int(eval_episodes)), "--final-eval-episodes", str(int(final_eval_episodes)),
+        "--out", str(Path(out_dir).resolve()),
+    ]
+    if (ref_min is None) != (ref_max is None):
+        raise ValueError("Give both ref_min and ref_max, or neither.")
+    if ref_min is not None:
+        command += ["--ref-min", repr(float(ref_min)), "--ref-max", repr(float(ref_max))]
+    return command
+
+
+def _pump(stream: IO[str], sinks: Sequence[Any], tail: collections.deque | None, lock: threading.Lock) -> None:
+    """Copy ``stream`` line by line to ``sinks`` (files), keeping the last lines in ``tail``."""
+    for line in stream:
+        with lock:
+            for sink in sinks:
+                sink.write(line)
+                sink.flush()
+        if tail is not None:
+            tail.append(line.rstrip("\n"))
+
+
+def run_d3rlpy(
+    algo: str,
+    dataset_path: str | os.PathLike,
+    env_id: str,
+    *,
+    n_steps: int,
+    seed: int,
+    out_dir: str | os.PathLike,
+    eval_freq: int,
+    eval_episodes: int,
+    final_eval_episodes: int,
+    ref_min: float | None = None,
+    ref_max: float | None = None,
+    python: str | os.PathLike | None = None,
+    echo: bool = True,
+    timeout: float | None = None,
+) -> dict:
+    """Train and evaluate d3rlpy's ``algo`` on a D4RL-layout HDF5 file in d3rlpy's own venv.
+
+    Args:
+        algo: ``iql``, ``cql``, ``awac``, ``td3_bc`` or the label ``d3rlpy_<algo>``.
+        dataset_path: the D4RL-layout ``.hdf5`` file (the same one our offline algorithms load).
+        env_id: the gymnasium id to evaluate in (``Hopper-v4``).
+        n_steps: gradient steps; ``eval_freq`` must divide it (d3rlpy trains in epochs of ``eval_freq`` steps).
+        seed: seeds d3rlpy (python, numpy, torch) and the evaluation env.
+        out_dir: the run folder (created); gets ``evaluations.npz``, ``run.json``, ``d3rlpy_output.log``.
+        eval_freq, eval_episodes: evaluate every ``eval_freq`` gradient steps with ``eval_episodes`` episodes.
+        final_eval_episodes: episodes of the final evaluation.
+        ref_min, ref_max: D4RL reference returns for ``final_normalized_score`` (null without them).
+        python: the d3rlpy venv's python; default :func:`ensure_venv` (creates the venv if needed).
+        echo: also print the subprocess's output here as it comes.
+        timeout: seconds before the run is killed (ExternalBaselineError); None waits.
+
+    Returns:
+        The parsed ``run.json``.
+
+    Raises:
+        ExternalBaselineError: the venv cannot be made, or the run fails (the message has the command and the
+            end of its stderr), times out, or leaves no ``run.json``.
+        ValueError: an unknown ``algo``, or only one of ``ref_min``/``ref_max``.
+    """
+    out = Path(out_dir)
+    python = Path(python) if python is not None else ensure_venv()
+    command = d3rlpy_command(
+        python, algo, dataset_path, env_id, n_steps=n_steps, seed=seed, out_dir=out, eval_freq=eval_freq,
+        eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, ref_min=ref_min, ref_max=ref_max,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").unlink(missing_ok=True)  # so that a stale one from an earlier run is never returned
+    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
+    env.update(_THREAD_ENV)
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    lock = threading.Lock()
+    with open(out / LOG_NAME, "w") as log:
+        log.write("$ " + shlex.join(command) + "\n")
+        log.flush()
+        try:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                env=env, cwd=out,
+            )
+        except OSError as error:
+            raise ExternalBaselineError(
+                f"Could not start the d3rlpy run {shlex.join(command)}: {error}. Is {str(python)!r} the python "
+                "of a complete d3rlpy venv? `python -m rl.external.d3rlpy_venv` makes one."
+            ) from error
+        echo_sinks = [sys.stdout] if echo else []
+        threads = [
+            threading.Thread(target=_pump, args=(process.stdout, [log, *echo_sinks], None, lock), daemon=True),
+            threading.Thread(
+                target=_pump, args=(process.stderr, [log, *([sys.stderr] if echo else [])], stderr_tail, lock),
+                daemon=True,
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = None
+        for thread in threads:
+            thread.join()
+    tail = "\n".join(f"    {line}" for line in stderr_tail) or "    (nothing on stderr)"
+    if code is None:
+        raise ExternalBaselineError(
+            f"The d3rlpy run timed out after {timeout} s and was killed:\n    {shlex.join(command)}\n"
+            f"Last stderr lines:\n{tail}\nFull output: {out / LOG_NAME}"
+        )
+    if code != 0:
+        raise ExternalBaselineError(
+            f"The d3rlpy run failed with exit status {code}:\n    {shlex.join(command)}\n"
+            f"Last stderr lines:\n{tail}\nFull output: {out / LOG_NAME}"
+        )
+    try:
+        return json.loads((out / "run.json").read_text())
+    except (OSError, ValueError) as error:
+        raise ExternalBaselineError(
+            f"The d3rlpy run exited normally but left no readable {out / 'run.json'} ({error}):\n"
+            f"    {shlex.join(command)}\nFull output: {out / LOG_NAME}"
+        ) from error

@@ -48,6 +48,9 @@ CONFIG_FILE = "config.yml"
 CHECKPOINT_DIR = "checkpoints"
 RESUME_HOOK = "resume_from_step"
 """Method a training-env wrapper may define to learn, on resume, how many of its env steps already ran."""
+ARTIFACTS_HOOK = "write_run_artifacts"
+"""Method an algorithm may define, ``(run_dir, eval_env) -> dict``, to add its own pictures and figures to a
+finished run folder (e.g. FamO2O's balance coefficient over an episode); the dict goes into run.json."""
 
 
 class RunConfigError(ValueError):
@@ -288,6 +291,9 @@ def train(config: RunConfig) -> RunResult:
     evaluation = None
     if config.final_eval_episodes > 0:
         evaluation = evaluate(model, eval_env, n_episodes=config.final_eval_episodes)
+    artifacts = {}
+    if hasattr(model, ARTIFACTS_HOOK):
+        artifacts = getattr(model, ARTIFACTS_HOOK)(run_dir, eval_env) or {}
     offline_record = {}
     if dataset is not None:
         offline_record = {
@@ -315,6 +321,7 @@ def train(config: RunConfig) -> RunResult:
         "config": printable({k: v for k, v in asdict(config).items() if k not in ("hyperparams", "extra_record")}),
         **config.extra_record,
         **offline_record,
+        **artifacts,
         "versions": package_versions(),
         "train_seconds": train_seconds,
         "train_steps": clock.steps,

@@ -82,7 +82,7 @@ def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
 
 
 def test_every_offline_algorithm_is_registered():
-    assert set(OFFLINE) == {"iql", "cql", "awac", "td3_bc"}
+    assert {"iql", "cql", "awac", "td3_bc"} <= set(OFFLINE)
 
 
 @pytest.mark.parametrize("name", ALGOS)

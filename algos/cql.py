@@ -322,8 +322,9 @@ class CQL(OfflineAlgorithmMixin, SAC):
         ``pi(.|s')`` and ``n`` of ``pi(.|s)`` with their log-probabilities.
         """
         batch, n, action_dim = len(observations), self.cql_n_actions, get_action_dim(self.action_space)
-        uniform = observations.new_empty((batch, n, action_dim)).uniform_(-1.0, 1.0)
-        uniform_log_density = observations.new_full((batch, n), -action_dim * math.log(2.0))
+        # Float32 like the networks, whatever the observations' dtype (MuJoCo's are float64).
+        uniform = th.empty((batch, n, action_dim), device=observations.device).uniform_(-1.0, 1.0)
+        uniform_log_density = th.full((batch, n), -action_dim * math.log(2.0), device=observations.device)
         with th.no_grad():
             states = th.cat([next_observations, observations]).repeat_interleave(n, dim=0)
             policy_actions, policy_log_prob = self.actor.action_log_prob(states)

@@ -226,6 +226,16 @@ def test_predict_and_evaluate_policy_on_raw_observations(name, dataset):
 
 
 @pytest.mark.parametrize("name", ALGOS)
+def test_trains_on_mujoco_float64_observations(name):
+    hopper = random_dataset("Hopper-v4", n=300)
+    model = make(name, hopper, env=make_vec_env("Hopper-v4", n_envs=1, seed=0))
+    assert model.replay_buffer.observations.dtype == np.float64
+    model.learn_offline(3)
+    model.learn(3, reset_num_timesteps=False)
+    assert model.num_timesteps == 6
+
+
+@pytest.mark.parametrize("name", ALGOS)
 def test_dataset_from_another_env_is_refused(name):
     hopper = random_dataset("Hopper-v4", n=50)
     with pytest.raises(DatasetMismatchError, match="Hopper-v4"):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from rl.hyperparams import HyperparameterError, parse_overrides
-from rl.registry import get_algo
+from rl.registry import ALGORITHMS
 from rl.runner import RunConfig, train
 
 
@@ -25,7 +25,7 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
     )
     if algo is None:
         parser.add_argument("--algo", required=True, help="algorithm name (mdpo, mdpo_off, ppo, sac, iql, ...)")
-    if algo is not None and get_algo(algo).offline:
+    if algo in ALGORITHMS and ALGORITHMS[algo].offline:
         parser.add_argument(
             "--dataset", required=True,
             help="offline data: a D4RL-style name (halfcheetah-medium-v2), a Minari id, or a D4RL-layout .hdf5 file",

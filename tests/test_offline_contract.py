@@ -172,7 +172,10 @@ def test_save_load_keeps_every_network_optimizer_and_statistic(name, dataset, tm
     assert saved.keys() == restored.keys()
     for group in saved:
         if group.endswith("optimizer") or "optim" in group:
-            assert restored[group]["state"], f"{group} lost its Adam moments"
+            # An optimizer that has stepped keeps its Adam moments (one that has not, e.g. H2O's
+            # discriminators before any sim data, has none to keep).
+            assert bool(restored[group]["state"]) == bool(saved[group]["state"]), f"{group} lost its Adam moments"
+            assert any(saved[g]["state"] for g in saved if "optim" in g), "no optimizer stepped"
             for key, state in saved[group]["state"].items():
                 for field, value in state.items():
                     if isinstance(value, th.Tensor):

@@ -1,0 +1,43 @@
+"""Sim-to-real set-ups: simulator variants with a dynamics gap, and domain randomisation.
+
+The "real" side is an unmodified env plus a fixed offline dataset from it (``rl.datasets.load_dataset``);
+the "sim" side is the same env with changed dynamics, set at run time on the loaded simulator (no XML file
+is written, and a fresh env of the same id is untouched). :class:`RealSimReplayBuffer` keeps real data and
+sim transitions in one SB3 replay buffer, sampled separately::
+
+    from sim2real import SimVariant, DomainRandomization, parse_sim_spec
+    sim = SimVariant(gym.make("HalfCheetah-v4"), "gravity=2.0")          # or "friction=0.3", "mass=0.5", ...
+    sim = SimVariant(gym.make("HopperBulletEnv-v0"), {"friction": 0.5})
+    randomised = DomainRandomization(gym.make("Hopper-v4"), ranges={"gravity": (0.5, 2.0)}, seed=0)
+
+On the command line, ``python -m algos.h2o --env HalfCheetah-v4 --sim gravity=2.0 --dataset ...``.
+"""
+
+from sim2real._buffers import RealSimReplayBuffer
+from sim2real._engines import DynamicsBackend, dynamics_backend
+from sim2real._spec import (
+    ALIASES,
+    PARAMETERS,
+    SimSpecError,
+    describe_parameters,
+    format_sim_spec,
+    parse_sim_spec,
+    validate_parameters,
+)
+from sim2real._wrappers import DomainRandomization, SimVariant, make_sim_env
+
+__all__ = [
+    "ALIASES",
+    "PARAMETERS",
+    "RealSimReplayBuffer",
+    "DomainRandomization",
+    "DynamicsBackend",
+    "SimSpecError",
+    "SimVariant",
+    "describe_parameters",
+    "dynamics_backend",
+    "format_sim_spec",
+    "make_sim_env",
+    "parse_sim_spec",
+    "validate_parameters",
+]

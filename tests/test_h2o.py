@@ -1,0 +1,278 @@
+"""H2O's own behaviour: the discriminators and the dynamics ratio, the clipped Bellman weights, the omega weights and
+the penalty against hand computations, the real/sim batches, save/load with the discriminators, seeding, and the
+command line with a simulator variant.
+
+The SB3 contract shared by all offline algorithms is tested in test_offline_contract.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch as th
+from offline_data import random_dataset, write_hdf5
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.save_util import load_from_pkl
+
+from algos.h2o import H2O, main
+from rl.envs import make_env
+from sim2real import PARAMETERS, SimVariant
+
+ENV_ID = "Pendulum-v1"
+TINY = dict(policy_kwargs=dict(net_arch=[16, 16]), batch_size=32, buffer_size=2_000, device="cpu",
+            discriminator_net_arch=[16, 16], discriminator_batch_size=32)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return random_dataset(ENV_ID, n=300)
+
+
+def sim_env(seed: int = 0, spec: str = "gravity=2.0"):
+    return make_vec_env(ENV_ID, n_envs=1, seed=seed, wrapper_class=SimVariant, wrapper_kwargs=dict(spec=spec))
+
+
+def make(dataset, seed: int = 0, **kwargs) -> H2O:
+    """H2O with tiny networks on Pendulum: the dataset from the real Pendulum, the sim one with doubled gravity."""
+    model = H2O("MlpPolicy", sim_env(seed), dataset=dataset, seed=seed, **{**TINY, **kwargs})
+    model.set_logger(configure(None, []))
+    return model
+
+
+def logged(model: H2O) -> dict[str, float]:
+    return dict(model.logger.name_to_value)
+
+
+def all_parameters(model: H2O) -> dict[str, np.ndarray]:
+    return {
+        f"{group}.{key}": value.detach().numpy().copy()
+        for group, state in model.get_parameters().items() if not group.endswith("optimizer")
+        for key, value in state.items()
+    }
+
+
+# The discriminators and the dynamics ratio.
+
+
+def synthetic(rng: np.random.Generator, n: int, shift: float) -> tuple[th.Tensor, ...]:
+    """(s, a, s') with s' = s + 0.1 a + shift: the same (s, a) distribution, dynamics that differ by ``shift``."""
+    s = rng.normal(size=(n, 3))
+    a = rng.uniform(-1, 1, size=(n, 1))
+    return tuple(th.as_tensor(x, dtype=th.float32) for x in (s, a, s + 0.1 * a + shift))
+
+
+@pytest.mark.parametrize("shift, separable", [(1.0, True), (0.0, False)])
+def test_discriminators_separate_clearly_different_dynamics(shift, separable):
+    model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[32, 32], discriminator_lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        sa_loss, sas_loss = model.discriminator_step(synthetic(rng, 128, 0.0), synthetic(rng, 128, shift))
+    real_log_ratio = model.dynamics_log_ratio(*synthetic(rng, 1000, 0.0)).numpy()
+    sim_log_ratio = model.dynamics_log_ratio(*synthetic(rng, 1000, shift)).numpy()
+    assert sa_loss > 1.2, "(s, a) has the same distribution in both: D_sa stays near chance (2 log 2 = 1.39)"
+    if separable:
+        assert sas_loss < 0.6
+        assert real_log_ratio.mean() > 1.0 and sim_log_ratio.mean() < -1.0  # P_real/P_sim > e on real, < 1/e on sim
+        assert (real_log_ratio > 0).mean() > 0.9 and (sim_log_ratio < 0).mean() > 0.9
+    else:
+        assert abs(real_log_ratio.mean()) < 0.3 and abs(sim_log_ratio.mean()) < 0.3
+
+
+def test_dynamics_ratio_is_the_ratio_of_the_two_classifiers_odds():
+    model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[8])
+    s, a, s2 = synthetic(np.random.default_rng(1), 5, 0.5)
+    with th.no_grad():
+        p_sa = th.softmax(model.discriminators.sa(s, a), dim=1)
+        p_sas = th.softmax(model.discriminators.sas(s, a, s2) + model.discriminators.sa(s, a), dim=1)
+    expected = (p_sas[:, 0] / p_sas[:, 1]) / (p_sa[:, 0] / p_sa[:, 1])
+    np.testing.assert_allclose(model.dynamics_log_ratio(s, a, s2).exp().numpy(), expected.numpy(), rtol=1e-5)
+
+
+def test_bellman_weights_are_the_ratio_clipped_as_specified(monkeypatch):
+    model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[8])
+    log_ratio = th.tensor([-20.0, -5.0, -1.0, 0.0, 3.0])
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda *_: log_ratio)
+    weights = model.sim_bellman_weights(None, None, None).numpy()
+    np.testing.assert_allclose(weights, [1e-5, math.exp(-5), math.exp(-1), 1.0, 1.0], rtol=1e-6)
+    model.dynamics_ratio_min, model.dynamics_ratio_max = 0.1, 2.0
+    np.testing.assert_allclose(model.sim_bellman_weights(None, None, None).numpy(), [0.1, 0.1, math.exp(-1), 1, 2],
+                               rtol=1e-6)
+
+
+def test_omega_weights_match_a_hand_computation(monkeypatch):
+    model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", next_state_noise=0.0, discriminator_net_arch=[8])
+    calls = []
+
+    def log_real_over_sim(observations, actions, next_observations):  # log(P_sim/P_real) = s'_0
+        calls.append(len(next_observations))
+        return -next_observations[:, 0]
+
+    monkeypatch.setattr(model, "dynamics_log_ratio", log_real_over_sim)
+    next_observations = th.tensor([[2.0, 0, 0], [-1.0, 0, 0], [0.5, 0, 0], [20.0, 0, 0]])
+    u, log_omega = model.sim_state_weights(th.zeros(4, 3), th.zeros(4, 1), next_observations)
+    assert calls == [40], "10 next states per sim transition"
+    # u = clip(log P_sim/P_real, 1e-45, 10) = [2, 1e-45, 0.5, 10]; omega = u / 12.5.
+    np.testing.assert_allclose(u.numpy(), [2.0, 1e-45, 0.5, 10.0])
+    np.testing.assert_allclose(log_omega.exp().numpy(), [0.16, 1e-45 / 12.5, 0.04, 0.8], rtol=1e-12)
+    assert log_omega.exp().sum().item() == pytest.approx(1.0)
+
+
+def test_next_states_are_perturbed_by_the_datasets_std(monkeypatch, dataset):
+    model = make(dataset)
+    np.testing.assert_allclose(model.next_state_std, dataset.observations.std(axis=0) + 1e-3, rtol=1e-5)
+    model.next_state_std = np.array([0.5, 0.0, 0.0], dtype=np.float32)
+    seen = []
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: seen.append(s2) or -s2[:, 0])
+    next_observations = th.zeros(2000, 3)
+    u, _ = model.sim_state_weights(th.zeros(2000, 3), th.zeros(2000, 1), next_observations)
+    perturbed = seen[0].view(2000, 10, 3)
+    assert perturbed[..., 0].std().item() == pytest.approx(0.5, rel=0.05)
+    assert perturbed[..., 1:].abs().max().item() == 0.0
+    # u is the clipped mean over the 10 samples of each transition.
+    np.testing.assert_allclose(u.numpy(), perturbed[..., 0].double().mean(dim=1).clamp(1e-45, 10).numpy(), rtol=1e-6)
+
+
+def test_penalty_matches_a_hand_computation():
+    model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[8])
+    omega = th.tensor([0.16, 1e-45 / 12.5, 0.04, 0.8], dtype=th.float64)
+    sim_q = th.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
+    real_q = th.tensor([[0.5, 1.5], [1.0, 3.0]])
+    gap = model.h2o_penalty(sim_q, real_q, omega.log()).numpy()
+    # log sum_j omega_j exp(Q_j) - mean Q_real, per critic.
+    first = math.log(0.16 * math.e + 0.04 * math.e**3 + 0.8 * math.e**4) - 1.0
+    second = math.log(1.0) - 2.0
+    np.testing.assert_allclose(gap, [first, second], rtol=1e-5)
+    model.cql_clip_diff_max, model.cql_clip_diff_min = 1.0, -1.5
+    np.testing.assert_allclose(model.h2o_penalty(sim_q, real_q, omega.log()).numpy(), [1.0, -1.5])
+
+
+# The update.
+
+
+def test_update_mixes_real_and_sim_and_weights_sim_errors_by_the_clipped_ratio(monkeypatch, dataset):
+    model = make(dataset)
+    discriminators = all_parameters(model)
+    model.learn_offline(5)  # no sim transition yet: SAC on the dataset, discriminators untouched
+    assert logged(model)["train/sim_fraction"] == 0.0 and "train/h2o_gap" not in logged(model)
+    after_offline = all_parameters(model)
+    assert all(np.array_equal(after_offline[k], v) for k, v in discriminators.items() if k.startswith("discr"))
+    model.learn(20, reset_num_timesteps=False)
+    assert model.replay_buffer.real_size == len(dataset) and model.replay_buffer.sim_size == 20
+    assert logged(model)["train/sim_fraction"] == 0.5
+    after_online = all_parameters(model)
+    assert any(not np.array_equal(after_online[k], v) for k, v in after_offline.items() if k.startswith("discr"))
+    for log_ratio, weight in ((3.0, 1.0), (-20.0, 1e-5), (-1.0, math.exp(-1))):
+        monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, *_, v=log_ratio: th.full((len(s),), v))
+        model.train(1, model.batch_size)
+        assert logged(model)["train/bellman_weight"] == pytest.approx(weight, rel=1e-5)
+
+
+def test_online_training_without_real_data_says_how_to_add_it():
+    from rl.offline import NoOfflineDataError
+
+    model = make(None, learning_starts=0)
+    with pytest.raises(NoOfflineDataError, match="load_offline_data"):
+        model.learn(5)
+
+
+# Save, load, seeding.
+
+
+def test_save_load_keeps_discriminators_their_optimizer_and_both_buffer_regions(dataset, tmp_path):
+    model = make(str(write_hdf5(dataset, tmp_path / "tiny.hdf5")))  # a file: load reads the real data again
+    model.learn(30)
+    model.save(tmp_path / "h2o.zip")
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = H2O.load(tmp_path / "h2o.zip", device="cpu")  # no env
+    saved, restored = model.get_parameters(), loaded.get_parameters()
+    assert {"discriminators", "discriminator_optimizer"} <= saved.keys() == restored.keys()
+    for key, value in saved["discriminators"].items():
+        np.testing.assert_array_equal(value.numpy(), restored["discriminators"][key].numpy())
+    moments = restored["discriminator_optimizer"]["state"]
+    assert moments and all(float(state["step"]) == 30 for state in moments.values())
+    for key, state in saved["discriminator_optimizer"]["state"].items():
+        np.testing.assert_array_equal(state["exp_avg_sq"].numpy(), moments[key]["exp_avg_sq"].numpy())
+    s, a, s2 = synthetic(np.random.default_rng(0), 16, 0.0)
+    np.testing.assert_array_equal(model.dynamics_log_ratio(s, a, s2), loaded.dynamics_log_ratio(s, a, s2))
+    np.testing.assert_array_equal(loaded.next_state_std, model.next_state_std)
+    n_real = model.replay_buffer.real_size
+    assert loaded.replay_buffer.real_size == n_real and loaded.replay_buffer.sim_size == 0  # dataset re-read
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert (loaded.replay_buffer.real_size, loaded.replay_buffer.sim_size) == (n_real, 30)
+    np.testing.assert_array_equal(loaded.replay_buffer.observations, model.replay_buffer.observations)
+    loaded.set_env(sim_env(1))
+    loaded.set_logger(configure(None, []))
+    loaded.learn(10, reset_num_timesteps=False)
+    assert loaded.replay_buffer.sim_size == 40 and loaded.num_timesteps == 40
+
+
+def test_same_seed_same_hybrid_run(dataset):
+    runs = []
+    for seed in (3, 3, 4):
+        model = make(dataset, seed=seed)
+        model.learn(25)
+        runs.append(all_parameters(model))
+    assert runs[0].keys() == runs[1].keys()
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
+    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+# The command line.
+
+
+def hopper_next_observation(env, observation: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """Hopper's next observation from an observation (qpos without x, then qvel) and an action."""
+    env.reset(seed=0)
+    unwrapped = env.unwrapped
+    unwrapped.set_state(np.concatenate([[0.0], observation[:5]]), observation[5:])
+    return env.step(action)[0]
+
+
+def test_cli_trains_in_the_sim_variant_and_records_the_dynamics_ratio(tmp_path, capsys):
+    path = write_hdf5(random_dataset("Hopper-v4", n=300), tmp_path / "hopper.hdf5")
+    argv = ["--env", "Hopper-v4", "--sim", "gravity=2.0", "--dataset", str(path), "-n", "0", "--online-steps", "50",
+            "--eval-freq", "-1", "--final-eval-episodes", "1", "--save-freq", "50", "-f", str(tmp_path / "logs"),
+            "--no-progress", "--verbose", "0", "-params", "policy_kwargs:dict(net_arch=[16,16])", "batch_size:32",
+            "buffer_size:2000", "discriminator_net_arch:[16,16]", "discriminator_batch_size:32"]
+    assert main(argv) == 0
+    run_dir = tmp_path / "logs" / "h2o" / "Hopper-v4_1"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["sim"] == {"spec": "gravity=2", "parameters": {"gravity": 2.0}}
+    assert record["offline_steps"] == 0 and record["num_timesteps"] == 50
+    ratio = record["dynamics_ratio"]
+    assert ratio["n_real"] == 299 and ratio["n_sim"] == 50  # D4RL's loader drops the file's last row
+    assert ratio["real_mean"] > 0 and ratio["sim_mean"] > 0 and 1e-5 <= ratio["sim_clipped_mean"] <= 1
+    assert (run_dir / "dynamics_ratio.png").stat().st_size > 0
+    # The sim transitions come from Hopper with doubled gravity, not from the real Hopper.
+    checkpoint = sorted((run_dir / "checkpoints").iterdir())[-1]
+    buffer = load_from_pkl(checkpoint / "replay_buffer.pkl")
+    assert buffer.real_size == 299 and buffer.sim_size == 50
+    real, variant = make_env("Hopper-v4"), SimVariant(make_env("Hopper-v4"), "gravity=2.0")
+    row = buffer.real_size + 1
+    observation, action, stored = (x[row, 0] for x in (buffer.observations, buffer.actions, buffer.next_observations))
+    np.testing.assert_allclose(hopper_next_observation(variant, observation, action), stored, atol=1e-6)
+    assert np.abs(hopper_next_observation(real, observation, action) - stored).max() > 1e-3
+
+
+def test_cli_refuses_an_invalid_sim_spec_listing_the_parameters(tmp_path, capsys):
+    path = write_hdf5(random_dataset(ENV_ID, n=50), tmp_path / "tiny.hdf5")
+    assert main(["--dataset", str(path), "--sim", "gravity=2,wind=3", "-n", "0", "--online-steps", "5"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown dynamics parameter 'wind'" in error
+    assert all(name in error for name in PARAMETERS)
+    assert main(["--dataset", str(path), "--sim", "friction=0.5", "-n", "0", "--online-steps", "5",
+                 "-f", str(tmp_path / "logs")]) == 2
+    assert "Pendulum-v1 (classic engine) cannot change friction" in capsys.readouterr().err

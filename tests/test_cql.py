@@ -25,14 +25,6 @@ ENV_ID = "Pendulum-v1"
 TINY = dict(policy_kwargs=dict(net_arch=[16, 16]), batch_size=32, buffer_size=2_000, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def dataset():
     return random_dataset(ENV_ID, n=600)

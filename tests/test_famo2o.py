@@ -28,14 +28,6 @@ TINY = dict(policy_kwargs=dict(net_arch=[16, 16]), batch_size=32, buffer_size=2_
 VARIANTS = [pytest.param(FamO2O, id="iql"), pytest.param(FamO2OCQL, id="cql")]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def dataset():
     return random_dataset(ENV_ID, n=600)

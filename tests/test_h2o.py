@@ -27,14 +27,6 @@ TINY = dict(policy_kwargs=dict(net_arch=[16, 16]), batch_size=32, buffer_size=2_
             discriminator_net_arch=[16, 16], discriminator_batch_size=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def dataset():
     return random_dataset(ENV_ID, n=300)

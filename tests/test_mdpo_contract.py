@@ -55,15 +55,6 @@ ALGOS = [MDPO, OffPolicyMDPO]
 ALGO_IDS = ["on_policy", "off_policy"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: faster on a busy 2-core machine, and bit-for-bit reproducible."""
-    previous = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(previous)
-
-
 def make_model(cls: type, env: Any = ENV_ID, **overrides: Any):
     return cls("MlpPolicy", env, **{**KWARGS[cls], **overrides})
 

@@ -46,14 +46,6 @@ ALGOS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def dataset():
     return random_dataset(ENV_ID, n=600)

@@ -42,7 +42,7 @@ from algos.famo2o_policies import (
     UniversalGaussianActor,
     UniversalSquashedActor,
 )
-from algos.iql import EXP_ADV_MAX, IQL, advantage_weights, expectile_loss
+from algos.iql import EXP_ADV_MAX, IQL, advantage_weights
 from algos.iql_policies import LOG_STD_MAX, LOG_STD_MIN
 from rl.datasets import OfflineDataset
 
@@ -419,14 +419,8 @@ class FamO2O(_FamilyMixin, IQL):
             rewards = self.scale_rewards(data.rewards)
             observations, actions = data.observations, data.actions
 
-            # 1. V(s): expectile regression on min_i Q'_i(s, a).
-            with th.no_grad():
-                target_q = self._target_q(observations, actions)
-            value = self.value_net(observations)
-            value_loss = expectile_loss(target_q - value, self.expectile).mean()
-            self.value_net.optimizer.zero_grad()
-            value_loss.backward()
-            self.value_net.optimizer.step()
+            # 1. V(s): expectile regression on min_i Q'_i(s, a) (IQL's step).
+            target_q, value, value_loss = self._value_step(observations, actions)
 
             # 2. Balance model: beta(s) towards the family member of highest min_i Q'_i(s, pi_u(s, beta)), plus entropy.
             balance = self.balance_model.sample(observations)
@@ -457,17 +451,7 @@ class FamO2O(_FamilyMixin, IQL):
             self.actor.optimizer.step()
 
             # 5. Q(s, a) -> r + gamma (1 - done) V(s'), with the updated V.
-            with th.no_grad():
-                q_target = rewards + (1 - data.dones) * discounts * self.value_net(data.next_observations)
-            current_q = self.critic(observations, actions)
-            critic_loss = sum(F.mse_loss(q, q_target) for q in current_q)
-            assert isinstance(critic_loss, th.Tensor)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
-            # 6. Target Q.
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            current_q, critic_loss = self._critic_step(data, rewards, discounts)  # and 6. the target Q (IQL's)
 
             self._log_betas(logs, balance, policy_betas)
             step_logs = {

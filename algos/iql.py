@@ -24,7 +24,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import polyak_update, update_learning_rate
 
 from algos.iql_policies import LOG_STD_MAX, LOG_STD_MIN, IQLActor, IQLPolicy, MlpPolicy, ValueNetwork
@@ -245,6 +245,32 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
             learning_rate *= cosine_decay(1.0 - self._current_progress_remaining)
         return learning_rate
 
+    def _value_step(self, observations: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """One expectile-regression step of V(s) on ``min_i Q'_i(s, a)``; returns (target Q, V before, loss)."""
+        with th.no_grad():
+            target_q = self._target_q(observations, actions)
+        value = self.value_net(observations)
+        value_loss = expectile_loss(target_q - value, self.expectile).mean()
+        self.value_net.optimizer.zero_grad()
+        value_loss.backward()
+        self.value_net.optimizer.step()
+        return target_q, value, value_loss
+
+    def _critic_step(
+        self, data: ReplayBufferSamples, rewards: th.Tensor, discounts: th.Tensor | float
+    ) -> tuple[tuple[th.Tensor, ...], th.Tensor]:
+        """One step of both Q towards ``r + gamma (1 - done) V(s')`` (the updated V), then the Polyak target."""
+        with th.no_grad():
+            q_target = rewards + (1 - data.dones) * discounts * self.value_net(data.next_observations)
+        current_q = self.critic(data.observations, data.actions)
+        critic_loss = sum(F.mse_loss(q, q_target) for q in current_q)
+        assert isinstance(critic_loss, th.Tensor)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+        polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        return current_q, critic_loss
+
     def _target_q(self, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """``min_i Q'_i(s, a)`` of the target critics, shape (batch, 1)."""
         q_values = th.cat(self.critic_target(observations, actions), dim=1)
@@ -270,13 +296,7 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
             observations, actions = data.observations, data.actions
 
             # 1. V(s): expectile regression on min_i Q'_i(s, a).
-            with th.no_grad():
-                target_q = self._target_q(observations, actions)
-            value = self.value_net(observations)
-            value_loss = expectile_loss(target_q - value, self.expectile).mean()
-            self.value_net.optimizer.zero_grad()
-            value_loss.backward()
-            self.value_net.optimizer.step()
+            target_q, value, value_loss = self._value_step(observations, actions)
 
             # 2. Actor: advantage-weighted regression, A = min_i Q'_i(s, a) - V(s) with the updated V.
             with th.no_grad():
@@ -287,19 +307,8 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
             actor_loss.backward()
             self.actor.optimizer.step()
 
-            # 3. Q(s, a) -> r + gamma (1 - done) V(s'), with the updated V.
-            with th.no_grad():
-                next_value = self.value_net(data.next_observations)
-                q_target = rewards + (1 - data.dones) * discounts * next_value
-            current_q = self.critic(observations, actions)
-            critic_loss = sum(F.mse_loss(q, q_target) for q in current_q)
-            assert isinstance(critic_loss, th.Tensor)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
-
-            # 4. Target Q.
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            # 3. Q(s, a) -> r + gamma (1 - done) V(s'), with the updated V; 4. target Q.
+            current_q, critic_loss = self._critic_step(data, rewards, discounts)
 
             logs["value_loss"].append(value_loss.item())
             logs["actor_loss"].append(actor_loss.item())

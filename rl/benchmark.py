@@ -272,7 +272,7 @@ def write_report(
     header += " | speed ratio | wall-clock (min) |" if baseline else " | wall-clock (min) |"
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
-    seed_header = "| env | algo | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    seed_header = f"| {'dataset' if offline else 'env'} | algo | " + " | ".join(f"seed {s}" for s in seeds) + " |"
     per_seed_lines = ["", "Per-seed final returns:", "", seed_header, "|---|---|" + "---|" * len(seeds)]
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
     for env in envs:

@@ -323,7 +323,9 @@ def write_report(
               "", "Command: see `command.txt`; software versions: `versions.json`."]
     table_path = out / "README.md"
     table_path.write_text("\n".join(lines) + "\n")
-    plot_benchmark(curves, str(out / "learning_curves.png"), f"{name}: {' vs '.join(algos)} ({budget:,} steps)")
+    x_label = ("gradient steps, then env steps" if online else "gradient steps") if offline else "env steps"
+    plot_benchmark(curves, str(out / "learning_curves.png"), f"{name}: {' vs '.join(algos)} ({budget:,} steps)",
+                   x_label=x_label)
     return str(table_path)
 
 

@@ -73,6 +73,8 @@ def plot_benchmark(
     curves: Mapping[str, Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]]],
     path: str,
     title: str,
+    *,
+    x_label: str = "env steps",
 ) -> str:
     """One panel per env: mean +- std over seeds of the evaluation return of each algorithm.
 
@@ -80,6 +82,7 @@ def plot_benchmark(
         curves: ``curves[env][algo]`` is a list (one per seed) of (timesteps, mean eval return).
         path: where to write the PNG.
         title: figure title.
+        x_label: what the steps count (offline benchmarks: gradient steps).
     """
     envs = list(curves)
     fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 4.2), squeeze=False)
@@ -96,6 +99,7 @@ def plot_benchmark(
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set_title(env_id)
         _steps_axis(ax)
+        ax.set_xlabel(x_label)
         ax.set_ylabel("evaluation return")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

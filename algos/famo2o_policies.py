@@ -242,8 +242,8 @@ class UniversalGaussianActor(BasePolicy):
         return self.distribution(obs, beta).sample().clamp(-1.0, 1.0)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        raise NotImplementedError("The universal policy needs beta: predict with the FamO2O policy, which asks the "
-                                  "balance model for it.")
+        raise TypeError("The universal policy needs beta: predict with the FamO2O policy, which asks the "
+                        "balance model for it.")
 
 
 class UniversalSquashedActor(Actor):
@@ -311,8 +311,8 @@ class UniversalSquashedActor(Actor):
         return self.action_dist.proba_distribution(mean_actions, log_std).log_prob(actions)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        raise NotImplementedError("The universal policy needs beta: predict with the FamO2O policy, which asks the "
-                                  "balance model for it.")
+        raise TypeError("The universal policy needs beta: predict with the FamO2O policy, which asks the "
+                        "balance model for it.")
 
 
 class LayerNormContinuousCritic(ContinuousCritic):

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from rl.datasets import OfflineDataset
 
 RUN_RECORD_FILE = "run.json"
+BEST_MODEL_FILE = "best_model.zip"
 CONFIG_FILE = "config.yml"
 CHECKPOINT_DIR = "checkpoints"
 RESUME_HOOK = "resume_from_step"
@@ -97,6 +98,8 @@ class RunConfig:
     """Start VecNormalize from these statistics (e.g. a teacher's) instead of from scratch."""
     stop_reward: float | None = None
     """Stop once a periodic evaluation's mean return reaches this (SB3's StopTrainingOnRewardThreshold)."""
+    save_best_model: bool = False
+    """Keep the model of the best periodic evaluation as ``best_model.zip`` (written atomically)."""
     extra_record: dict[str, Any] = field(default_factory=dict)
     """Added to run.json (e.g. the teacher and snapshot settings)."""
     dataset: str | None = None
@@ -113,6 +116,18 @@ class RunResult:
     model: BaseAlgorithm
     evaluation: EvaluationSummary | None
     record: dict[str, Any]
+
+
+class SaveModelCallback(BaseCallback):
+    """Save the model atomically to ``path`` each time it is called (as EvalCallback's ``callback_on_new_best``)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def _on_step(self) -> bool:
+        ckpt.save_model_atomic(self.model, self.path)
+        return True
 
 
 class _TrainingClock(BaseCallback):
@@ -259,11 +274,18 @@ def train(config: RunConfig) -> RunResult:
     callbacks: list[BaseCallback] = [clock]
     eval_callback = None
     if config.eval_freq > 0:
-        stop = None if config.stop_reward is None else StopTrainingOnRewardThreshold(config.stop_reward)
+        on_new_best: list[BaseCallback] = []
+        if config.save_best_model:
+            on_new_best.append(SaveModelCallback(Path(run_dir) / BEST_MODEL_FILE))
+        if config.stop_reward is not None:
+            on_new_best.append(StopTrainingOnRewardThreshold(config.stop_reward))
         eval_callback = ResumableEvalCallback(
             eval_env, log_path=run_dir, best_model_save_path=None, n_eval_episodes=config.eval_episodes,
-            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=True, verbose=0, callback_on_new_best=stop,
+            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=True, verbose=0,
+            callback_on_new_best=CallbackList(on_new_best) if on_new_best else None,
         )
+        for callback in on_new_best:  # StopTrainingOnRewardThreshold reads best_mean_reward from its parent
+            callback.parent = eval_callback
         callbacks.append(eval_callback)
     checkpoint_callback = None
     if config.save_freq > 0:

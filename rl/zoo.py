@@ -23,10 +23,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rl.checkpoint import load_normalization_stats, write_json_atomic
+
+if TYPE_CHECKING:
+    from rl.evaluation import EvaluationSummary
 
 ZOO_ENV_VAR = "FRONTIER_RL_ZOO"
 LEVEL_FRACTIONS: dict[str, float] = {"medium": 1.0 / 3.0, "expert": 1.0}
@@ -104,7 +108,7 @@ def train_policy(
 
     Rerunning after an interruption resumes from the run's last checkpoint.
     """
-    from rl.runner import RunConfig, train
+    from rl.runner import BEST_MODEL_FILE, RunConfig, train
 
     goal = target_return(env_id, level, target)
     folder = zoo_root(root) / env_id / level
@@ -112,16 +116,25 @@ def train_policy(
         algo=algo, env=env_id, n_timesteps=n_timesteps, seed=seed, run_dir=str(folder / "run"),
         eval_freq=eval_freq, eval_episodes=eval_episodes, final_eval_episodes=10, save_freq=25_000,
         hyperparams=dict(hyperparams or {}), progress=progress, verbose=1, stop_reward=goal,
-        label=f"zoo_{algo}",
+        label=f"zoo_{algo}", save_best_model=True,
     ))
     run = Path(result.run_dir)
-    shutil.copy2(run / f"{env_id}.zip", folder / MODEL_FILE)
+    evaluation = result.evaluation
+    assert evaluation is not None
+    model_path = run / f"{env_id}.zip"
+    # SAC's return swings between evaluations (Hopper: 2527 then 854 ten thousand steps later): an entry that
+    # missed its target keeps the better of the final model and the best periodically evaluated one, both
+    # evaluated on the same 10 fresh episodes.
+    if (run / BEST_MODEL_FILE).is_file() and not evaluation.mean_reward >= goal:
+        final = _evaluate_file(algo, model_path, env_id, seed)
+        best = _evaluate_file(algo, run / BEST_MODEL_FILE, env_id, seed)
+        model_path, evaluation = (run / BEST_MODEL_FILE, best) if best.mean_reward > final.mean_reward else (
+            model_path, final)
+    shutil.copy2(model_path, folder / MODEL_FILE)
     if (run / VECNORMALIZE_FILE).is_file():
         shutil.copy2(run / VECNORMALIZE_FILE, folder / VECNORMALIZE_FILE)
     if getattr(result.model, "replay_buffer", None) is not None:
         result.model.save_replay_buffer(folder / REPLAY_BUFFER_FILE)
-    evaluation = result.evaluation
-    assert evaluation is not None
     entry = ZooEntry(
         env=env_id, level=level, algo=algo, target_return=goal, mean_return=evaluation.mean_reward,
         std_return=evaluation.std_reward, reached=evaluation.mean_reward >= goal,
@@ -129,6 +142,24 @@ def train_policy(
     )
     write_json_atomic(folder / ENTRY_FILE, asdict(entry))
     return entry
+
+
+def _evaluate_file(algo: str, path: Path, env_id: str, seed: int) -> EvaluationSummary:
+    """10 deterministic episodes of the model in ``path`` on the run's evaluation env (with its statistics)."""
+    from rl.checkpoint import load_model
+    from rl.envs import make_training_env
+    from rl.evaluation import evaluate
+    from rl.registry import get_algo
+
+    vecnormalize = path.parent / VECNORMALIZE_FILE
+    eval_env = make_training_env(
+        env_id, n_envs=1, seed=seed + 10_000, normalize=vecnormalize.is_file(), training=False,
+        vec_normalize_path=str(vecnormalize) if vecnormalize.is_file() else None,
+    )
+    try:
+        return evaluate(load_model(get_algo(algo).load_class(), path, env=eval_env), eval_env, n_episodes=10)
+    finally:
+        eval_env.close()
 
 
 def list_entries(root: str | os.PathLike | None = None) -> list[ZooEntry]:

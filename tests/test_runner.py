@@ -99,6 +99,31 @@ def test_same_seed_same_result(tmp_path):
     assert results[0] == results[1]
 
 
+def _tiny_mdpo(tmp_path, **kwargs) -> RunConfig:
+    return RunConfig(
+        algo="mdpo", env="Pendulum-v1", n_timesteps=512, seed=7, run_dir=str(tmp_path / "run"), eval_freq=128,
+        eval_episodes=1, final_eval_episodes=1, save_freq=-1, progress=False, verbose=0,
+        hyperparams={"n_steps": 128, "policy_kwargs": {"net_arch": [16]}, "vf_batch_size": 64}, **kwargs,
+    )
+
+
+def test_stop_reward_ends_training_at_the_first_evaluation_that_reaches_it(tmp_path):
+    result = train(_tiny_mdpo(tmp_path, stop_reward=-1e9))  # any return reaches it
+    assert result.model.num_timesteps == 128
+    assert list(np.load(tmp_path / "run" / "evaluations.npz")["timesteps"]) == [128]
+
+
+def test_best_model_is_the_best_periodic_evaluation(tmp_path):
+
+    from algos.mdpo import MDPO
+
+    train(_tiny_mdpo(tmp_path, save_best_model=True))
+    evaluations = np.load(tmp_path / "run" / "evaluations.npz")
+    best = int(np.argmax(evaluations["results"].mean(axis=1)))
+    best_model = MDPO.load(tmp_path / "run" / "best_model.zip")
+    assert best_model.num_timesteps == evaluations["timesteps"][best]
+
+
 @pytest.mark.timeout(120)
 def test_python_dash_m_entry_point(tmp_path):
     completed = subprocess.run(

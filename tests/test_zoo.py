@@ -62,3 +62,19 @@ def test_make_medium_and_medium_replay(zoo_root, tmp_path, monkeypatch):
     assert n_replay == 299
     replay = load_dataset("hopper-medium-replay-v2", drop_timeouts=False)
     assert np.abs(replay.actions).max() <= 1.0 and len(replay.rewards) == 299
+
+
+def test_an_entry_that_misses_its_target_keeps_the_best_evaluated_model(tmp_path):
+    """SAC's return swings between evaluations: the entry takes the best periodic model when it beats the final."""
+    entry = zoo.train_policy("Hopper-v4", "expert", n_timesteps=600, target=1e9, eval_freq=200, eval_episodes=2,
+                             hyperparams=TINY, progress=False, root=tmp_path)
+    run = tmp_path / "Hopper-v4" / "expert" / "run"
+    evaluations = np.load(run / "evaluations.npz")
+    assert not entry.reached and entry.n_timesteps == 600
+    assert (run / "best_model.zip").is_file()
+    final = zoo._evaluate_file("sac", run / "Hopper-v4.zip", "Hopper-v4", 0).mean_reward
+    best = zoo._evaluate_file("sac", run / "best_model.zip", "Hopper-v4", 0).mean_reward
+    assert entry.mean_return == pytest.approx(max(final, best))
+    kept = (run / "best_model.zip") if best > final else (run / "Hopper-v4.zip")
+    assert entry.model_path.read_bytes() == kept.read_bytes()
+    assert len(evaluations["timesteps"]) == 3

@@ -1,0 +1,308 @@
+"""SubPO: policy gradient on the marginal gains of a submodular reward.
+
+Paper: Prajapat, Mutny, Zeilinger, Krause. "Submodular Reinforcement Learning", ICLR 2024.
+https://arxiv.org/abs/2307.13372 . Authors' code: github.com/manish-pra/non-additive-RL (``main.py``).
+
+Run it: ``python -m algos.subpo --env Coverage-GP-History-v0 -n 20000`` (the coverage tasks of
+:mod:`envs.submodular`, whose rewards are the marginal gains). ``reward="modular"`` trains the same learner
+on the paper's modular baseline reward (the authors' "SRL"); :class:`ModularCoverageReward` is the same
+reward as a Gymnasium wrapper, for other learners.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, ClassVar, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from algos.subpo_policies import SubPOPolicy
+
+SelfSubPO = TypeVar("SelfSubPO", bound="SubPO")
+
+__all__ = ["ModularCoverageReward", "SubPO", "modular_reward", "returns_to_go", "time_step_baseline"]
+
+REWARDS = ("submodular", "modular")
+
+
+def modular_reward(coverage: Any, row: int, col: int) -> float:
+    """Weight-sum of the cells the state (row, col) covers, ignoring what was covered before.
+
+    The authors' "SRL" reward (``utils/environment.py``, ``ret_cell_coverage`` with ``type="SRL"``): the
+    return of a trajectory counts every visit's footprint again, so it is additive over states.
+
+    :param coverage: an ``envs.submodular.WeightedCoverage``.
+    """
+    return coverage.value([coverage.index(row, col)])
+
+
+class ModularCoverageReward(gym.Wrapper):
+    """Replaces a coverage env's marginal-gain reward by the modular reward of the new state.
+
+    Step h pays ``modular_reward`` of s_{h+1}; the first step also pays that of s_0, as the env pays
+    F({s_0}) on its first step, so the episode return is sum_h w(N(s_h)) over all states of the trajectory.
+    The env's own (submodular) reward is kept in ``info["submodular_reward"]``.
+
+    :param env: a ``envs.submodular.CoverageGridEnv`` (possibly wrapped); its ``F`` is the coverage.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.coverage = env.get_wrapper_attr("F")
+        self._start_reward = 0.0
+        self._t = 0
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        self._start_reward = modular_reward(self.coverage, int(obs[0]), int(obs[1]))
+        self._t = 0
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info = dict(info, submodular_reward=reward)
+        modular = modular_reward(self.coverage, int(obs[0]), int(obs[1]))
+        if self._t == 0:
+            modular += self._start_reward
+        self._t += 1
+        return obs, modular, terminated, truncated, info
+
+
+def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray) -> np.ndarray:
+    """G_t = r_t + r_{t+1} + ... up to the end of t's episode (undiscounted, as the paper: gamma = 1).
+
+    :param rewards: shape (n_steps, n_envs), in collection order.
+    :param episode_starts: same shape; True where the step is the first of an episode.
+    :return: array of the rewards' shape. An episode cut by the end of the rollout sums what was collected.
+    """
+    returns = np.zeros_like(rewards, dtype=np.float64)
+    running = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + running
+        returns[t] = running
+        running = np.where(episode_starts[t], 0.0, running)
+    return returns
+
+
+def time_step_baseline(returns: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """b_t: the batch mean of the returns-to-go at each time step t of an episode.
+
+    :param returns: returns-to-go, any shape.
+    :param steps: time step within its episode of each entry, same shape.
+    :return: the baseline of each entry, same shape.
+    """
+    flat_steps = steps.reshape(-1).astype(np.int64)
+    sums = np.bincount(flat_steps, weights=returns.reshape(-1))
+    counts = np.bincount(flat_steps)
+    means = sums / np.maximum(counts, 1)
+    return means[flat_steps].reshape(returns.shape)
+
+
+class SubPO(OnPolicyAlgorithm):
+    """SubPO: REINFORCE on the marginal gains of a submodular objective, with a per-time-step baseline.
+
+    Each update collects whole episodes (``episodes_per_update`` of them across the envs), computes each
+    step's return-to-go of the marginal-gain rewards, G_t = sum_{h >= t} F(s_{h+1} | tau_{0:h}) (so
+    G_0 = F(tau)), subtracts the baseline b_t = mean of G_t over the batch's episodes at the same time
+    step t, and takes one gradient step on
+
+        L(theta) = -mean over the batch of [log pi_theta(a_t | obs_t) * (G_t - b_t)] - ent_coef * entropy.
+
+    The policy sees what the env observes: use the ``-History`` coverage envs for the non-Markovian policy
+    (position, t and the visited map), the plain ids for the Markovian one (position, t).
+
+    Deviations from the authors' code (``main.py``), each stated:
+
+    - The authors weight log pi(a_h | .) by F(tau_{0:h+1}) / MAX_Ret (the value so far, the line computing
+      the marginal gain is commented out) with no baseline; here the weight is the paper's return-to-go of
+      marginal gains minus the per-time-step batch mean, the unbiased REINFORCE estimator with a baseline.
+    - No division by the authors' MAX_Ret = 2 (H + 1) (Adam is nearly invariant to the scale); the entropy
+      bonus is constant (the authors divide it by the epoch number; their configs set it to 0).
+    - The history enters as the visited map of the env (the authors pad the list of visited states with -1).
+
+    :param policy: the policy model ("MlpPolicy" or a class).
+    :param env: the environment (or its Gymnasium id); Discrete actions, fixed-length or terminating episodes.
+    :param learning_rate: Adam learning rate (constant or schedule). Authors: 1e-3.
+    :param episodes_per_update: episodes per gradient step, over all envs (rounded up to a multiple of
+        ``n_envs``). Authors: 500.
+    :param episode_length: env steps per episode; None reads ``horizon - 1`` from the env (the coverage
+        envs). Rollouts are ``episodes_per_update / n_envs * episode_length`` steps per env.
+    :param reward: "submodular" learns from the env's rewards (the marginal gains); "modular" from
+        ``modular_reward`` of each new state (the paper's modular baseline; needs the coverage env's raw
+        (row, column, ...) observations, so no observation normalisation).
+    :param ent_coef: entropy bonus (authors: 0).
+    :param max_grad_norm: global gradient-norm clip (None or inf: none, as the authors).
+    :param stats_window_size: episodes averaged in the rollout logs.
+    :param tensorboard_log: tensorboard log folder (None: no logging).
+    :param policy_kwargs: keyword arguments for the policy (e.g. ``net_arch``).
+    :param verbose: 0 none, 1 training information, 2 debug.
+    :param seed: random seed.
+    :param device: torch device.
+    :param _init_setup_model: build the networks on construction.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": SubPOPolicy}
+    policy: SubPOPolicy
+
+    def __init__(
+        self,
+        policy: str | type[SubPOPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        episodes_per_update: int = 500,
+        episode_length: int | None = None,
+        reward: str = "submodular",
+        ent_coef: float = 0.0,
+        max_grad_norm: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be 'submodular' or 'modular', got {reward!r}")
+        if episodes_per_update < 1:
+            raise ValueError(f"episodes_per_update must be >= 1, got {episodes_per_update}")
+        if episode_length is not None and episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1 or None, got {episode_length}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=1,  # set from the episodes below
+            gamma=1.0,
+            gae_lambda=1.0,
+            ent_coef=ent_coef,
+            vf_coef=0.0,
+            max_grad_norm=float("inf") if max_grad_norm is None else max_grad_norm,
+            use_sde=False,
+            sde_sample_freq=-1,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Discrete,),
+        )
+        self.episodes_per_update = episodes_per_update
+        self.reward = reward
+        if self.env is not None:
+            if episode_length is None:
+                horizons = self.env.get_attr("horizon")
+                if len(set(horizons)) != 1:
+                    raise ValueError(f"envs have different horizons {horizons}; pass episode_length")
+                episode_length = int(horizons[0]) - 1
+            self.n_steps = -(-episodes_per_update // self.n_envs) * episode_length
+        self.episode_length = episode_length
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._episode_step = np.zeros(self.n_envs, dtype=np.int64)
+        self._rollout_steps = np.zeros((self.n_steps, self.n_envs), dtype=np.int64)
+        self._coverage = None
+
+    def _learner_rewards(self, env: VecEnv, rewards: np.ndarray, new_obs: np.ndarray, dones, infos) -> np.ndarray:
+        """The env's rewards, or with ``reward="modular"`` the modular reward of each new state."""
+        if self.reward == "submodular":
+            return rewards
+        if self.get_vec_normalize_env() is not None and self.get_vec_normalize_env().norm_obs:
+            raise ValueError("reward='modular' reads the cell from the observation: turn off obs normalisation")
+        if self._coverage is None:
+            self._coverage = env.get_attr("F")
+        modular = np.zeros(len(rewards), dtype=np.float64)
+        for i in range(len(rewards)):
+            obs = infos[i]["terminal_observation"] if dones[i] else new_obs[i]
+            modular[i] = modular_reward(self._coverage[i], int(obs[0]), int(obs[1]))
+            if self._episode_step[i] == 0:  # the env pays F({s_0}) on its first step: pay w(N(s_0))
+                start = self._rollout_start_obs[i]
+                modular[i] += modular_reward(self._coverage[i], int(start[0]), int(start[1]))
+        return modular
+
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Collect ``n_rollout_steps`` steps per env with the current policy (no values, no bootstrapping)."""
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        zeros = th.zeros(self.n_envs, device=self.device)
+        for n_steps in range(n_rollout_steps):
+            with th.no_grad():
+                actions, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))
+            actions = actions.cpu().numpy()
+            self._rollout_start_obs = self._last_obs
+            new_obs, rewards, dones, infos = env.step(actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            learner_rewards = self._learner_rewards(env, rewards, new_obs, dones, infos)
+            self._rollout_steps[n_steps] = self._episode_step
+            rollout_buffer.add(
+                self._last_obs, actions.reshape(-1, 1), learner_rewards, self._last_episode_starts, zeros, log_probs
+            )
+            self._episode_step = np.where(dones, 0, self._episode_step + 1)
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+
+        returns = returns_to_go(rollout_buffer.rewards, rollout_buffer.episode_starts)
+        rollout_buffer.returns[:] = returns
+        rollout_buffer.advantages[:] = returns - time_step_baseline(returns, self._rollout_steps)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def train(self) -> None:
+        """One REINFORCE step: -mean(log pi(a_t | obs_t) * (G_t - b_t)) over the whole batch."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        batch = next(self.rollout_buffer.get(batch_size=None))
+        dist = self.policy.get_distribution(batch.observations)
+        log_prob = dist.log_prob(batch.actions.long().flatten())
+        entropy = dist.entropy().mean()
+        pg_loss = -(log_prob * batch.advantages).mean()
+        loss = pg_loss - self.ent_coef * entropy
+        self.policy.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        self._n_updates += 1
+
+        # the buffer flattens env-major: G_0 of each episode is its F(tau) (modular value with reward="modular")
+        starts = th.as_tensor(self._rollout_steps.T.reshape(-1) == 0, device=self.device)
+        episode_values = batch.returns[starts]
+        self.logger.record("train/policy_gradient_loss", pg_loss.item())
+        self.logger.record("train/entropy", entropy.item())
+        self.logger.record("train/grad_norm", float(grad_norm))
+        if len(episode_values) > 0:
+            self.logger.record("train/batch_return_mean", episode_values.mean().item())
+            self.logger.record("train/batch_return_max", episode_values.max().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_coverage", "_rollout_start_obs"]
+
+
+if __name__ == "__main__":
+    from rl.cli import main
+
+    sys.exit(main("subpo"))

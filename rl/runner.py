@@ -19,7 +19,8 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -340,7 +341,7 @@ def train(config: RunConfig) -> RunResult:
         "num_timesteps": model.num_timesteps,
         "resumed_from": str(resume_from) if resume_from else None,
         "hyperparams": recorded_params,
-        "config": printable({k: v for k, v in asdict(config).items() if k not in ("hyperparams", "extra_record")}),
+        "config": _config_record(config),
         **config.extra_record,
         **offline_record,
         **artifacts,
@@ -361,6 +362,17 @@ def train(config: RunConfig) -> RunResult:
             print(f"D4RL normalised score on {config.dataset}: {offline_record['final_normalized_score']:.1f}")
         print(f"Run folder: {run_dir}")
     return RunResult(run_dir=run_dir, model=model, evaluation=evaluation, record=record)
+
+
+def _config_record(config: RunConfig) -> dict[str, Any]:
+    """The run settings for run.json: the hyperparameters and extra records are stored apart, and the env
+    wrapper by its name only (its arguments, e.g. S3RL's snapshots, are big; their summary is in extra_record)."""
+    record = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("hyperparams", "extra_record")}
+    wrapper = record["env_wrapper"]
+    if wrapper is not None:
+        target = wrapper.func if isinstance(wrapper, partial) else wrapper
+        record["env_wrapper"] = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    return printable(record)
 
 
 def _first_set(*values: Any) -> Any:

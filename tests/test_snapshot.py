@@ -141,6 +141,7 @@ def test_cli_trains_a_student_from_a_tiny_teacher(teacher, tmp_path):
     record = json.loads((tmp_path / "s3rl_sac" / "HalfCheetah-v4_1" / "run.json").read_text())
     assert record["snapshotrl"]["n_clusters"] == 4 and record["snapshotrl"]["truncation"]
     assert record["num_timesteps"] == 300
+    assert record["config"]["env_wrapper"] == "algos.snapshot.SnapshotReset"  # by name: the snapshots are big
     # The student's monitor saw the truncated snapshot episodes: 200 snapshot steps / 50 per restart.
     lines = (tmp_path / "s3rl_sac" / "HalfCheetah-v4_1" / "0.monitor.csv").read_text().splitlines()[2:]
     assert [int(line.split(",")[1]) for line in lines][:4] == [50, 50, 50, 50]

@@ -275,7 +275,8 @@ class OfflineAlgorithmMixin:
         setup_learn = self._setup_learn  # type: ignore[attr-defined]
         if self.env is None:  # type: ignore[attr-defined]
             # Loaded without an env: offline training needs none, but SB3's setup would reset one. Skip the
-            # off-policy setup (it only asserts the env) and the reset (a placeholder last observation).
+            # off-policy setup (it only asserts the env) and the reset: a zero last observation stands in
+            # (set_env replaces it).
             setup_learn = partial(BaseAlgorithm._setup_learn, self)
             self._last_obs = np.zeros((1, *self.observation_space.shape), dtype=self.observation_space.dtype)  # type: ignore[attr-defined]
             if reset_num_timesteps:

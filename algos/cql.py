@@ -54,6 +54,11 @@ class CQLPenalty(NamedTuple):
     sampled_q: th.Tensor
 
 
+
+def _repeat(rows: th.Tensor | None, n: int) -> th.Tensor | None:
+    """Each row ``n`` times in a row (as the states are repeated for sampled actions), or None."""
+    return None if rows is None else rows.repeat_interleave(n, dim=0)
+
 class CQL(OfflineAlgorithmMixin, SAC):
     """CQL(H) on SAC, offline and offline-to-online.
 
@@ -285,6 +290,14 @@ class CQL(OfflineAlgorithmMixin, SAC):
         mean_actions, log_std, kwargs = self.actor.get_action_dist_params(observations)
         return self.actor.action_dist.proba_distribution(mean_actions, log_std, **kwargs).log_prob(actions)
 
+    def policy_samples(
+        self, observations: th.Tensor, conditions: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Actions of the current policy and their log-probabilities: the one place the penalty and the
+        backup call the actor, so that a subclass with a conditioned policy (FamO2O's ``pi(a | s, beta)``)
+        passes its per-row ``conditions`` here and reuses the rest of CQL unchanged."""
+        return self.actor.action_log_prob(observations)
+
     def critic_target_q(
         self,
         next_observations: th.Tensor,
@@ -292,22 +305,24 @@ class CQL(OfflineAlgorithmMixin, SAC):
         dones: th.Tensor,
         discounts: th.Tensor | float,
         ent_coef: th.Tensor,
+        next_conditions: th.Tensor | None = None,
     ) -> th.Tensor:
         """``r + gamma * (1 - d) * min_i Q'_i(s', a')``, ``a' ~ pi(.|s')``, shape (batch, 1), no gradient.
 
         With ``cql_max_target_backup`` the max of ``min_i Q'_i`` over ``cql_n_actions`` samples of ``a'``; with
-        ``backup_entropy`` minus ``ent_coef * log pi(a'|s')`` of the action backed up.
+        ``backup_entropy`` minus ``ent_coef * log pi(a'|s')`` of the action backed up. ``next_conditions``:
+        per-row inputs of a conditioned policy (see :meth:`policy_samples`).
         """
         with th.no_grad():
             if self.cql_max_target_backup:
                 batch, n = len(next_observations), self.cql_n_actions
                 repeated = next_observations.repeat_interleave(n, dim=0)
-                next_actions, next_log_prob = self.actor.action_log_prob(repeated)
+                next_actions, next_log_prob = self.policy_samples(repeated, _repeat(next_conditions, n))
                 next_q = th.cat(self.critic_target(repeated, next_actions), dim=1).min(dim=1).values.view(batch, n)
                 next_q, best = next_q.max(dim=1, keepdim=True)
                 next_log_prob = next_log_prob.view(batch, n).gather(1, best)
             else:
-                next_actions, next_log_prob = self.actor.action_log_prob(next_observations)
+                next_actions, next_log_prob = self.policy_samples(next_observations, next_conditions)
                 next_q = th.cat(self.critic_target(next_observations, next_actions), dim=1)
                 next_q = next_q.min(dim=1, keepdim=True).values
                 next_log_prob = next_log_prob.reshape(-1, 1)
@@ -315,11 +330,18 @@ class CQL(OfflineAlgorithmMixin, SAC):
                 next_q = next_q - ent_coef * next_log_prob
             return rewards + (1 - dones) * discounts * next_q
 
-    def cql_sample_actions(self, observations: th.Tensor, next_observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def cql_sample_actions(
+        self,
+        observations: th.Tensor,
+        next_observations: th.Tensor,
+        conditions: th.Tensor | None = None,
+        next_conditions: th.Tensor | None = None,
+    ) -> tuple[th.Tensor, th.Tensor]:
         """The penalty's actions and their log densities, shapes (batch, 3n, |A|) and (batch, 3n), no gradient.
 
         ``n = cql_n_actions`` uniform actions on [-1, 1]^|A| (log density ``-|A| log 2``), then ``n`` actions of
-        ``pi(.|s')`` and ``n`` of ``pi(.|s)`` with their log-probabilities.
+        ``pi(.|s')`` and ``n`` of ``pi(.|s)`` with their log-probabilities (a conditioned policy gets
+        ``next_conditions`` and ``conditions``, see :meth:`policy_samples`).
         """
         batch, n, action_dim = len(observations), self.cql_n_actions, get_action_dim(self.action_space)
         # Float32 like the networks, whatever the observations' dtype (MuJoCo's are float64).
@@ -327,7 +349,8 @@ class CQL(OfflineAlgorithmMixin, SAC):
         uniform_log_density = th.full((batch, n), -action_dim * math.log(2.0), device=observations.device)
         with th.no_grad():
             states = th.cat([next_observations, observations]).repeat_interleave(n, dim=0)
-            policy_actions, policy_log_prob = self.actor.action_log_prob(states)
+            state_conditions = None if conditions is None else _repeat(th.cat([next_conditions, conditions]), n)
+            policy_actions, policy_log_prob = self.policy_samples(states, state_conditions)
         policy_actions = policy_actions.view(2, batch, n, action_dim)
         policy_log_prob = policy_log_prob.view(2, batch, n)
         actions = th.cat([uniform, policy_actions[0], policy_actions[1]], dim=1)
@@ -341,7 +364,12 @@ class CQL(OfflineAlgorithmMixin, SAC):
         return th.stack([q.view(batch, k) for q in q_values])
 
     def cql_penalty(
-        self, observations: th.Tensor, next_observations: th.Tensor, data_q: Sequence[th.Tensor]
+        self,
+        observations: th.Tensor,
+        next_observations: th.Tensor,
+        data_q: Sequence[th.Tensor],
+        conditions: th.Tensor | None = None,
+        next_conditions: th.Tensor | None = None,
     ) -> CQLPenalty:
         """The CQL(H) gap of each critic: soft maximum of Q over sampled actions minus Q of the dataset action.
 
@@ -350,7 +378,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
         Without ``cql_importance_sample`` the logsumexp is of the raw Q values of the sampled actions and of
         the dataset action. ``data_q`` holds each critic's ``Q_i(s, a)``, shape (batch, 1).
         """
-        actions, log_density = self.cql_sample_actions(observations, next_observations)
+        actions, log_density = self.cql_sample_actions(observations, next_observations, conditions, next_conditions)
         sampled_q = self.critic_values(observations, actions)
         data_q = th.stack([q.reshape(-1) for q in data_q])
         if self.cql_importance_sample:

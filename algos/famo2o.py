@@ -26,12 +26,11 @@ import torch.nn.functional as F
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from algos.cql import CQL, CQLPenalty
+from algos.cql import CQL
 from algos.famo2o_policies import (
     BETA_ENCODING_BASE,
     BETA_ENCODING_DIM,
@@ -658,72 +657,12 @@ class FamO2OCQL(_FamilyMixin, CQL):
         """``min_i Q_i(s, a)`` of the current critics, shape (batch, 1)."""
         return th.cat(self.critic(observations, actions), dim=1).min(dim=1, keepdim=True).values
 
-    def family_target_q(
-        self,
-        next_observations: th.Tensor,
-        next_betas: th.Tensor,
-        rewards: th.Tensor,
-        dones: th.Tensor,
-        discounts: th.Tensor | float,
-        ent_coef: th.Tensor,
-    ) -> th.Tensor:
-        """CQL's ``r + gamma (1 - d) min_i Q'_i(s', a')`` with ``a' ~ pi_u(. | s', beta(s'))``, (batch, 1), no gradient.
-
-        As :meth:`~algos.cql.CQL.critic_target_q` (max-target backup and entropy backup included), the next
-        actions conditioned on ``next_betas``.
-        """
-        with th.no_grad():
-            if self.cql_max_target_backup:
-                batch, n = len(next_observations), self.cql_n_actions
-                repeated = next_observations.repeat_interleave(n, dim=0)
-                repeated_betas = next_betas.repeat_interleave(n, dim=0)
-                next_actions, next_log_prob = self.actor.action_log_prob(repeated, repeated_betas)
-                next_q = th.cat(self.critic_target(repeated, next_actions), dim=1).min(dim=1).values.view(batch, n)
-                next_q, best = next_q.max(dim=1, keepdim=True)
-                next_log_prob = next_log_prob.view(batch, n).gather(1, best)
-            else:
-                next_actions, next_log_prob = self.actor.action_log_prob(next_observations, next_betas)
-                next_q = th.cat(self.critic_target(next_observations, next_actions), dim=1)
-                next_q = next_q.min(dim=1, keepdim=True).values
-                next_log_prob = next_log_prob.reshape(-1, 1)
-            if self.backup_entropy:
-                next_q = next_q - ent_coef * next_log_prob
-            return rewards + (1 - dones) * discounts * next_q
-
-    def family_cql_penalty(
-        self,
-        observations: th.Tensor,
-        next_observations: th.Tensor,
-        betas: th.Tensor,
-        next_betas: th.Tensor,
-        data_q: tuple[th.Tensor, ...],
-    ) -> CQLPenalty:
-        """CQL(H)'s gap (:meth:`~algos.cql.CQL.cql_penalty`) with the policy's actions conditioned on beta.
-
-        ``cql_n_actions`` uniform actions, then as many of ``pi_u(. | s', beta(s'))`` and of
-        ``pi_u(. | s, beta)`` (the betas the universal policy is trained with), all scored at s.
-        """
-        batch, n, action_dim = len(observations), self.cql_n_actions, get_action_dim(self.action_space)
-        uniform = th.empty((batch, n, action_dim), device=observations.device).uniform_(-1.0, 1.0)
-        uniform_log_density = th.full((batch, n), -action_dim * math.log(2.0), device=observations.device)
-        with th.no_grad():
-            states = th.cat([next_observations, observations]).repeat_interleave(n, dim=0)
-            state_betas = th.cat([next_betas, betas]).repeat_interleave(n, dim=0)
-            policy_actions, policy_log_prob = self.actor.action_log_prob(states, state_betas)
-        policy_actions = policy_actions.view(2, batch, n, action_dim)
-        policy_log_prob = policy_log_prob.view(2, batch, n)
-        actions = th.cat([uniform, policy_actions[0], policy_actions[1]], dim=1)
-        log_density = th.cat([uniform_log_density, policy_log_prob[0], policy_log_prob[1]], dim=1)
-
-        sampled_q = self.critic_values(observations, actions)
-        data_values = th.stack([q.reshape(-1) for q in data_q])
-        if self.cql_importance_sample:
-            logits = sampled_q - log_density
-        else:
-            logits = th.cat([sampled_q, data_values.unsqueeze(-1)], dim=-1)
-        ood_q = th.logsumexp(logits / self.cql_temp, dim=-1) * self.cql_temp
-        gap = (ood_q - data_values).clamp(self.cql_clip_diff_min, self.cql_clip_diff_max).mean(dim=1)
-        return CQLPenalty(gap=gap, ood_q=ood_q, sampled_q=sampled_q)
+    def policy_samples(
+        self, observations: th.Tensor, conditions: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """CQL's penalty and backup sample the universal policy at the rows' betas (``conditions``)."""
+        assert conditions is not None, "FamO2O's universal policy needs a beta for every state"
+        return self.actor.action_log_prob(observations, conditions)
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
@@ -775,11 +714,15 @@ class FamO2OCQL(_FamilyMixin, CQL):
                 balance_loss = -q_balance.mean()
 
             # Critics: TD regression plus the weighted CQL(H) gap.
-            target_q = self.family_target_q(next_observations, next_betas, rewards, data.dones, discounts, ent_coef)
+            target_q = self.critic_target_q(
+                next_observations, rewards, data.dones, discounts, ent_coef, next_conditions=next_betas
+            )
             current_q = self.critic(observations, data.actions)
             td_loss = sum(F.mse_loss(q, target_q) for q in current_q)
             assert isinstance(td_loss, th.Tensor)
-            penalty = self.family_cql_penalty(observations, next_observations, policy_betas, next_betas, current_q)
+            penalty = self.cql_penalty(
+                observations, next_observations, current_q, conditions=policy_betas, next_conditions=next_betas
+            )
             cql_weight = self.cql_weight()
             critic_loss = td_loss + cql_weight * penalty.gap.sum()
 

@@ -70,6 +70,8 @@ class RunSpec:
     eval_freq: int = 10_000
     eval_episodes: int = 5
     final_eval_episodes: int = 10
+    stochastic_eval: bool = False
+    """Evaluate the sampled policy (see :attr:`rl.runner.RunConfig.stochastic_eval`)."""
     save_freq: int = 10_000
     dataset: str | None = None
     """Offline runs: the dataset (then ``env`` is its name too, and ``n_timesteps`` counts gradient steps)."""
@@ -134,8 +136,8 @@ def execute(spec: RunSpec) -> dict[str, Any]:
                 algo=algo, env=None if offline else spec.env, seed=spec.seed,
                 n_timesteps=spec.online_steps if offline else spec.n_timesteps, label=spec.algo,
                 run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
-                final_eval_episodes=spec.final_eval_episodes, save_freq=spec.save_freq,
-                hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
+                final_eval_episodes=spec.final_eval_episodes, stochastic_eval=spec.stochastic_eval,
+                save_freq=spec.save_freq, hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
                 dataset=spec.dataset, offline_steps=spec.n_timesteps if offline else None,
             )
             if method is not None:
@@ -251,6 +253,7 @@ def write_report(
     algo, baseline = algos[0], (algos[1] if len(algos) > 1 else None)
 
     offline = bool(specs) and specs[0].dataset is not None
+    stochastic = bool(specs) and specs[0].stochastic_eval
     online = specs[0].online_steps if offline else 0
     lines = [f"# Benchmark `{name}`: {' vs '.join(algos)}", ""]
     budget_text = (
@@ -259,7 +262,8 @@ def write_report(
     )
     lines += [
         f"Budget: {budget_text} per run; seeds {', '.join(map(str, seeds))}; final evaluation: "
-        f"deterministic policy, {specs[0].final_eval_episodes if specs else 0} episodes; periodic evaluation "
+        f"{'sampled (stochastic) policy, mean and best episode return' if stochastic else 'deterministic policy'}, "
+        f"{specs[0].final_eval_episodes if specs else 0} episodes; periodic evaluation "
         f"every {specs[0].eval_freq if specs else 0:,} steps. Throughput is "
         + ("gradient updates" if offline and not online else "steps")
         + " per second of training (evaluation and checkpoint time excluded), paired runs sharing the machine."
@@ -278,6 +282,7 @@ def write_report(
     for env in envs:
         returns: dict[str, list[float]] = {}
         scores: dict[str, list[float]] = {a: [] for a in algos}
+        bests: dict[str, list[float]] = {a: [] for a in algos}
         speeds: dict[str, list[float]] = {}
         wall = 0.0
         curves[env] = {}
@@ -294,14 +299,18 @@ def write_report(
                 score = record.get("final_normalized_score")
                 if score is not None:
                     scores[a].append(score)
-                row.append(f"{value:.1f}" + (f" ({score:.1f})" if score is not None else ""))
+                best = max(record["final_evaluation"].get("episode_rewards") or [value])
+                bests[a].append(best)
+                row.append(f"{value:.1f}" + (f" ({score:.1f})" if score is not None else "")
+                           + (f", best {best:.1f}" if stochastic else ""))
                 if record.get("steps_per_second"):
                     speeds[a].append(record["steps_per_second"])
                 wall += record.get("train_seconds", 0.0)
                 curves[env][a].append(record["_curve"])
             per_seed_lines.append(f"| {env} | {a} | " + " | ".join(row) + " |")
         cells = [
-            _mean_std(returns[a]) + (f", score {_mean_std(scores[a])}" if scores[a] else "") + f" (n={len(returns[a])})"
+            _mean_std(returns[a]) + (f", score {_mean_std(scores[a])}" if scores[a] else "")
+            + (f", best {_mean_std(bests[a])}" if stochastic and bests[a] else "") + f" (n={len(returns[a])})"
             for a in algos
         ]
         if baseline:
@@ -403,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation every n env steps")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation")
     parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
+    parser.add_argument("--stochastic-eval", action="store_true",
+                        help="evaluate the sampled policy, not its mode; the report adds the best episode's return")
     parser.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every n env steps")
     parser.add_argument(
         "-params", "--hyperparams", nargs="+", default=None, metavar="ALGO.KEY:VALUE",
@@ -429,8 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = _per_algo_overrides(args.hyperparams, args.algos)
     options = dict(eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-                   final_eval_episodes=args.final_eval_episodes, save_freq=args.save_freq,
-                   datasets=args.datasets is not None, online_steps=args.online_steps)
+                   final_eval_episodes=args.final_eval_episodes, stochastic_eval=args.stochastic_eval,
+                   save_freq=args.save_freq, datasets=args.datasets is not None, online_steps=args.online_steps)
     envs = args.datasets or args.envs
     if args.report_only:
         specs = plan(args.name, args.algos, envs, args.seeds, args.n_timesteps, hyperparams=overrides, **options)

@@ -51,6 +51,8 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every n env steps (-1: never)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation")
     parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
+    parser.add_argument("--stochastic-eval", action="store_true",
+                        help="evaluate the sampled policy, not its mode (e.g. SubPO's F(tau) of sampled trajectories)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: YAML, else 1)")
     parser.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy", help="VecEnv type")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")

@@ -76,6 +76,9 @@ class RunConfig:
     """Evaluate every this many env steps (-1: never)."""
     eval_episodes: int = 5
     final_eval_episodes: int = 10
+    stochastic_eval: bool = False
+    """Evaluate the sampled policy instead of its mode (rl-zoo3 enjoy's ``--stochastic``): for tasks scored by
+    the distribution of episode returns, e.g. SubPO's F(tau) over sampled trajectories."""
     n_envs: int | None = None
     device: str = "auto"
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -282,7 +285,7 @@ def train(config: RunConfig) -> RunResult:
             on_new_best.append(StopTrainingOnRewardThreshold(config.stop_reward))
         eval_callback = ResumableEvalCallback(
             eval_env, log_path=run_dir, best_model_save_path=None, n_eval_episodes=config.eval_episodes,
-            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=True, verbose=0,
+            eval_freq=max(config.eval_freq // n_envs, 1), deterministic=not config.stochastic_eval, verbose=0,
             callback_on_new_best=CallbackList(on_new_best) if on_new_best else None,
         )
         for callback in on_new_best:  # StopTrainingOnRewardThreshold reads best_mean_reward from its parent
@@ -313,7 +316,9 @@ def train(config: RunConfig) -> RunResult:
 
     evaluation = None
     if config.final_eval_episodes > 0:
-        evaluation = evaluate(model, eval_env, n_episodes=config.final_eval_episodes)
+        evaluation = evaluate(
+            model, eval_env, n_episodes=config.final_eval_episodes, deterministic=not config.stochastic_eval
+        )
     artifacts = {}
     if hasattr(model, ARTIFACTS_HOOK):
         artifacts = getattr(model, ARTIFACTS_HOOK)(run_dir, eval_env) or {}

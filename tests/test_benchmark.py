@@ -113,3 +113,18 @@ def test_unknown_external_label_lists_the_valid_ones():
 
     with pytest.raises(SystemExit, match="d3rlpy_cql"):
         check_label("d3rlpy_sac")
+
+
+def test_stochastic_evaluation_samples_the_policy_and_reports_the_best_episode(tmp_path):
+    options = dict(results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=-1,
+                   final_eval_episodes=6, save_freq=-1, progress=False, stochastic_eval=True)
+    hyperparams = {"ppo": {"n_steps": 64, "batch_size": 32, "policy_kwargs": {"net_arch": [8]}}}
+    table = run_benchmark("sampled", ["ppo"], ["Coverage-Bimodal-v0"], [0], 64, backend=RecordingBackend(),
+                          hyperparams=hyperparams, **options)
+    text = open(table).read()
+    assert "sampled (stochastic) policy" in text and ", best " in text
+    record = json.loads((tmp_path / "results" / "sampled" / "runs" / "ppo" / "Coverage-Bimodal-v0_seed0" /
+                         "run.json").read_text())
+    returns = record["final_evaluation"]["episode_rewards"]
+    assert len(set(returns)) > 1  # an untrained sampled policy on a deterministic env: different trajectories
+    assert f"best {max(returns):.1f}" in text

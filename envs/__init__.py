@@ -7,6 +7,15 @@ Registered:
 
 - ``Coverage-{Constant,Bimodal,GP}-v0`` and ``Coverage-{Constant,Bimodal,GP}-History-v0``: SubPO's
   grid-world coverage (``envs.submodular.CoverageGridEnv``), Markovian and history-augmented observation.
+- ``AntCoverage-v0`` and ``AntCoverage-History-v0``: SubPO's MuJoCo Ant xy-coverage
+  (``envs.ant_coverage.AntCoverageEnv``), Markovian and history-augmented observation.
+- ``ExperimentDesign-v0`` and ``ExperimentDesign-History-v0``: SubPO's experiment design (GP information
+  gain, ``envs.experiment_design.ExperimentDesignEnv``), Markovian and history-augmented observation.
+- ``ItemCollection-v0`` and ``ItemCollection-History-v0``: SubPO's item collection with per-type caps
+  (``envs.item_collection.ItemCollectionEnv``), Markovian and history-augmented observation.
+- ``HydroDispatch-Toy-v0`` and ``HydroDispatch-BoliviaLike-v0``: long-term hydrothermal dispatch, action =
+  target end volumes, reward = minus the scaled stage cost (``envs.hydro.gym_env.HydroDispatchEnv``), on the
+  3-bus toy case and the synthetic 28-bus / 11-hydro / 96-stage case.
 """
 
 import gymnasium
@@ -20,3 +29,26 @@ for _name, _weights in (("Constant", "constant"), ("Bimodal", "bimodal"), ("GP",
                 entry_point="envs.submodular:CoverageGridEnv",
                 kwargs={"weights": _weights, "observation": _observation},
             )
+
+# SubPO's continuous task: MuJoCo Ant covering [-20, 20]^2 (envs.ant_coverage.AntCoverageEnv); the env
+# truncates its own 400-step episodes, so no max_episode_steps here.
+for _env_id, _observation in (("AntCoverage-v0", "markovian"), ("AntCoverage-History-v0", "history")):
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(
+            id=_env_id, entry_point="envs.ant_coverage:AntCoverageEnv", kwargs={"observation": _observation}
+        )
+
+# SubPO's other grid tasks (envs.submodular.SubmodularGridEnv over their set functions).
+for _task, _entry_point in (
+    ("ExperimentDesign", "envs.experiment_design:ExperimentDesignEnv"),
+    ("ItemCollection", "envs.item_collection:ItemCollectionEnv"),
+):
+    for _suffix, _observation in (("", "markovian"), ("-History", "history")):
+        _env_id = f"{_task}{_suffix}-v0"
+        if _env_id not in gymnasium.registry:
+            gymnasium.register(id=_env_id, entry_point=_entry_point, kwargs={"observation": _observation})
+
+# TS-DDR's hydrothermal dispatch (envs.hydro.gym_env.HydroDispatchEnv); the env terminates at its last stage.
+for _env_id, _case in (("HydroDispatch-Toy-v0", "toy"), ("HydroDispatch-BoliviaLike-v0", "bolivia-like")):
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point="envs.hydro.gym_env:HydroDispatchEnv", kwargs={"case": _case})

@@ -4,9 +4,11 @@ Paper: Prajapat, Mutny, Zeilinger, Krause. "Submodular Reinforcement Learning", 
 https://arxiv.org/abs/2307.13372 . Authors' code: github.com/manish-pra/non-additive-RL (``main.py``).
 
 Run it: ``python -m algos.subpo --env Coverage-GP-History-v0 -n 20000`` (the coverage tasks of
-:mod:`envs.submodular`, whose rewards are the marginal gains). ``reward="modular"`` trains the same learner
-on the paper's modular baseline reward (the authors' "SRL"); :class:`ModularCoverageReward` is the same
-reward as a Gymnasium wrapper, for other learners.
+:mod:`envs.submodular`, whose rewards are the marginal gains; REINFORCE with a per-time-step baseline), or
+``python -m algos.subpo --env AntCoverage-v0 -n 300000`` (MuJoCo Ant covering the plane,
+:mod:`envs.ant_coverage`; the actor-critic form of the authors' ``gym_env/gym_subrl.py``).
+``reward="modular"`` trains the same learner on the paper's modular baseline reward (the authors' "SRL");
+:class:`ModularCoverageReward` is the same reward as a Gymnasium wrapper, for other learners.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
-from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from algos.subpo_policies import SubPOPolicy
+from algos.subpo_policies import SubPOActorCriticPolicy, SubPOPolicy
 
 SelfSubPO = TypeVar("SelfSubPO", bound="SubPO")
 
 __all__ = ["ModularCoverageReward", "SubPO", "modular_reward", "returns_to_go", "time_step_baseline"]
 
 REWARDS = ("submodular", "modular")
+BASELINES = ("time_step", "critic")
 
 
 def modular_reward(coverage: Any, row: int, col: int) -> float:
@@ -109,12 +112,16 @@ def time_step_baseline(returns: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 
 class SubPO(OnPolicyAlgorithm):
-    """SubPO: REINFORCE on the marginal gains of a submodular objective, with a per-time-step baseline.
+    """SubPO: policy gradient on the marginal gains of a submodular objective.
 
-    Each update collects whole episodes (``episodes_per_update`` of them across the envs), computes each
-    step's return-to-go of the marginal-gain rewards, G_t = sum_{h >= t} F(s_{h+1} | tau_{0:h}) (so
-    G_0 = F(tau)), subtracts the baseline b_t = mean of G_t over the batch's episodes at the same time
-    step t, and takes one gradient step on
+    Two forms, chosen by ``baseline`` (default by action space): "time_step" for Discrete actions (the
+    grid tasks), REINFORCE with a per-time-step batch-mean baseline; "critic" for Box actions (the
+    continuous tasks), the authors' actor-critic.
+
+    ``baseline="time_step"`` (REINFORCE). Each update collects whole episodes (``episodes_per_update`` of
+    them across the envs), computes each step's return-to-go of the marginal-gain rewards,
+    G_t = sum_{h >= t} F(s_{h+1} | tau_{0:h}) (so G_0 = F(tau)), subtracts the baseline b_t = mean of G_t
+    over the batch's episodes at the same time step t, and takes one gradient step on
 
         L(theta) = -mean over the batch of [log pi_theta(a_t | obs_t) * (G_t - b_t)] - ent_coef * entropy.
 
@@ -130,18 +137,50 @@ class SubPO(OnPolicyAlgorithm):
       bonus is constant (the authors divide it by the epoch number; their configs set it to 0).
     - The history enters as the visited map of the env (the authors pad the list of visited states with -1).
 
+    ``baseline="critic"`` (actor-critic, the authors' ``gym_env/gym_subrl.py``). The policy is
+    :class:`~algos.subpo_policies.SubPOActorCriticPolicy`: a Gaussian actor (tanh mean, state-independent
+    log-std) and a separate value critic. Each update collects ``n_steps`` steps per env (the authors: 15
+    envs x 400 steps), computes the advantages A_t by GAE(``gamma``, ``gae_lambda``) on the marginal-gain
+    rewards with the critic's values (SB3's ``RolloutBuffer.compute_returns_and_advantage``), and takes one
+    gradient step on
+
+        L = -mean[log pi(a_t | obs_t) * A_t] - ent_coef * entropy + vf_coef * mean[(V(obs_t) - R_t)^2],
+
+    R_t = A_t + V(obs_t) the GAE return. Deviations from the authors' code, each stated:
+
+    - The paper names a natural-policy-gradient variant for large spaces; this is a plain (Adam) gradient
+      step, as the authors' Ant code takes.
+    - One Adam optimizer for both nets instead of two: the same step when there is no gradient-norm clip
+      (see ``SubPOActorCriticPolicy``).
+    - SB3's Gaussian entropy sums over action dimensions, the authors' averages them: their 0.01 is
+      ``ent_coef = 0.01 / action_dim`` here (0.00125 for Ant, in ``hyperparams/subpo.yml``).
+    - Rollouts continue across updates (SB3's on-policy loop) rather than resetting every env at each
+      update, and truncated episodes (the env's 400-step limit, or the rollout's end) are bootstrapped with
+      the critic; the authors reset every 400 steps and treat the last step as terminal (value 0).
+    - Actions are clipped to the Box before the env step (MuJoCo clamps Ant's controls to the same range).
+
     :param policy: the policy model ("MlpPolicy" or a class).
-    :param env: the environment (or its Gymnasium id); Discrete actions, fixed-length or terminating episodes.
-    :param learning_rate: Adam learning rate (constant or schedule). Authors: 1e-3.
+    :param env: the environment (or its Gymnasium id); Discrete or Box actions, fixed-length or
+        terminating episodes.
+    :param learning_rate: Adam learning rate (constant or schedule). Authors: 1e-3 (grid), 1e-2 (Ant).
     :param episodes_per_update: episodes per gradient step, over all envs (rounded up to a multiple of
-        ``n_envs``). Authors: 500.
+        ``n_envs``). Authors: 500 (grid), 15 (Ant).
     :param episode_length: env steps per episode; None reads ``horizon - 1`` from the env (the coverage
-        envs). Rollouts are ``episodes_per_update / n_envs * episode_length`` steps per env.
-    :param reward: "submodular" learns from the env's rewards (the marginal gains); "modular" from
-        ``modular_reward`` of each new state (the paper's modular baseline; needs the coverage env's raw
-        (row, column, ...) observations, so no observation normalisation).
-    :param ent_coef: entropy bonus (authors: 0).
+        envs; 400 for Ant). Rollouts are ``episodes_per_update / n_envs * episode_length`` steps per env.
+    :param reward: "submodular" learns from the env's rewards (the marginal gains); "modular" from the
+        modular reward F({s_{h+1}}) of each new state (the paper's modular baseline). Envs that report the
+        new state's cell in ``info["cell"]`` (and, on an episode's first step, ``info["start_cell"]`` when
+        that step's reward pays F({s_0}) too) get it from their ``F`` divided by their ``reward_scale``
+        attribute (1 if none), e.g. :class:`envs.ant_coverage.AntCoverageEnv`; the grid envs get
+        ``modular_reward`` of the (row, column) read from their raw observations, so no observation
+        normalisation there.
+    :param ent_coef: entropy bonus (authors: 0 on the grid, 0.01 per action dimension on Ant).
     :param max_grad_norm: global gradient-norm clip (None or inf: none, as the authors).
+    :param baseline: "time_step" (REINFORCE, Discrete actions only) or "critic" (actor-critic with GAE);
+        None: "time_step" for Discrete, "critic" for Box action spaces.
+    :param gamma: discount of the critic form's GAE (authors: 0.99); the REINFORCE form is undiscounted.
+    :param gae_lambda: GAE lambda of the critic form (authors: 0.95).
+    :param vf_coef: weight of the critic's squared error in the critic form's loss (authors: 1).
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: tensorboard log folder (None: no logging).
     :param policy_kwargs: keyword arguments for the policy (e.g. ``net_arch``).
@@ -152,11 +191,12 @@ class SubPO(OnPolicyAlgorithm):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": SubPOPolicy}
-    policy: SubPOPolicy
+    """"MlpPolicy" is ``SubPOPolicy`` for ``baseline="time_step"``, ``SubPOActorCriticPolicy`` for "critic"."""
+    policy: SubPOPolicy | SubPOActorCriticPolicy
 
     def __init__(
         self,
-        policy: str | type[SubPOPolicy],
+        policy: str | type[SubPOPolicy] | type[SubPOActorCriticPolicy],
         env: GymEnv | str,
         learning_rate: float | Schedule = 1e-3,
         episodes_per_update: int = 500,
@@ -164,6 +204,10 @@ class SubPO(OnPolicyAlgorithm):
         reward: str = "submodular",
         ent_coef: float = 0.0,
         max_grad_norm: float | None = None,
+        baseline: str | None = None,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        vf_coef: float = 1.0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -178,6 +222,8 @@ class SubPO(OnPolicyAlgorithm):
             raise ValueError(f"episodes_per_update must be >= 1, got {episodes_per_update}")
         if episode_length is not None and episode_length < 1:
             raise ValueError(f"episode_length must be >= 1 or None, got {episode_length}")
+        if baseline is not None and baseline not in BASELINES:
+            raise ValueError(f"baseline must be 'time_step', 'critic' or None (by action space), got {baseline!r}")
         super().__init__(
             policy,
             env,
@@ -197,8 +243,15 @@ class SubPO(OnPolicyAlgorithm):
             device=device,
             seed=seed,
             _init_setup_model=False,
-            supported_action_spaces=(spaces.Discrete,),
+            supported_action_spaces=(spaces.Discrete, spaces.Box),
         )
+        if baseline is None and getattr(self, "action_space", None) is not None:
+            baseline = "time_step" if isinstance(self.action_space, spaces.Discrete) else "critic"
+        self.baseline = baseline
+        if baseline == "critic":
+            self.gamma, self.gae_lambda, self.vf_coef = gamma, gae_lambda, vf_coef
+            if isinstance(policy, str):
+                self.policy_class = SubPOActorCriticPolicy
         self.episodes_per_update = episodes_per_update
         self.reward = reward
         if self.env is not None:
@@ -213,15 +266,28 @@ class SubPO(OnPolicyAlgorithm):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        if self.baseline == "time_step" and not isinstance(self.action_space, spaces.Discrete):
+            raise ValueError(
+                f"baseline='time_step' needs a Discrete action space, got {self.action_space}; use baseline='critic'"
+            )
+        critic_policy = issubclass(self.policy_class, SubPOActorCriticPolicy)
+        if (self.baseline == "critic") != critic_policy:
+            raise ValueError(
+                f"baseline={self.baseline!r} does not fit the policy {self.policy_class.__name__}: "
+                "pass 'MlpPolicy', or SubPOActorCriticPolicy for 'critic', SubPOPolicy for 'time_step'"
+            )
         super()._setup_model()
         self._episode_step = np.zeros(self.n_envs, dtype=np.int64)
         self._rollout_steps = np.zeros((self.n_steps, self.n_envs), dtype=np.int64)
         self._coverage = None
+        self._reward_scales = None
 
     def _learner_rewards(self, env: VecEnv, rewards: np.ndarray, new_obs: np.ndarray, dones, infos) -> np.ndarray:
         """The env's rewards, or with ``reward="modular"`` the modular reward of each new state."""
         if self.reward == "submodular":
             return rewards
+        if all("cell" in info for info in infos):
+            return self._cell_modular_rewards(env, infos)
         if self.get_vec_normalize_env() is not None and self.get_vec_normalize_env().norm_obs:
             raise ValueError("reward='modular' reads the cell from the observation: turn off obs normalisation")
         if self._coverage is None:
@@ -235,10 +301,24 @@ class SubPO(OnPolicyAlgorithm):
                 modular[i] += modular_reward(self._coverage[i], int(start[0]), int(start[1]))
         return modular
 
+    def _cell_modular_rewards(self, env: VecEnv, infos: list[dict[str, Any]]) -> np.ndarray:
+        """F({s_{h+1}}) (plus F({s_0}) where ``info["start_cell"]`` is given) / the env's ``reward_scale``."""
+        if self._coverage is None:
+            self._coverage = env.get_attr("F")
+            scaled = env.has_attr("reward_scale")
+            self._reward_scales = env.get_attr("reward_scale") if scaled else [1.0] * env.num_envs
+        modular = np.zeros(len(infos), dtype=np.float64)
+        for i, info in enumerate(infos):
+            cells = [info["cell"]] + ([info["start_cell"]] if "start_cell" in info else [])
+            modular[i] = sum(self._coverage[i].value([cell]) for cell in cells) / self._reward_scales[i]
+        return modular
+
     def collect_rollouts(
         self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
     ) -> bool:
         """Collect ``n_rollout_steps`` steps per env with the current policy (no values, no bootstrapping)."""
+        if self.baseline == "critic":
+            return self._collect_critic_rollouts(env, callback, rollout_buffer, n_rollout_steps)
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
@@ -271,8 +351,54 @@ class SubPO(OnPolicyAlgorithm):
         callback.on_rollout_end()
         return True
 
+    def _collect_critic_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Collect ``n_rollout_steps`` steps per env with values, then GAE on the learner's rewards."""
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        for n_steps in range(n_rollout_steps):
+            with th.no_grad():
+                actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))
+            actions = actions.cpu().numpy()
+            env_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                env_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+            self._rollout_start_obs = self._last_obs
+            new_obs, rewards, dones, infos = env.step(env_actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            learner_rewards = np.array(self._learner_rewards(env, rewards, new_obs, dones, infos), dtype=np.float64)
+            for i, done in enumerate(dones):  # bootstrap a time-limit truncation with the critic's V(s_H)
+                if done and infos[i].get("terminal_observation") is not None and infos[i].get("TimeLimit.truncated"):
+                    terminal_obs = self.policy.obs_to_tensor(infos[i]["terminal_observation"])[0]
+                    with th.no_grad():
+                        learner_rewards[i] += self.gamma * self.policy.predict_values(terminal_obs)[0].item()
+            self._rollout_steps[n_steps] = self._episode_step
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+            rollout_buffer.add(self._last_obs, actions, learner_rewards, self._last_episode_starts, values, log_probs)
+            self._episode_step = np.where(dones, 0, self._episode_step + 1)
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+
+        with th.no_grad():
+            values = self.policy.predict_values(obs_as_tensor(new_obs, self.device))
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
     def train(self) -> None:
-        """One REINFORCE step: -mean(log pi(a_t | obs_t) * (G_t - b_t)) over the whole batch."""
+        """One policy-gradient step on the collected batch (REINFORCE or actor-critic, by ``baseline``)."""
+        if self.baseline == "critic":
+            self._train_actor_critic()
+            return
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         batch = next(self.rollout_buffer.get(batch_size=None))
@@ -298,8 +424,41 @@ class SubPO(OnPolicyAlgorithm):
             self.logger.record("train/batch_return_max", episode_values.max().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
+    def _train_actor_critic(self) -> None:
+        """One step on -mean(log pi(a_t | obs_t) A_t) - ent_coef * entropy + vf_coef * mean((V - R_t)^2)."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        batch = next(self.rollout_buffer.get(batch_size=None))
+        actions = batch.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        values, log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
+        pg_loss = -(log_prob * batch.advantages).mean()
+        entropy = entropy.mean()
+        value_loss = th.nn.functional.mse_loss(batch.returns, values.flatten())
+        loss = pg_loss - self.ent_coef * entropy + self.vf_coef * value_loss
+        self.policy.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        self._n_updates += 1
+
+        self.logger.record("train/policy_gradient_loss", pg_loss.item())
+        self.logger.record("train/value_loss", value_loss.item())
+        self.logger.record("train/entropy", entropy.item())
+        self.logger.record("train/grad_norm", float(grad_norm))
+        self.logger.record("train/advantage_mean", batch.advantages.mean().item())
+        self.logger.record(
+            "train/explained_variance",
+            explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()),
+        )
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/batch_reward_mean", float(self.rollout_buffer.rewards.mean()))
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_coverage", "_rollout_start_obs"]
+        return [*super()._excluded_save_params(), "_coverage", "_rollout_start_obs", "_reward_scales"]
 
 
 if __name__ == "__main__":

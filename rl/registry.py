@@ -45,7 +45,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
     for spec in (
         AlgoSpec("mdpo", "algos.mdpo:MDPO", (spaces.Box, spaces.Discrete), "Tomar et al., ICLR 2022"),
         AlgoSpec("mdpo_off", "algos.mdpo_off:OffPolicyMDPO", (spaces.Box,), "Tomar et al., ICLR 2022"),
-        AlgoSpec("subpo", "algos.subpo:SubPO", (spaces.Discrete,), "Prajapat et al., ICLR 2024"),
+        AlgoSpec("subpo", "algos.subpo:SubPO", (spaces.Discrete, spaces.Box), "Prajapat et al., ICLR 2024"),
         AlgoSpec("iql", "algos.iql:IQL", (spaces.Box,), "Kostrikov et al., ICLR 2022", offline=True),
         AlgoSpec("cql", "algos.cql:CQL", (spaces.Box,), "Kumar et al., NeurIPS 2020", offline=True),
         AlgoSpec("awac", "algos.awac:AWAC", (spaces.Box,), "Nair et al., 2020", offline=True),

@@ -149,3 +149,95 @@ def test_cli_trains_through_the_shared_runner(tmp_path):
     assert main("subpo", argv) == 0
     record = json.loads((tmp_path / "subpo" / "Coverage-GP-History-v0_1" / "run.json").read_text())
     assert record["num_timesteps"] == 36 and len(record["final_evaluation"]["episode_rewards"]) == 2
+
+
+# --- the continuous (actor-critic) form on MuJoCo Ant coverage ---
+def _ant_model(seed=0, n_envs=2, **kwargs):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from envs.ant_coverage import AntCoverageEnv
+
+    env = make_vec_env(AntCoverageEnv, n_envs=n_envs, env_kwargs={"max_steps": 16})
+    kwargs = {"episodes_per_update": n_envs, "learning_rate": 1e-2, "seed": seed, **kwargs}
+    return SubPO("MlpPolicy", env, **kwargs)
+
+
+def test_box_actions_default_to_the_actor_critic_form_and_learn():
+    from algos.subpo_policies import SubPOActorCriticPolicy
+
+    model = _ant_model()
+    assert model.baseline == "critic" and isinstance(model.policy, SubPOActorCriticPolicy)
+    assert (model.n_steps, model.gamma, model.gae_lambda) == (16, 0.99, 0.95)
+    assert th.exp(model.policy.log_std).detach().numpy() == pytest.approx(np.exp(0.1))  # authors' init
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(2 * 2 * 16)
+    assert model._n_updates == 2
+    assert any(not th.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    buffer = model.rollout_buffer  # GAE advantages on the marginal gains, returns = advantages + values
+    np.testing.assert_allclose(buffer.returns, buffer.advantages + buffer.values, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="Discrete"):
+        _ant_model(baseline="time_step")
+
+
+def test_actor_critic_save_load_predict_and_evaluate(tmp_path):
+    from envs.ant_coverage import AntCoverageEnv
+
+    model = _ant_model()
+    model.learn(2 * 16)
+    model.save(tmp_path / "subpo_ant.zip")
+    loaded = SubPO.load(tmp_path / "subpo_ant.zip")
+    assert loaded.baseline == "critic" and loaded.gae_lambda == 0.95
+    for a, b in zip(model.policy.state_dict().values(), loaded.policy.state_dict().values()):
+        assert th.equal(a, b)
+    obs = np.stack([AntCoverageEnv().reset(seed=s)[0] for s in range(3)])
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    mean, _ = evaluate_policy(loaded, AntCoverageEnv(max_steps=8), n_eval_episodes=2, warn=False)
+    assert mean >= 2.5  # at least F({s_0}) / 10
+    loaded.set_env(model.get_env())
+    loaded.learn(2 * 16, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 2 * 2 * 16
+
+
+def test_actor_critic_same_seed_same_parameters():
+    runs = []
+    for _ in range(2):
+        model = _ant_model(seed=5)
+        model.learn(2 * 2 * 16)
+        runs.append([p.detach().clone() for p in model.policy.parameters()])
+    assert all(th.equal(a, b) for a, b in zip(*runs))
+
+
+def test_modular_reward_on_the_box_path_is_F_of_the_new_state_alone():
+    from envs.ant_coverage import AntCoverageEnv
+
+    model = _ant_model(n_envs=1, reward="modular", gamma=0.9, learning_rate=0.0)  # critic unchanged by learn
+    model.learn(16)
+    actions = model.rollout_buffer.actions.reshape(16, 8)  # one env: the flattened buffer is in time order
+    rewards = model.rollout_buffer.rewards.reshape(16)
+    env = AntCoverageEnv(max_steps=16)
+    _, info = env.reset(seed=0)  # the model's seed 0 seeds env 0's first reset
+    expected = [env.F.value([info["cell"]]) / 10]
+    for t in range(16):
+        obs, _, terminated, truncated, info = env.step(np.clip(actions[t], -1, 1))
+        expected[t] += env.F.value([info["cell"]]) / 10
+        expected.append(0.0)
+        if terminated or truncated:
+            break
+    last = t  # a truncation adds gamma * V(s_H) to its reward; a termination adds nothing
+    np.testing.assert_allclose(rewards[:last], expected[:last], rtol=1e-6)
+    assert rewards[:last].max() <= 5.0 + 1e-6 and 2.5 - 1e-6 <= rewards[1:last].min()  # 25 cells / 10
+    if truncated:
+        with th.no_grad():
+            value = model.policy.predict_values(model.policy.obs_to_tensor(obs)[0]).item()
+        assert rewards[last] == pytest.approx(expected[last] + 0.9 * value, abs=1e-5)
+
+
+def test_critic_option_on_discrete_actions():
+    from algos.subpo_policies import SubPOActorCriticPolicy
+
+    model = _model(baseline="critic")
+    assert isinstance(model.policy, SubPOActorCriticPolicy)
+    model.learn(2 * model.n_steps)
+    assert model._n_updates == 2
+    with pytest.raises(ValueError, match="baseline"):
+        _model(baseline="value")

@@ -36,6 +36,8 @@ __all__ = ["ModularCoverageReward", "SubPO", "modular_reward", "returns_to_go", 
 
 REWARDS = ("submodular", "modular")
 BASELINES = ("time_step", "critic")
+COVERAGE_PICTURE = "coverage.png"
+"""File name of :meth:`SubPO.write_run_artifacts`' picture in the run folder."""
 
 
 def modular_reward(coverage: Any, row: int, col: int) -> float:
@@ -459,6 +461,53 @@ class SubPO(OnPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_coverage", "_rollout_start_obs", "_reward_scales"]
+
+    def write_run_artifacts(self, run_dir: str, eval_env: VecEnv) -> dict[str, Any]:
+        """``coverage.png``: the area one sampled trajectory of the final policy covers, with its F(tau).
+
+        The runner calls this after the final evaluation. The episode runs on the evaluation env's first
+        env without auto-reset, so the picture is the env's own ``rgb_array`` render of the last state (the
+        visited and covered cells on the task's weights); the policy samples its actions, as SubPO's
+        objective is F of sampled trajectories.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        vec_env = eval_env
+        while not hasattr(vec_env, "envs") and hasattr(vec_env, "venv"):
+            vec_env = vec_env.venv
+        if not hasattr(vec_env, "envs"):
+            return {}
+        env = vec_env.envs[0]
+        base = env.unwrapped
+        if not hasattr(base, "F") or not hasattr(base, "render_mode"):
+            return {}
+        normalizer = self.get_vec_normalize_env()
+        previous_mode = base.render_mode
+        base.render_mode = "rgb_array"
+        try:
+            obs, info = env.reset(seed=self.seed)
+            value, done = float(info.get("F", 0.0)), False
+            while not done:
+                policy_obs = normalizer.normalize_obs(obs) if normalizer is not None else obs
+                action, _ = self.predict(policy_obs, deterministic=False)
+                obs, _, terminated, truncated, info = env.step(action)
+                value, done = float(info.get("F", value)), terminated or truncated
+            frame = base.render()
+        finally:
+            base.render_mode = previous_mode
+        if frame is None:
+            return {}
+        figure, axis = plt.subplots(figsize=(5.0, 5.0 * frame.shape[0] / frame.shape[1]))
+        axis.imshow(frame, origin="lower")
+        axis.set_axis_off()
+        axis.set_title(f"one sampled trajectory: F(tau) = {value:.1f}")
+        figure.tight_layout()
+        figure.savefig(f"{run_dir}/{COVERAGE_PICTURE}", dpi=100)
+        plt.close(figure)
+        return {"coverage_picture": {"file": COVERAGE_PICTURE, "F": value}}
 
 
 if __name__ == "__main__":

@@ -149,6 +149,9 @@ def test_cli_trains_through_the_shared_runner(tmp_path):
     assert main("subpo", argv) == 0
     record = json.loads((tmp_path / "subpo" / "Coverage-GP-History-v0_1" / "run.json").read_text())
     assert record["num_timesteps"] == 36 and len(record["final_evaluation"]["episode_rewards"]) == 2
+    picture = record["coverage_picture"]  # the covered area of one sampled trajectory, with its F(tau)
+    assert (tmp_path / "subpo" / "Coverage-GP-History-v0_1" / picture["file"]).is_file()
+    assert 0.0 < picture["F"] <= CoverageGridEnv("gp", grid=(6, 6), horizon=10).F.value(range(36)) + 1e-9
 
 
 # --- the continuous (actor-critic) form on MuJoCo Ant coverage ---

@@ -296,3 +296,54 @@ def test_perfect_foresight_is_a_lower_bound_on_fixed_target_policies(toy):
         bound.volumes[:-1] + toy.inflows[scenario, 1:] - bound.turbined[1:] - bound.spilled[1:],
         atol=1e-6,
     )
+
+
+# ------------------------------------------------------------------ TS-DDR / SDDP LPs and case names
+
+
+def test_target_horizon_satisfies_the_water_balance(toy):
+    from envs.hydro import solve_horizon_with_targets
+
+    inflows = toy.inflows[4]
+    targets = np.linspace(120.0, 220.0, toy.num_stages)[:, None]
+    sol = solve_horizon_with_targets(toy, inflows=inflows, targets=targets)
+    previous = np.vstack([toy.initial_volumes[None], sol.volumes[:-1]])
+    assert np.allclose(sol.volumes, previous + inflows - sol.turbined - sol.spilled, atol=1e-6)
+    assert np.allclose(sol.target_slack, sol.volumes - targets)
+    total = sol.thermal_generation.sum(axis=1) + sol.hydro_generation.sum(axis=1) + sol.deficit.sum(axis=1)
+    assert np.allclose(total, toy.demand.sum(axis=1), atol=1e-6)
+    assert sol.objective == pytest.approx(sol.operating_cost + sol.penalty_cost)
+
+
+def test_target_horizon_on_perfect_foresight_volumes_costs_the_perfect_foresight_optimum(toy):
+    from envs.hydro import solve_horizon_with_targets
+
+    pf = solve_perfect_foresight(toy, scenario=3)
+    sol = solve_horizon_with_targets(toy, inflows=toy.inflows[3], targets=pf.volumes)
+    assert sol.objective == pytest.approx(pf.objective)
+    assert sol.penalty_cost == pytest.approx(0.0, abs=1e-6)
+
+
+def test_stage_with_cuts_prices_the_future_and_returns_water_values(toy):
+    from envs.hydro import solve_stage_with_cuts
+
+    kwargs = dict(inflow=toy.inflows[0, 5], cut_intercepts=[30000.0, 20000.0], cut_slopes=[[-100.0], [-40.0]])
+    sol = solve_stage_with_cuts(toy, 5, volumes_in=np.array([200.0]), **kwargs)
+    v = sol.volumes[0]
+    assert sol.future_cost == pytest.approx(max(30000.0 - 100.0 * v, 20000.0 - 40.0 * v, 0.0), abs=1e-6)
+    up = solve_stage_with_cuts(toy, 5, volumes_in=np.array([200.5]), **kwargs).objective
+    down = solve_stage_with_cuts(toy, 5, volumes_in=np.array([199.5]), **kwargs).objective
+    assert sol.water_value[0] == pytest.approx((up - down) / 1.0, rel=1e-6)
+    last = solve_stage_with_cuts(toy, 11, volumes_in=np.array([200.0]), inflow=toy.inflows[0, 11])
+    assert last.future_cost == 0.0 and last.objective == pytest.approx(last.operating_cost)
+
+
+def test_case_path_resolves_names_and_files_and_suggests_close_names(tmp_path):
+    from envs.hydro import UnknownCaseError, case_path
+
+    assert case_path("toy") == toy_case_path()
+    copy_path = tmp_path / "mine.json"
+    copy_path.write_text(toy_case_path().read_text())
+    assert case_path(str(copy_path)) == copy_path
+    with pytest.raises(UnknownCaseError, match="did you mean 'toy'"):
+        case_path("tyo")

@@ -17,6 +17,13 @@ non-anticipative policy on that scenario.
 
 The target-row dual is what TS-DDR differentiates through: by the envelope theorem it is the derivative of the
 optimal stage cost with respect to the target (HiGHS's ``row_dual`` is d objective / d row bound).
+
+Two more LPs serve the algorithms of ``algos.tsddr`` and ``algos.sddp``:
+
+* :func:`solve_horizon_with_targets`: the perfect-foresight chain plus a slack-penalised target row per stage and
+  plant (TS-DDR's deterministic-equivalent mode); returns the target duals of every stage.
+* :func:`solve_stage_with_cuts`: a stage without targets whose cost-to-go ``theta`` is bounded below by Benders
+  cuts ``theta >= alpha_k + beta_k . v_out`` (SDDP); returns the water-balance duals that make the next cuts.
 """
 
 from __future__ import annotations
@@ -361,3 +368,184 @@ def _first_infeasible_stage(system: HydroSystem, inflows: np.ndarray) -> str:
                 return f"stage {t}: plant {h.name!r} cannot reach min_volume {h.min_volume} (upstream releases aside)"
         volumes = kept
     return "no single stage is infeasible on its own"
+
+
+# ------------------------------------------------------------------------ TS-DDR horizon LP and SDDP stage LP
+
+
+@dataclass(frozen=True)
+class TargetHorizonSolution(HorizonSolution):
+    """Whole-horizon LP with per-stage slack-penalised targets (TS-DDR's deterministic-equivalent mode).
+
+    ``objective`` includes the target penalty; ``stage_costs`` and ``operating_cost`` do not.
+    """
+
+    operating_cost: float
+    penalty_cost: float
+    target_slack: np.ndarray
+    """``volumes - targets``, shape ``(num_stages, num_hydros)``."""
+    target_duals: np.ndarray
+    """d objective / d target, shape ``(num_stages, num_hydros)``."""
+
+
+@dataclass(frozen=True)
+class CutStageSolution:
+    """Optimal solution of one SDDP stage LP: stage dispatch plus ``theta`` bounded below by Benders cuts."""
+
+    objective: float
+    """Operating cost of the stage + ``future_cost``."""
+    operating_cost: float
+    future_cost: float
+    """Value of ``theta`` (the cuts' approximation of the expected cost of the later stages); 0 without cuts."""
+    volumes: np.ndarray
+    turbined: np.ndarray
+    spilled: np.ndarray
+    thermal_generation: np.ndarray
+    deficit: np.ndarray
+    water_value: np.ndarray
+    """d objective / d v_in (dual of the water balance rows): the slope of a Benders cut."""
+
+
+def _operating_cost(system: HydroSystem, thermal: np.ndarray, deficit: np.ndarray) -> np.ndarray:
+    """Thermal + deficit cost; works on one stage (1-d arrays) or a stack of stages (leading axis)."""
+    costs = np.array([u.cost for u in system.thermals])
+    return thermal @ costs + system.deficit_cost * deficit.sum(axis=-1)
+
+
+def solve_horizon_with_targets(
+    system: HydroSystem,
+    *,
+    inflows: np.ndarray,
+    targets: np.ndarray,
+    target_penalty: float | None = None,
+    initial_volumes: np.ndarray | None = None,
+    single_bus: bool | None = None,
+) -> TargetHorizonSolution:
+    """Solve the whole horizon for one inflow scenario with a slack-penalised target row per stage and plant.
+
+    This is the deterministic equivalent of TS-DDR (the authors' ``deterministic_equivalent!``): the policy fixes
+    all ``T`` targets, the LP chains the stages and projects the targets onto the feasible set; the target-row
+    duals are d objective / d target for every stage (envelope theorem).
+
+    Args:
+        system: the hydrothermal system.
+        inflows: the scenario, shape ``(num_stages, num_hydros)``.
+        targets: target end volumes, shape ``(num_stages, num_hydros)``.
+        target_penalty: cost per unit of target slack; defaults to ``system.target_penalty``.
+        initial_volumes: volumes before stage 0; defaults to the system's initial volumes.
+        single_bus: override the system's network model.
+
+    Raises:
+        ValueError: an array has the wrong shape (the message names it).
+        HydroLPError: the LP has no optimal solution.
+    """
+    shape = (system.num_stages, len(system.hydros))
+    inflows = np.asarray(inflows, dtype=float)
+    targets = np.asarray(targets, dtype=float)
+    for name, value in (("inflows", inflows), ("targets", targets)):
+        if value.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
+    v0 = system.initial_volumes if initial_volumes is None else initial_volumes
+    v0 = _check_vector("initial_volumes", v0, len(system.hydros))
+    penalty = system.target_penalty if target_penalty is None else float(target_penalty)
+    single = _use_single_bus(system, single_bus)
+
+    model = _Model()
+    stages: list[_StageVars] = []
+    target_rows: list[list[int]] = []
+    for t in range(system.num_stages):
+        previous = stages[-1].volumes if stages else None
+        stage = _add_stage(model, system, t, inflows[t], v0, previous, single)
+        stages.append(stage)
+        rows = []
+        for r, volume in enumerate(stage.volumes):
+            above = model.var(penalty, 0.0, highspy.kHighsInf)
+            below = model.var(penalty, 0.0, highspy.kHighsInf)
+            rows.append(model.row({volume: 1.0, above: -1.0, below: 1.0}, float(targets[t, r]), float(targets[t, r])))
+        target_rows.append(rows)
+    objective, x, row_dual = model.solve(f"target horizon (stages 0-{system.num_stages - 1})")
+
+    thermal = np.array([x[s.thermal] for s in stages])
+    deficit = np.array([x[s.deficit] for s in stages])
+    turbined = np.array([x[s.turbined] for s in stages])
+    volumes = np.array([x[s.volumes] for s in stages])
+    stage_costs = _operating_cost(system, thermal, deficit)
+    factors = np.array([h.production_factor for h in system.hydros])
+    return TargetHorizonSolution(
+        objective=objective,
+        stage_costs=stage_costs,
+        volumes=volumes,
+        turbined=turbined,
+        spilled=np.array([x[s.spilled] for s in stages]),
+        hydro_generation=turbined * factors,
+        thermal_generation=thermal,
+        deficit=deficit,
+        line_flows=np.array([x[s.flows] for s in stages]),
+        operating_cost=float(stage_costs.sum()),
+        penalty_cost=objective - float(stage_costs.sum()),
+        target_slack=volumes - targets,
+        target_duals=np.array([row_dual[rows] for rows in target_rows]).reshape(shape),
+    )
+
+
+def solve_stage_with_cuts(
+    system: HydroSystem,
+    stage: int,
+    *,
+    volumes_in: np.ndarray,
+    inflow: np.ndarray,
+    cut_intercepts: np.ndarray | None = None,
+    cut_slopes: np.ndarray | None = None,
+    single_bus: bool | None = None,
+) -> CutStageSolution:
+    """Solve one stage of SDDP: dispatch + ``theta``, with ``theta >= alpha_k + beta_k . v_out`` for each cut k.
+
+    Without cuts (``None`` or zero cuts, e.g. the last stage) ``theta`` is absent and ``future_cost`` is 0.
+    ``theta >= 0`` is also imposed: every cost in the problem is non-negative, so 0 is a valid first cut.
+
+    Args:
+        system: the hydrothermal system.
+        stage: stage index, 0-based.
+        volumes_in: incoming reservoir volumes.
+        inflow: this stage's inflow realisation.
+        cut_intercepts: ``alpha``, shape ``(K,)``.
+        cut_slopes: ``beta``, shape ``(K, num_hydros)``.
+        single_bus: override the system's network model.
+
+    Raises:
+        ValueError: a wrong shape or stage index.
+        HydroLPError: the LP has no optimal solution.
+    """
+    if not 0 <= stage < system.num_stages:
+        raise ValueError(f"stage: expected 0 <= stage < {system.num_stages}, got {stage}")
+    n = len(system.hydros)
+    volumes_in = _check_vector("volumes_in", volumes_in, n)
+    inflow = _check_vector("inflow", inflow, n)
+    alphas = np.zeros(0) if cut_intercepts is None else np.asarray(cut_intercepts, dtype=float).reshape(-1)
+    betas = np.zeros((0, n)) if cut_slopes is None else np.asarray(cut_slopes, dtype=float)
+    if betas.shape != (alphas.size, n):
+        raise ValueError(f"cut_slopes: expected shape ({alphas.size}, {n}), got {betas.shape}")
+
+    model = _Model()
+    v = _add_stage(model, system, stage, inflow, volumes_in, None, _use_single_bus(system, single_bus))
+    theta = None
+    if alphas.size:
+        theta = model.var(1.0, 0.0, highspy.kHighsInf)
+        for alpha, beta in zip(alphas, betas):
+            # theta - beta . v >= alpha
+            coefficients = {theta: 1.0}
+            coefficients.update({v.volumes[r]: -float(beta[r]) for r in range(n)})
+            model.row(coefficients, float(alpha), highspy.kHighsInf)
+    objective, x, row_dual = model.solve(f"stage {stage} (with {alphas.size} cuts)")
+    thermal, deficit = x[v.thermal], x[v.deficit]
+    return CutStageSolution(
+        objective=objective,
+        operating_cost=float(_operating_cost(system, thermal, deficit)),
+        future_cost=0.0 if theta is None else float(x[theta]),
+        volumes=x[v.volumes],
+        turbined=x[v.turbined],
+        spilled=x[v.spilled],
+        thermal_generation=thermal,
+        deficit=deficit,
+        water_value=row_dual[v.balance_rows],
+    )

@@ -1,0 +1,157 @@
+"""Tests of TS-DDR / TS-LDR (algos.tsddr): dual gradients, reproducibility, learning, save/load, CLI errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from algos.tsddr import (
+    TSDDR,
+    TSLDR,
+    TSDDRConfigError,
+    _StageLP,
+    annealed_penalty_schedule,
+    main,
+    split_scenarios,
+)
+from envs.hydro import SystemDataError, load_system, solve_horizon_with_targets, system_from_dict, toy_case_path
+
+PENALTY = 5000.0
+TARGETS = np.array([150.0, 160.0, 170.0, 180.0, 175.0, 160.0, 140.0, 120.0, 110.0, 105.0, 110.0, 120.0])[:, None]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_system(toy_case_path())
+
+
+def _stage_total(system, inflows, targets, transition=True):
+    """Total stage-wise objective of fixed targets (realised volumes fed forward), as a differentiable tensor."""
+    volumes = torch.as_tensor(system.initial_volumes[None])
+    total = torch.zeros(1, dtype=torch.float64)
+    for t in range(system.num_stages):
+        objective, volumes, _ = _StageLP.apply(volumes, targets[t][None], system, t, inflows[None, t], PENALTY,
+                                               1e-4, transition)
+        total = total + objective
+    return total.sum()
+
+
+@pytest.mark.parametrize("stage", [0, 3, 9])
+def test_stage_mode_dual_gradient_matches_finite_differences(toy, stage):
+    inflows = toy.inflows[2]
+    targets = torch.tensor(TARGETS, requires_grad=True)
+    _stage_total(toy, inflows, targets).backward()
+    h = 0.25
+    up, down = TARGETS.copy(), TARGETS.copy()
+    up[stage] += h
+    down[stage] -= h
+    with torch.no_grad():
+        fd = (_stage_total(toy, inflows, torch.tensor(up)) - _stage_total(toy, inflows, torch.tensor(down))) / (2 * h)
+    assert targets.grad[stage, 0].item() == pytest.approx(float(fd), rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("stage", [0, 4, 11])
+def test_horizon_mode_dual_gradient_matches_finite_differences(toy, stage):
+    inflows = toy.inflows[2]
+    sol = solve_horizon_with_targets(toy, inflows=inflows, targets=TARGETS, target_penalty=PENALTY)
+    h = 0.25
+    up, down = TARGETS.copy(), TARGETS.copy()
+    up[stage] += h
+    down[stage] -= h
+    fd = (solve_horizon_with_targets(toy, inflows=inflows, targets=up, target_penalty=PENALTY).objective
+          - solve_horizon_with_targets(toy, inflows=inflows, targets=down, target_penalty=PENALTY).objective) / (2 * h)
+    assert sol.target_duals[stage, 0] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+
+
+def test_annealed_schedule_follows_the_authors_phases():
+    assert annealed_penalty_schedule(24) == [(0, 1, 0.1), (2, 3, 1.0), (4, 7, 10.0), (8, 23, 30.0)]
+    assert annealed_penalty_schedule(2) == [(0, 0, 10.0), (1, 1, 30.0)]
+    schedule = annealed_penalty_schedule(7)
+    assert schedule[0][0] == 0 and schedule[-1][1] == 6 and schedule[-1][2] == 30.0
+
+
+def test_split_holds_out_the_last_quarter():
+    train, held = split_scenarios(20)
+    assert train.tolist() == list(range(15)) and held.tolist() == [15, 16, 17, 18, 19]
+    with pytest.raises(TSDDRConfigError, match="holdout_fraction"):
+        split_scenarios(20, 1.0)
+
+
+def _tiny(toy, **kwargs):
+    return TSDDR(toy, batches_per_epoch=1, batch_size=2, seed=3, hidden_sizes=(8,), **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["stage", "horizon"])
+def test_tiny_run_is_reproducible_for_a_seed(toy, mode):
+    runs = []
+    for _ in range(2):
+        model = _tiny(toy, mode=mode)
+        history = model.learn(2, progress=False)
+        runs.append(([(r["train_objective"], r["holdout_cost"]) for r in history],
+                     [p.detach().clone() for p in model.policy.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_training_lowers_the_cost_of_the_initial_policy(toy):
+    model = TSDDR(toy, mode="horizon", policy="mlp", hidden_sizes=(32,), learning_rate=1e-2, batches_per_epoch=15,
+                  seed=0)
+    scenarios = model.train_indices[:6]
+    before = model.evaluate(scenarios)["cost_mean"]
+    model.learn(3, progress=False)
+    after = model.evaluate(scenarios)["cost_mean"]
+    assert after < 0.8 * before
+
+
+@pytest.mark.parametrize("policy", ["mlp", "lstm", "linear"])
+def test_save_load_round_trip_gives_identical_targets(toy, tmp_path, policy):
+    model = _tiny(toy, policy=policy, case="toy") if policy != "linear" else TSLDR(toy, batches_per_epoch=1, case="toy")
+    model.learn(1, progress=False)
+    path = model.save(tmp_path / "model.pt")
+    loaded = TSDDR.load(path)
+    assert loaded.config["policy"] == policy
+    assert np.array_equal(model.predict(toy.inflows[16]), loaded.predict(toy.inflows[16]))
+
+
+def test_resume_continues_from_the_checkpoint(toy, tmp_path):
+    model = _tiny(toy, mode="horizon", case="toy")
+    model.learn(2, run_dir=tmp_path, progress=False, stop_after=1)
+    resumed = TSDDR.load(tmp_path / "checkpoint.pt")
+    resumed.learn(2, run_dir=tmp_path, progress=False)
+    straight = _tiny(toy, mode="horizon", case="toy")
+    straight.learn(2, progress=False)
+    assert [r["train_objective"] for r in resumed.history] == [r["train_objective"] for r in straight.history]
+    assert (tmp_path / "progress.csv").read_text().count("\n") == 3
+
+
+def test_evaluation_reports_costs_violations_and_timing(toy):
+    stats = _tiny(toy).evaluate([15, 16])
+    assert len(stats["costs"]) == 2 and stats["cost_mean"] > 0
+    assert 0.0 <= stats["violation_share"] <= 1.0 and 0.0 <= stats["penalty_share"] <= 1.0
+    assert stats["inference_seconds_per_scenario"] > 0
+
+
+def test_bad_settings_and_data_are_refused(toy):
+    with pytest.raises(TSDDRConfigError, match="mode: must be one of"):
+        TSDDR(toy, mode="window")
+    with pytest.raises(TSDDRConfigError, match="policy"):
+        TSDDR(toy, policy="transformer")
+    no_hydro = system_from_dict({"num_stages": 1, "network": "single_bus", "deficit_cost": 10.0, "buses": ["B"],
+                                 "thermals": [], "hydros": [], "demand": {"B": [1.0]}, "inflows": {}})
+    with pytest.raises(SystemDataError, match="hydros: TS-DDR needs at least one hydro plant"):
+        TSDDR(no_hydro)
+
+
+def test_cli_refuses_an_unknown_case_with_close_names(capsys, tmp_path):
+    assert main(["--case", "tyo", "--epochs", "1", "-f", str(tmp_path), "--no-progress"]) == 2
+    assert "did you mean 'toy'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--mode", "window"])
+
+
+def test_cli_writes_a_run_folder(tmp_path):
+    assert main(["--case", "toy", "--epochs", "2", "--mode", "horizon", "--batches-per-epoch", "2", "--hidden", "8",
+                 "-f", str(tmp_path), "--no-progress"]) == 0
+    run = tmp_path / "tsddr" / "toy_1"
+    for name in ("config.json", "progress.csv", "history.json", "checkpoint.pt", "model.pt", "results.json",
+                 "learning_curve.png"):
+        assert (run / name).is_file(), name

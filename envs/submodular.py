@@ -445,3 +445,20 @@ class CoverageGridEnv(SubmodularGridEnv):
 
     def _highlight(self) -> np.ndarray:
         return self.F.covered(self._history).reshape(self.shape)
+
+
+def greedy_reference(env_id: str) -> float:
+    """F of the greedy trajectory on a registered grid task (its F, horizon and start): the benchmark's reference."""
+    import envs  # noqa: F401 - registers the ids
+
+    env = gym.make(env_id).unwrapped
+    if not all(hasattr(env, name) for name in ("F", "horizon", "start")) or not hasattr(env.F, "index"):
+        raise ValueError(f"{env_id} is not a grid task (envs.submodular.SubmodularGridEnv); no greedy reference")
+    return greedy_value(env.F, env.horizon, env.start)
+
+
+if __name__ == "__main__":  # python -m envs.submodular <env id> ...: the greedy reference of each grid task
+    import sys
+
+    for name in sys.argv[1:] or ["Coverage-Constant-v0", "Coverage-Bimodal-v0", "Coverage-GP-v0"]:
+        print(f"{name}: greedy F = {greedy_reference(name):.2f}")

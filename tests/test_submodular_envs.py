@@ -337,3 +337,12 @@ def test_layouts_are_seeded():
 def test_bad_arguments_raise_clear_errors(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_greedy_reference_of_a_registered_grid_task():
+    from envs.submodular import CoverageGridEnv, greedy_reference, greedy_value
+
+    env = CoverageGridEnv("bimodal")
+    assert greedy_reference("Coverage-Bimodal-History-v0") == greedy_value(env.F, env.horizon, env.start)
+    with pytest.raises(ValueError, match="not a grid task"):
+        greedy_reference("Pendulum-v1")

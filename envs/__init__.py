@@ -16,6 +16,9 @@ Registered:
 - ``HydroDispatch-Toy-v0`` and ``HydroDispatch-BoliviaLike-v0``: long-term hydrothermal dispatch, action =
   target end volumes, reward = minus the scaled stage cost (``envs.hydro.gym_env.HydroDispatchEnv``), on the
   3-bus toy case and the synthetic 28-bus / 11-hydro / 96-stage case.
+- ``RedundantArm-v0``, ``HardMaze-v0`` and ``Curling-v0``: the sparse-reward quality-diversity tasks of
+  TAXONS / SERENE / STAX (``envs.redundant_arm.RedundantArmEnv``, ``envs.hard_maze.HardMazeEnv``,
+  ``envs.curling.CurlingEnv``); each class carries its ``spec_qd`` (``envs.qd_task.QDTaskSpec``).
 """
 
 import gymnasium
@@ -52,3 +55,12 @@ for _task, _entry_point in (
 for _env_id, _case in (("HydroDispatch-Toy-v0", "toy"), ("HydroDispatch-BoliviaLike-v0", "bolivia-like")):
     if _env_id not in gymnasium.registry:
         gymnasium.register(id=_env_id, entry_point="envs.hydro.gym_env:HydroDispatchEnv", kwargs={"case": _case})
+
+# The quality-diversity tasks of TAXONS / SERENE / STAX; each env truncates its own episodes at spec_qd.max_steps.
+for _env_id, _entry_point in (
+    ("RedundantArm-v0", "envs.redundant_arm:RedundantArmEnv"),
+    ("HardMaze-v0", "envs.hard_maze:HardMazeEnv"),
+    ("Curling-v0", "envs.curling:CurlingEnv"),
+):
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point=_entry_point)

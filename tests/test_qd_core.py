@@ -1,0 +1,224 @@
+"""Tests of the qd/ core on a tiny deterministic 2-D point task registered only here."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from qd import (
+    CoverageGrid,
+    EvaluationResult,
+    MapElites,
+    NoveltyArchive,
+    NoveltySearch,
+    ProcessPoolEvaluator,
+    QDRun,
+    RunMetrics,
+    SerialEvaluator,
+    genome_size,
+    main,
+)
+
+try:
+    from envs.qd_task import QDTaskSpec
+except ImportError:  # the tasks module is built in parallel; same fields as the spec's QDTaskSpec
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class QDTaskSpec:  # type: ignore[no-redef]
+        outcome_bounds: tuple[tuple[float, float], ...]
+        reward_areas: tuple[str, ...]
+        controller: str
+        controller_hidden: tuple[int, ...]
+        max_steps: int
+        description: str = ""
+
+
+ENV_ID = "QDTestPoint-v0"
+GOAL, RADIUS = np.array([0.3, 0.3]), 0.25
+
+
+class PointEnv(gym.Env):
+    """A point moved by 0.2 * action for 5 steps from (0, 0); reward 1 if it ends within 0.25 of (0.3, 0.3)."""
+
+    spec_qd = QDTaskSpec(outcome_bounds=((-1.0, 1.0), (-1.0, 1.0)), reward_areas=("goal",), controller="mlp",
+                         controller_hidden=(3,), max_steps=5)
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
+        self.position = np.zeros(2)
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.position, self.steps = np.zeros(2), 0
+        return self.position.copy(), {"outcome": self.position.copy()}
+
+    def step(self, action):
+        self.position = np.clip(self.position + 0.2 * np.asarray(action), -1.0, 1.0)
+        self.steps += 1
+        info = {"outcome": self.position.copy()}
+        reward = 0.0
+        done = self.steps >= self.spec_qd.max_steps
+        if done:
+            inside = np.linalg.norm(self.position - GOAL) <= RADIUS
+            info["reward_area"] = 0 if inside else -1
+            reward = 1.0 if inside else 0.0
+        return self.position.copy(), reward, done, False, info
+
+    def render(self):
+        frame = np.zeros((32, 32, 3), dtype=np.uint8)
+        x, y = ((self.position + 1.0) / 2.0 * 31).astype(int)
+        frame[y, x] = 255
+        return frame
+
+    def state_observation(self) -> np.ndarray:
+        return self.position.copy()
+
+
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point=PointEnv)
+
+
+def _result(outcome, reward=0.0, area=-1) -> EvaluationResult:
+    outcome = np.asarray(outcome, dtype=np.float64)
+    return EvaluationResult(reward=reward, reward_area=area, outcome=outcome, trajectory=outcome[None],
+                            observation=None, state=outcome)
+
+
+def test_knn_novelty_matches_hand_computation():
+    archive = NoveltyArchive(solution_dim=1, descriptor_dim=2, k_neighbors=2)
+    archive.add(np.zeros((2, 1)), np.array([[0.0, 0.0], [3.0, 0.0]]))
+    batch = np.array([[0.0, 1.0], [0.0, 3.0]])
+    # (0,1): neighbours (0,0) at 1, (0,3) at 2, (3,0) at sqrt(10) -> mean(1, 2) = 1.5
+    # (0,3): (0,1) at 2, (0,0) at 3, (3,0) at sqrt(18)          -> mean(2, 3) = 2.5
+    np.testing.assert_allclose(archive.novelty(batch), [1.5, 2.5])
+    # An extra (unscored) population member at (0, 2): (0,1) -> mean(1, 1); (0,3) -> (0,2) at 1, (0,1) at 2.
+    np.testing.assert_allclose(archive.novelty(batch, population=np.array([[0.0, 2.0]])), [1.0, 1.5])
+    assert len(archive) == 2
+    # k larger than the reference set: mean over all the others.
+    wide = NoveltyArchive(solution_dim=1, descriptor_dim=2, k_neighbors=15)
+    np.testing.assert_allclose(wide.novelty(batch), [2.0, 2.0])
+
+
+def test_coverage_grid_counts_cells():
+    grid = CoverageGrid(((0.0, 1.0), (0.0, 1.0)), cells=50)
+    grid.add(np.array([[0.0, 0.0], [0.001, 0.001], [0.5, 0.5], [1.0, 1.0], [2.0, -3.0]]))
+    assert grid.counts[0, 0] == 2 and grid.counts[25, 25] == 1 and grid.counts[49, 49] == 1
+    assert grid.counts[49, 0] == 1  # out of bounds: nearest edge cell
+    assert grid.occupied == 4 and grid.coverage == pytest.approx(4 / 2500)
+    with pytest.raises(ValueError, match="low < high"):
+        CoverageGrid(((1.0, 0.0), (0.0, 1.0)))
+
+
+def test_metrics_first_reward_and_best_per_area():
+    metrics = RunMetrics(((-1, 1), (-1, 1)), ("a", "b"))
+    metrics.update([_result([0, 0]), _result([0.1, 0])], seconds=1.0)
+    metrics.update([_result([0.2, 0]), _result([0.5, 0.5], 0.4, 1), _result([0.6, 0.5], 0.9, 1)], seconds=1.0)
+    data = metrics.as_dict()
+    assert data["evaluations_to_first_reward"] == 4
+    assert data["reward_areas_found"] == ["b"]
+    assert data["best_reward_per_area"] == {"a": None, "b": 0.9}
+    assert data["evaluations_per_second"] == pytest.approx(2.5)
+    assert [row["evaluations"] for row in data["history"]] == [2, 5]
+
+
+def test_genome_size_and_evaluation():
+    assert genome_size(ENV_ID) == (2 * 3 + 1) + (3 * 2 + 1)
+    evaluator = SerialEvaluator(ENV_ID)
+    genome = np.linspace(-1, 1, genome_size(ENV_ID))
+    result, = evaluator.evaluate(genome[None], render=True)
+    assert result.trajectory.shape == (5, 2) and np.array_equal(result.outcome, result.trajectory[-1])
+    assert result.observation.shape == (64, 64) and result.observation.dtype == np.float32
+    again, = evaluator.evaluate(genome[None])
+    np.testing.assert_array_equal(again.outcome, result.outcome)
+    assert again.observation is None
+
+
+def test_process_pool_matches_serial():
+    genomes = np.random.default_rng(0).uniform(-1, 1, size=(12, genome_size(ENV_ID)))
+    serial = SerialEvaluator(ENV_ID).evaluate(genomes)
+    pool = ProcessPoolEvaluator(ENV_ID, workers=2)
+    try:
+        parallel = pool.evaluate(genomes)
+    finally:
+        pool.close()
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.trajectory, b.trajectory)
+        assert (a.reward, a.reward_area) == (b.reward, b.reward_area)
+
+
+def _ns(seed: int = 3) -> NoveltySearch:
+    return NoveltySearch(ENV_ID, seed=seed, pop_size=10, archive_per_generation=2, mutation_sigma=0.2)
+
+
+def _state_outcomes(algorithm) -> np.ndarray:
+    return algorithm.metrics.outcomes
+
+
+@pytest.mark.parametrize("make", [_ns, lambda seed=3: MapElites(ENV_ID, seed=seed, batch_size=10, sigma=0.2)],
+                         ids=["ns", "map_elites"])
+def test_tiny_runs_are_reproducible(make):
+    first, second, other = make(), make(), make(seed=4)
+    for algorithm in (first, second, other):
+        algorithm.run(50)  # NS: 10 initial + 2 x 20 offspring; MAP-Elites: 5 batches of 10
+    assert first.evaluations == 50 and first.generation == (3 if isinstance(first, NoveltySearch) else 5)
+    np.testing.assert_array_equal(_state_outcomes(first), _state_outcomes(second))
+    assert not np.array_equal(_state_outcomes(first), _state_outcomes(other))
+
+
+def test_ns_archive_and_population():
+    algorithm = _ns()
+    algorithm.run(50)  # initial 10, then 2 generations of 20 offspring
+    assert algorithm.generation == 3 and len(algorithm.archive) == 4
+    assert algorithm.population.shape == (10, genome_size(ENV_ID))
+    assert np.all(np.abs(algorithm.population) <= 1.0)
+    assert np.all(np.diff(algorithm.population_novelty) <= 0)  # survivors sorted by novelty
+
+
+@pytest.mark.parametrize("algo_class, kwargs", [(NoveltySearch, {"pop_size": 10}),
+                                                (MapElites, {"batch_size": 10})], ids=["ns", "map_elites"])
+def test_checkpoint_resume_equals_uninterrupted(tmp_path, algo_class, kwargs):
+    config = {"algo": algo_class.name, "env": ENV_ID, "seed": 5, "hyperparams": kwargs}
+    straight = algo_class(ENV_ID, seed=5, **kwargs)
+    straight.run(70)
+    first = QDRun(algo_class(ENV_ID, seed=5, **kwargs), tmp_path / "run", config=config, progress=False)
+    first.algorithm.run(30)
+    first.save_checkpoint()
+    resumed = QDRun.resume(tmp_path / "run", progress=False)
+    assert resumed.algorithm.evaluations == 30
+    resumed.algorithm.run(70)
+    np.testing.assert_array_equal(_state_outcomes(resumed.algorithm), _state_outcomes(straight))
+    assert resumed.algorithm.metrics.coverage == straight.metrics.coverage
+
+
+def test_cli_writes_run_folder(tmp_path):
+    argv = ["--env", ENV_ID, "--budget", "30", "--seed", "1", "-f", str(tmp_path), "--no-progress",
+            "--save-freq", "10", "-params", "pop_size:10"]
+    assert main(NoveltySearch, argv) == 0
+    run_dir = tmp_path / "ns" / f"{ENV_ID}_1"
+    for name in ("coverage_map.png", "reward_areas.png", "curves.png", "metrics.json", "checkpoint.pkl",
+                 "config.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["evaluations"] == 30 and metrics["config"]["hyperparams"] == {"pop_size": 10}
+    assert 0 < metrics["coverage"] <= 1
+    # Resume the same folder to a larger budget.
+    assert main(NoveltySearch, ["--resume", str(run_dir), "--budget", "50", "--no-progress"]) == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["evaluations"] == 50
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(NoveltySearch, ["--env", "QDTestPiont-v0", "-f", str(tmp_path), "--no-progress"]) == 2
+    assert "QDTestPoint-v0" in capsys.readouterr().err
+    assert main(NoveltySearch, ["--env", ENV_ID, "-f", str(tmp_path), "-params", "pop_sise:10"]) == 2
+    error = capsys.readouterr().err
+    assert "pop_sise" in error and "pop_size" in error
+    assert main(MapElites, ["--env", "CartPole-v1", "-f", str(tmp_path)]) == 2
+    assert "spec_qd" in capsys.readouterr().err

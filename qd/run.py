@@ -25,24 +25,13 @@ import numpy as np
 
 from qd.base import QDAlgorithm
 from qd.evaluation import Evaluator, NotAQDTaskError, ProcessPoolEvaluator, SerialEvaluator
+from rl.checkpoint import write_pickle_atomic
 
 CHECKPOINT_FILE = "checkpoint.pkl"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 PICTURES = ("coverage_map.png", "reward_areas.png", "curves.png")
 _NOT_HYPERPARAMS = {"self", "env_id", "seed", "evaluator"}
-
-
-def write_pickle_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Pickle ``data`` to a temporary file, fsync, then rename (``rl.checkpoint`` has the JSON and model
-    writers only; this follows its ``write_json_atomic``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:

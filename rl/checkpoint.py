@@ -45,6 +45,17 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_pickle_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Pickle ``data`` to ``path`` via a temporary file, fsync and a rename (e.g. a QD run's checkpoint)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 def save_model_atomic(model: BaseAlgorithm, path: str | os.PathLike) -> None:
     """``model.save`` to a temporary file, then rename: the target is either old or new, never partial."""
     path = Path(path)

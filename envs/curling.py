@@ -15,8 +15,19 @@ Deviations (MuJoCo is not Box2D): the motors are velocity servos (``kv`` below) 
 torque 100; the ball only slides (two slide joints, no spin) and contacts are frictionless (``condim=1``),
 since a ball that cannot turn would otherwise stick to the arm; Box2D's linear damping 1.1 of the ball is
 joint damping 1.1 x mass on the slide joints (the same exponential decay of speed); restitution (Box2D 0.9 ball,
-0.95 walls) is approximated by soft contacts with a low damping ratio; masses are Box2D's densities times
+0.95 walls) is approximated by soft contacts with a low damping ratio (``CONTACT_SOLREF``); masses are Box2D's densities times
 areas (link 0: 5 x 0.1, link 1: 1 x 0.1, ball: 1 x pi 0.15^2).
+
+Containment (the ball can never leave the table): MuJoCo's ``solref = (timeconst, dampratio)`` gives a contact
+spring of natural frequency ``1 / (timeconst * dampratio)``; the first version used ``(0.01, 0.2)`` at a 1/240 s
+timestep, i.e. ``omega * dt = 2.1``, an unstable explicit spring: every wall or arm contact *added* energy
+(a ball hitting a wall at 20 m/s came back at about 60 m/s, pinches between the arm and a wall at 25 m/s), the
+ball reached > 100 m/s and passed through the 0.1-thick walls (random controllers ended at |x| ~ 100). Now the
+contact spring is resolved (``CONTACT_SOLREF`` = (0.04, 0.05) with ``SUBSTEPS`` = 8, 1/480 s: ``omega * dt``
+~ 1, a contact lasts ~3 substeps, measured wall restitution ~0.8-0.9), and the walls' collision boxes are
+``WALL_COLLISION_THICKNESS`` thick and lie *outside* the table: their inner faces stay where the authors'
+0.1-thick walls centred on the edges put them (1.45 from the middle), so the playing area is unchanged, and even
+a very fast ball cannot cross a wall (the render still draws the authors' 0.1-thick walls).
 """
 
 from __future__ import annotations
@@ -61,8 +72,15 @@ VELOCITY_GAIN = 20.0
 """``kv`` of the MuJoCo velocity servos (ours: stiff enough to track the speed within a few ms)."""
 CONTROL_DT = 1.0 / 60.0
 """Seconds per env step (``parameters.py``: ``TIME_STEP = 1.0 / TARGET_FPS`` with ``TARGET_FPS = 60``)."""
-SUBSTEPS = 4
-"""MuJoCo steps per env step (ours; MuJoCo timestep 1/240 s)."""
+SUBSTEPS = 8
+"""MuJoCo steps per env step (ours; MuJoCo timestep 1/480 s, so that the contact spring is resolved)."""
+CONTACT_SOLREF = (0.04, 0.05)
+"""MuJoCo ``solref`` (time constant, damping ratio) of all contacts (ours): spring frequency
+1 / (0.04 * 0.05) = 500 rad/s, i.e. ~1 per substep (stable), low damping ratio for a bouncy ball (restitution
+~0.8-0.9 against the walls, the authors' 0.9 / 0.95)."""
+WALL_COLLISION_THICKNESS = 1.0
+"""Thickness of the walls' collision boxes (ours), which extend outwards from the authors' inner wall faces at
++-(1.5 - 0.05), so that no ball, however fast, can tunnel through a wall."""
 GOAL_CENTERS = np.array([[0.8, 0.8], [0.8, -0.8]])
 """Reward area centres (``envs/curling.py``: ``self.goals``)."""
 GOAL_RADII = np.array([0.4, 0.2])
@@ -74,18 +92,23 @@ OUTCOME_HALF_WIDTH = 1.35
 stays within 1.5 - 0.05 - 0.15 = 1.3 of the middle)."""
 
 _half = TABLE_SIZE / 2
+_wall_half = WALL_COLLISION_THICKNESS / 2
+_wall_centre = _half - WALL_THICKNESS / 2 + _wall_half
+"""Centre of a wall's collision box: its inner face is the authors' (``_half - WALL_THICKNESS / 2``)."""
+_wall_length = _half + WALL_THICKNESS / 2 + WALL_COLLISION_THICKNESS
+"""Half length of a wall's collision box (overlapping the others at the corners)."""
 CURLING_MJCF = f"""
 <mujoco model="curling">
   <compiler angle="radian"/>
   <option timestep="{CONTROL_DT / SUBSTEPS}" gravity="0 0 0" integrator="implicitfast"/>
   <default>
-    <geom condim="1" solref="0.01 0.2" rgba="0.6 0.6 0.6 1"/>
+    <geom condim="1" solref="{CONTACT_SOLREF[0]} {CONTACT_SOLREF[1]}" rgba="0.6 0.6 0.6 1"/>
   </default>
   <worldbody>
-    <geom name="wall_left" type="box" pos="{-_half} 0 0" size="{WALL_THICKNESS / 2} {_half} 0.1"/>
-    <geom name="wall_right" type="box" pos="{_half} 0 0" size="{WALL_THICKNESS / 2} {_half} 0.1"/>
-    <geom name="wall_top" type="box" pos="0 {_half} 0" size="{_half} {WALL_THICKNESS / 2} 0.1"/>
-    <geom name="wall_bottom" type="box" pos="0 {-_half} 0" size="{_half} {WALL_THICKNESS / 2} 0.1"/>
+    <geom name="wall_left" type="box" pos="{-_wall_centre} 0 0" size="{_wall_half} {_wall_length} 0.1"/>
+    <geom name="wall_right" type="box" pos="{_wall_centre} 0 0" size="{_wall_half} {_wall_length} 0.1"/>
+    <geom name="wall_top" type="box" pos="0 {_wall_centre} 0" size="{_wall_length} {_wall_half} 0.1"/>
+    <geom name="wall_bottom" type="box" pos="0 {-_wall_centre} 0" size="{_wall_length} {_wall_half} 0.1"/>
     <body name="ball" pos="{BALL_START[0]} {BALL_START[1]} 0">
       <joint name="ball_x" type="slide" axis="1 0 0" damping="{BALL_LINEAR_DAMPING * BALL_MASS}"/>
       <joint name="ball_y" type="slide" axis="0 1 0" damping="{BALL_LINEAR_DAMPING * BALL_MASS}"/>

@@ -223,3 +223,34 @@ def test_curling_render():
     image = env.render()
     assert image.shape == (300, 300, 3)
     assert (image[130, 100] == [0, 0, 255]).all()  # the ball at (-0.5, 0.2) -> pixel (100, 130)
+
+
+def test_curling_random_controllers_keep_ball_on_table():
+    from qd import evaluate_genome, genome_size
+
+    rng = np.random.default_rng(0)
+    size = genome_size("Curling-v0")
+    inside = 1.5 - 0.05 - 0.15 + 0.02  # ball centre within the walls (+ soft-contact penetration)
+    (low, high), _ = curling.CurlingEnv.spec_qd.outcome_bounds
+    for _ in range(20):
+        result = evaluate_genome("Curling-v0", rng.uniform(-1, 1, size), render=False)
+        assert np.all(np.abs(result.trajectory) <= inside), np.abs(result.trajectory).max()
+        assert np.all((result.outcome >= low) & (result.outcome <= high))
+
+
+@pytest.mark.parametrize("velocity", [(20.0, 0.0), (-50.0, 0.0), (0.0, 100.0), (60.0, 60.0)])
+def test_curling_fast_ball_bounces_off_walls(velocity):
+    env = curling.CurlingEnv()
+    env.reset(seed=0)
+    env.set_ball((0.8, 0.8), velocity)  # clear of the arm (its tip is at (0, 0.4))
+    speed = np.linalg.norm(velocity)
+    bounced = False
+    for _ in range(30):
+        before = env.outcome()
+        env.step(np.zeros(2, dtype=np.float32))
+        assert np.all(np.abs(env.outcome()) <= 1.5 - 0.05), env.outcome()  # never beyond a wall's inner face
+        bounced |= np.dot(env.outcome() - before, velocity) < 0
+        ball_speed = np.linalg.norm(env.data.qvel[env._ball_qvel])
+        assert ball_speed <= speed * 1.05  # contacts add no energy (before the fix: x3 per wall hit)
+    assert bounced
+    assert np.all(np.abs(env.outcome()) <= 1.5 - 0.05 - 0.15 + 0.02)

@@ -15,8 +15,8 @@ Deviations (MuJoCo is not Box2D): the motors are velocity servos (``kv`` below) 
 torque 100; the ball only slides (two slide joints, no spin) and contacts are frictionless (``condim=1``),
 since a ball that cannot turn would otherwise stick to the arm; Box2D's linear damping 1.1 of the ball is
 joint damping 1.1 x mass on the slide joints (the same exponential decay of speed); restitution (Box2D 0.9 ball,
-0.95 walls) is approximated by soft contacts with a low damping ratio (``CONTACT_SOLREF``); masses are Box2D's densities times
-areas (link 0: 5 x 0.1, link 1: 1 x 0.1, ball: 1 x pi 0.15^2).
+0.95 walls) is approximated by soft contacts with a low damping ratio (``CONTACT_SOLREF``); masses are Box2D's
+densities times areas (link 0: 5 x 0.1, link 1: 1 x 0.1, ball: 1 x pi 0.15^2).
 
 Containment (the ball can never leave the table): MuJoCo's ``solref = (timeconst, dampratio)`` gives a contact
 spring of natural frequency ``1 / (timeconst * dampratio)``; the first version used ``(0.01, 0.2)`` at a 1/240 s

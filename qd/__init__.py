@@ -2,7 +2,9 @@
 Search and MAP-Elites baselines. TAXONS, SERENE and STAX (Paolo et al.) build on these parts.
 """
 
+from qd.autoencoder import Autoencoder, LearnedBehaviourSpace, TrainingReport, rebuilt_archive
 from qd.base import QDAlgorithm
+from qd.emitters import BaseEmitter, CMAESEmitter, ElitistESEmitter, Emitter
 from qd.evaluation import (
     EvaluationResult,
     Evaluator,
@@ -19,6 +21,10 @@ from qd.metrics import COVERAGE_CELLS, CoverageGrid, RunMetrics
 from qd.novelty import K_NEIGHBORS, NoveltyArchive, knn_novelty
 from qd.ns import NoveltySearch
 from qd.run import QDRun, build_parser, load_checkpoint, main, save_pictures, write_pickle_atomic
+from qd.serene import SERENE, RewardArchive, pareto_front
+from qd.signature import path_signature, signature_size, trajectory_signatures
+from qd.stax import STAX
+from qd.taxons import TAXONS
 
 __all__ = [
     "COVERAGE_CELLS",
@@ -49,4 +55,20 @@ __all__ = [
     "save_pictures",
     "task_spec",
     "write_pickle_atomic",
+    "BaseEmitter",
+    "CMAESEmitter",
+    "ElitistESEmitter",
+    "Emitter",
+    "SERENE",
+    "RewardArchive",
+    "pareto_front",
+    "Autoencoder",
+    "LearnedBehaviourSpace",
+    "TrainingReport",
+    "rebuilt_archive",
+    "path_signature",
+    "signature_size",
+    "trajectory_signatures",
+    "STAX",
+    "TAXONS",
 ]

@@ -96,6 +96,8 @@ class MapElites(QDAlgorithm):
 
 
 if __name__ == "__main__":
+    # The class of the importable module, not of ``__main__``: checkpoints record ``qd.map_elites.MapElites``.
+    from qd.map_elites import MapElites as _MapElites
     from qd.run import main
 
-    sys.exit(main(MapElites))
+    sys.exit(main(_MapElites))

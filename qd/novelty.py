@@ -78,6 +78,8 @@ class NoveltyArchive:
     @property
     def genomes(self) -> np.ndarray:
         """(len, solution_dim) genomes of the archived entries, in insertion order."""
+        if len(self) == 0:
+            return np.empty((0, self.archive.solution_dim), dtype=np.float64)
         return np.asarray(self.archive.data("solution"), dtype=np.float64).reshape(len(self), -1)
 
     def novelty(self, descriptors: np.ndarray, *, population: np.ndarray | None = None) -> np.ndarray:

@@ -147,6 +147,8 @@ class NoveltySearch(QDAlgorithm):
 
 
 if __name__ == "__main__":
+    # The class of the importable module, not of ``__main__``: checkpoints record ``qd.ns.NoveltySearch``.
+    from qd.ns import NoveltySearch as _NoveltySearch
     from qd.run import main
 
-    sys.exit(main(NoveltySearch))
+    sys.exit(main(_NoveltySearch))

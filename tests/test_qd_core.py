@@ -222,3 +222,10 @@ def test_cli_errors(tmp_path, capsys):
     assert "pop_sise" in error and "pop_size" in error
     assert main(MapElites, ["--env", "CartPole-v1", "-f", str(tmp_path)]) == 2
     assert "spec_qd" in capsys.readouterr().err
+
+
+def test_empty_novelty_archive_has_no_genomes():
+    from qd.novelty import NoveltyArchive
+
+    archive = NoveltyArchive(3, 2)
+    assert archive.genomes.shape == (0, 3) and archive.descriptors.shape == (0, 2)

@@ -1,0 +1,375 @@
+"""Tests of the learned behaviour space (qd/autoencoder.py), TAXONS, STAX and the path signature.
+
+Runs are tiny (populations of 3-4 on RedundantArm-v0 with the state-vector AE and a few epochs) so each
+test stays under a few seconds on a busy CPU.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from qd.autoencoder import Autoencoder, LearnedBehaviourSpace, TrainingReport, rebuilt_archive
+from qd.novelty import NoveltyArchive
+from qd.run import QDRun, main
+from qd.signature import path_signature, signature_size, trajectory_signatures
+from qd.stax import STAX
+from qd.taxons import TAXONS
+
+try:
+    from envs.qd_task import QDTaskSpec
+except ImportError:  # built in parallel by the envs engineer; the spec's fields
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class QDTaskSpec:  # type: ignore[no-redef]
+        outcome_bounds: tuple[tuple[float, float], ...]
+        reward_areas: tuple[str, ...]
+        controller: str
+        controller_hidden: tuple[int, ...]
+        max_steps: int
+        description: str = ""
+
+ENV_ID = "RedundantArm-v0"
+TINY = {"pop_size": 4, "observation_kind": "state", "max_epochs": 3, "warmup_generations": 1, "retrain_every": 2,
+        "archive_per_generation": 2}
+"""Initial 4 evaluations, then 8 per generation, 2 archived; the AE trains after generations 2, 4, ..."""
+
+
+def _taxons(seed: int = 3, **overrides) -> TAXONS:
+    return TAXONS(ENV_ID, seed=seed, **{**TINY, **overrides})
+
+
+# -- signature -----------------------------------------------------------------------------------------
+def test_signature_of_straight_segment_is_hand_computed():
+    increment = np.array([1.0, 2.0])
+    # Points along one straight line: Chen's identity must give the single segment's signature.
+    path = np.array([[0.5, -1.0], [0.75, -0.5], [1.5, 1.0]])
+    signature = path_signature(path, 3)
+    assert signature.shape == (signature_size(2, 3),) == (2 + 4 + 8,)
+    np.testing.assert_allclose(signature[:2], increment)  # level 1: the increment
+    np.testing.assert_allclose(signature[2:6], [0.5, 1.0, 1.0, 2.0])  # level 2: D (x) D / 2
+    level3 = np.einsum("i,j,k->ijk", increment, increment, increment) / 6.0
+    np.testing.assert_allclose(signature[6:], level3.reshape(-1))
+    np.testing.assert_array_equal(path_signature(path[:1], 2), np.zeros(6))
+
+
+def test_signature_of_two_segments_has_the_levy_area():
+    # Right then up: level 2 = [[1/2, 1], [0, 1/2]] (the x-then-y iterated integral is 1, y-then-x is 0).
+    signature = path_signature(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]), 2)
+    np.testing.assert_allclose(signature, [1.0, 1.0, 0.5, 1.0, 0.0, 0.5])
+    timed = path_signature(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]), 2, time_augment=True)
+    assert timed.shape == (3 + 9,) and timed[2] == pytest.approx(1.0)
+    assert trajectory_signatures([np.zeros((3, 2)), np.ones((4, 2))]).shape == (2, 6)
+
+
+def test_signature_matches_iisignature():
+    iisignature = pytest.importorskip("iisignature")
+    path = np.random.default_rng(0).normal(size=(30, 2))
+    for depth in (2, 3):
+        np.testing.assert_allclose(path_signature(path, depth), iisignature.sig(path, depth), atol=1e-12)
+
+
+# -- the autoencoder -----------------------------------------------------------------------------------
+def test_autoencoder_is_seeded_and_roundtrips_its_state():
+    data = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
+    first, second = Autoencoder("state", (5,), seed=4), Autoencoder("state", (5,), seed=4)
+    state = torch.get_rng_state()
+    report = first.fit(data, np.random.default_rng(1), max_epochs=3)
+    second.fit(data, np.random.default_rng(1), max_epochs=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the global torch RNG is left alone
+    assert report.epochs == 3 and report.samples == 20 and len(report.history) == 2
+    np.testing.assert_array_equal(first.encode(data), second.encode(data))
+    assert not np.array_equal(first.encode(data), Autoencoder("state", (5,), seed=5).encode(data))
+    restored = Autoencoder.from_state_dict(first.state_dict())
+    np.testing.assert_array_equal(restored.encode(data), first.encode(data))
+    restored.fit(data, np.random.default_rng(2), max_epochs=2)
+    first.fit(data, np.random.default_rng(2), max_epochs=2)  # same Adam state: same continuation
+    np.testing.assert_array_equal(restored.encode(data), first.encode(data))
+
+
+def test_early_stopping_after_patience_epochs_of_worse_validation(monkeypatch):
+    ae = Autoencoder("state", (3,), seed=0)
+    errors = iter([1.0, 2.0, 0.5, 0.6, 0.7, 0.8, 0.9])  # epochs 2..8
+    monkeypatch.setattr(ae, "_validation_error", lambda valid: next(errors))
+    report = ae.fit(np.zeros((20, 3), np.float32), np.random.default_rng(0), max_epochs=50, patience=2)
+    # Best 0.5 at epoch 4; 0.6, 0.7 are tolerated, the third worse epoch (7, error 0.8) stops.
+    assert report.stopped_early and report.epochs == 7 and report.history == [1.0, 2.0, 0.5, 0.6, 0.7, 0.8]
+
+
+def test_image_autoencoder_shapes_and_surprise_is_reconstruction_error():
+    images = np.random.default_rng(0).random((5, 1, 64, 64)).astype(np.float32)
+    ae = Autoencoder("image", (1, 64, 64), seed=0)
+    latents, errors = ae.evaluate(images)
+    assert latents.shape == (5, 10) and errors.shape == (5,)
+    with torch.no_grad():
+        reconstruction = ae.network.decoder(ae.network.encoder(torch.from_numpy(images))).numpy()
+    np.testing.assert_allclose(errors, ((reconstruction - images) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_array_equal(ae.reconstruction_error(images), errors)
+    with pytest.raises(ValueError, match="shape"):
+        ae.encode(images[:, :, :32])
+    with pytest.raises(ValueError, match="kind"):
+        Autoencoder("video", (3,))
+
+
+def test_rebuilt_archive_keeps_genomes_order_and_fields():
+    archive = NoveltyArchive(3, 2, k_neighbors=2, extra_fields={"reward": ((), np.float64)}, seed=0)
+    archive.add(np.arange(9.0).reshape(3, 3), np.zeros((3, 2)), reward=np.array([1.0, 2.0, 3.0]))
+    new = np.arange(12.0).reshape(3, 4)
+    rebuilt = rebuilt_archive(archive, new, seed=1)
+    np.testing.assert_array_equal(rebuilt.genomes, archive.genomes)
+    np.testing.assert_array_equal(rebuilt.descriptors, new)
+    np.testing.assert_array_equal(rebuilt.archive.data("reward"), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="descriptors"):
+        rebuilt_archive(archive, new[:2], seed=1)
+
+
+# -- TAXONS ----------------------------------------------------------------------------------------------
+def test_novelty_and_surprise_of_the_initial_population_by_hand():
+    algorithm = _taxons(k_neighbors=2)
+    algorithm.step()
+    latents = algorithm.population_descriptors
+    assert latents.shape == (4, 10) and len(algorithm.archive) == 0
+    np.testing.assert_array_equal(latents, algorithm.space.ae.encode(algorithm.population_observations))
+    for i in range(4):
+        distances = sorted(np.linalg.norm(latents[i] - latents[j]) for j in range(4) if j != i)
+        assert algorithm.population_novelty[i] == pytest.approx(np.mean(distances[:2]))
+    np.testing.assert_array_equal(algorithm.population_surprise,
+                                  algorithm.space.ae.reconstruction_error(algorithm.population_observations))
+    states = algorithm.population_observations  # the state option: the final state_observation()
+    assert states.shape == (4, 20)
+
+
+def test_criterion_choice_follows_the_seed():
+    algorithm = _taxons(seed=11, warmup_generations=3)
+    assert [algorithm.choose_criterion(g) for g in (1, 2, 3)] == ["novelty"] * 3  # warm-up draws nothing
+    chosen = [algorithm.choose_criterion(g) for g in range(4, 204)]
+    coins = np.random.default_rng(11).random(200)
+    assert chosen == ["surprise" if c < 0.5 else "novelty" for c in coins]
+    assert 60 < chosen.count("surprise") < 140
+    never = _taxons(surprise_probability=0.0, warmup_generations=0)
+    assert {never.choose_criterion(g) for g in range(1, 50)} == {"novelty"}
+
+
+def test_archive_latents_are_recomputed_after_retraining():
+    algorithm = _taxons(warmup_generations=0)
+    algorithm.run(12)  # initial population + generation 1: 2 archived, no training yet
+    before = algorithm.archive.descriptors.copy()
+    stored = algorithm.archive_observations.copy()
+    assert len(before) == 2 and algorithm.space.ae.trainings == 0
+    algorithm.run(20)  # generation 2: 2 more archived, then the AE trains on archive + parents + offspring
+    ae = algorithm.space.ae
+    assert ae.trainings == 1 and algorithm.space.reports[0].samples == 4 + 8 + 4
+    after = algorithm.archive.descriptors
+    assert after.shape == (4, 10)
+    np.testing.assert_array_equal(algorithm.archive_observations[:2], stored)
+    assert not np.allclose(after[:2], before)  # the first two entries moved with the new encoder ...
+    np.testing.assert_array_equal(after, ae.encode(algorithm.archive_observations))  # ... to its latents
+    np.testing.assert_array_equal(algorithm.population_descriptors, ae.encode(algorithm.population_observations))
+    np.testing.assert_array_equal(algorithm.population_surprise,
+                                  ae.reconstruction_error(algorithm.population_observations))
+    np.testing.assert_allclose(algorithm.population_novelty,
+                               algorithm.archive.novelty(algorithm.population_descriptors))
+
+
+def test_archive_takes_the_best_offspring_by_the_criterion():
+    algorithm = _taxons(warmup_generations=0, surprise_probability=1.0, retrain_every=0, archive_per_generation=2)
+    algorithm.step()
+    parents = algorithm.population.copy()
+    algorithm.generation = 1
+    algorithm.step()
+    assert algorithm.criteria == ["surprise"]
+    archived = algorithm.archive_observations
+    offspring_surprise = algorithm.space.ae.reconstruction_error(archived)
+    # Every archived offspring is at least as surprising as any survivor that is an offspring and not archived.
+    is_parent = (algorithm.population[:, None, :] == parents[None]).all(axis=2).any(axis=1)
+    survivors = algorithm.population_surprise[~is_parent]
+    archived_genomes = algorithm.archive.genomes
+    not_archived = [s for s, g in zip(survivors, algorithm.population[~is_parent])
+                    if not (archived_genomes == g).all(axis=1).any()]
+    assert all(offspring_surprise.min() >= s for s in not_archived)
+    assert np.all(np.diff(algorithm.population_surprise) <= 0)  # survivors ranked by surprise
+
+
+def test_tiny_taxons_runs_are_reproducible():
+    first, second, other = _taxons(), _taxons(), _taxons(seed=4)
+    for algorithm in (first, second):
+        algorithm.run(20)
+    other.run(4)
+    assert first.generation == 3 and first.space.ae.trainings == 1
+    np.testing.assert_array_equal(first.metrics.outcomes, second.metrics.outcomes)
+    np.testing.assert_array_equal(first.archive.descriptors, second.archive.descriptors)
+    assert first.criteria == second.criteria
+    assert not np.array_equal(first.metrics.outcomes[:4], other.metrics.outcomes)
+
+
+def test_taxons_checkpoint_resume_equals_uninterrupted(tmp_path):
+    kwargs = {**TINY, "pop_size": 3, "retrain_every": 1}
+    config = {"algo": "taxons", "env": ENV_ID, "seed": 5, "hyperparams": kwargs}
+    straight = TAXONS(ENV_ID, seed=5, **kwargs)
+    straight.run(21)  # 3 + 3 generations of 6, a training after each
+    first = QDRun(TAXONS(ENV_ID, seed=5, **kwargs), tmp_path / "run", config=config, progress=False)
+    first.algorithm.run(15)  # through generation 2 and its training
+    first.save_checkpoint()
+    resumed = QDRun.resume(tmp_path / "run", progress=False)
+    assert resumed.algorithm.evaluations == 15 and resumed.algorithm.space.ae.trainings == 2
+    resumed.algorithm.run(21)
+    np.testing.assert_array_equal(resumed.algorithm.metrics.outcomes, straight.metrics.outcomes)
+    np.testing.assert_array_equal(resumed.algorithm.archive.descriptors, straight.archive.descriptors)
+    assert resumed.algorithm.criteria == straight.criteria and straight.space.ae.trainings == 3
+
+
+def test_taxons_image_option_renders_and_encodes():
+    algorithm = _taxons(pop_size=3, observation_kind="image", max_epochs=2, retrain_every=1)
+    algorithm.run(9)
+    assert algorithm.population_observations.shape == (3, 1, 64, 64)
+    assert algorithm.archive.descriptors.shape == (len(algorithm.archive), 10)
+    assert algorithm.space.ae.trainings == 1
+
+
+def test_taxons_rejects_bad_settings():
+    with pytest.raises(ValueError, match="observation_kind"):
+        _taxons(observation_kind="pixels")
+    with pytest.raises(ValueError, match="surprise_probability"):
+        _taxons(surprise_probability=1.5)
+    space = LearnedBehaviourSpace("state")
+    assert space.state_dict()["ae"] is None and not space.needs_render
+    assert isinstance(TrainingReport(1, 0.0, None, False, 1), TrainingReport)
+
+
+def test_taxons_cli_writes_run_folder(tmp_path):
+    argv = ["--env", ENV_ID, "--budget", "9", "--seed", "2", "-f", str(tmp_path), "--no-progress", "-params",
+            "pop_size:3", "observation_kind:state", "max_epochs:2", "retrain_every:1", "warmup_generations:0"]
+    assert main(TAXONS, argv) == 0
+    run_dir = tmp_path / "taxons" / f"{ENV_ID}_1"
+    for name in ("config.json", "checkpoint.pkl", "metrics.json", "coverage_map.png"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["evaluations"] == 9 and metrics["config"]["hyperparams"]["observation_kind"] == "state"
+
+
+# -- STAX --------------------------------------------------------------------------------------------------
+POINT_ID = "QDTaxonsPoint-v0"
+
+
+class _PointEnv(gym.Env):
+    """A point moved by 0.3 * action for 4 steps from (0, 0); reward 1 when it ends within 0.6 of (0.3, 0.3),
+    so that tiny runs find rewards and SERENE's emitters run."""
+
+    spec_qd = QDTaskSpec(outcome_bounds=((-1.0, 1.0), (-1.0, 1.0)), reward_areas=("goal",), controller="mlp",
+                         controller_hidden=(3,), max_steps=4)
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
+        self.position, self.steps = np.zeros(2), 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.position, self.steps = np.zeros(2), 0
+        return self.position.copy(), {"outcome": self.position.copy()}
+
+    def step(self, action):
+        self.position = np.clip(self.position + 0.3 * np.asarray(action), -1.0, 1.0)
+        self.steps += 1
+        info, reward, done = {"outcome": self.position.copy()}, 0.0, self.steps >= self.spec_qd.max_steps
+        if done:
+            inside = np.linalg.norm(self.position - np.array([0.3, 0.3])) <= 0.6
+            info["reward_area"], reward = (0 if inside else -1), float(inside)
+        return self.position.copy(), reward, done, False, info
+
+    def render(self):
+        frame = np.zeros((16, 16, 3), dtype=np.uint8)
+        x, y = ((self.position + 1.0) / 2.0 * 15).astype(int)
+        frame[y, x] = 255
+        return frame
+
+    def state_observation(self) -> np.ndarray:
+        return np.concatenate([self.position, [self.steps / 4.0]])
+
+
+if POINT_ID not in gym.registry:
+    gym.register(id=POINT_ID, entry_point=_PointEnv)
+
+STAX_TINY = {"pop_size": 4, "chunk_size": 16, "observation_kind": "state", "max_epochs": 2, "emitter_pop_size": 3,
+             "bootstrap_generations": 2, "archive_per_generation": 2}
+
+
+def _assert_all_latents_current(algorithm: STAX) -> None:
+    ae = algorithm.space.ae
+    np.testing.assert_array_equal(algorithm.archive.descriptors, ae.encode(algorithm.archive_observations))
+    np.testing.assert_array_equal(algorithm.population_descriptors, ae.encode(algorithm.population_observations))
+    if len(algorithm.reward_archive):
+        observations = algorithm.space.observations(algorithm.reward_archive.results)
+        np.testing.assert_allclose(algorithm.reward_archive.descriptors, ae.encode(observations))
+    for emitter in [*algorithm.candidates.values(), *algorithm.emitters.values()]:
+        np.testing.assert_allclose(emitter.ancestor_descriptor,
+                                   ae.encode(algorithm.space.observations([emitter.ancestor_result]))[0])
+
+
+def test_stax_retrains_on_a_growing_interval_and_recomputes_every_latent():
+    algorithm = STAX(POINT_ID, seed=0, **STAX_TINY)
+    trainings, changed = [], []
+    algorithm.on_descriptor_space_changed = lambda: changed.append(algorithm.evaluations)
+    while algorithm.evaluations < 400:
+        before = algorithm.space.ae.trainings if algorithm.space.ae else 0
+        algorithm.step()
+        algorithm.generation += 1
+        if algorithm.space.ae.trainings > before:
+            trainings.append(algorithm.ns_evaluations)
+            _assert_all_latents_current(algorithm)
+    assert algorithm.emitters_created > 0 and algorithm.emitter_evaluations > 0  # the emitters ran
+    # Trainings after NS chunks 1, 1 + 2, 1 + 2 + 3, ...: the NS evaluations between them grow.
+    assert len(trainings) >= 3 and changed and len(changed) == len(trainings)
+    gaps = np.diff(trainings)
+    assert np.all(np.diff(gaps) > 0)
+    assert algorithm.training_interval == len(trainings) + 1
+    assert len(algorithm.archive_observations) == len(algorithm.archive)
+
+
+def _stax_resume_matches_straight(tmp_path, env_id: str, kwargs: dict, split: int, budget: int) -> tuple[STAX, STAX]:
+    straight = STAX(env_id, seed=2, **kwargs)
+    straight.run(budget)
+    config = {"algo": "stax", "env": env_id, "seed": 2, "hyperparams": kwargs}
+    run = QDRun(STAX(env_id, seed=2, **kwargs), tmp_path / env_id, config=config, progress=False)
+    run.algorithm.run(split)
+    run.save_checkpoint()
+    resumed = QDRun.resume(tmp_path / env_id, progress=False).algorithm
+    assert resumed.evaluations == run.algorithm.evaluations
+    resumed.run(budget)
+    # The resumed run repeats the uninterrupted one with the same seed: reproducible and resumed exactly.
+    np.testing.assert_array_equal(resumed.metrics.outcomes, straight.metrics.outcomes)
+    np.testing.assert_array_equal(resumed.archive.descriptors, straight.archive.descriptors)
+    np.testing.assert_array_equal(resumed.archive_observations, straight.archive_observations)
+    np.testing.assert_array_equal(resumed.reward_archive.descriptors, straight.reward_archive.descriptors)
+    return straight, resumed
+
+
+def test_tiny_stax_on_the_arm_is_reproducible_and_resumes_exactly(tmp_path):
+    kwargs = {**STAX_TINY, "pop_size": 3, "chunk_size": 6}
+    straight, resumed = _stax_resume_matches_straight(tmp_path, ENV_ID, kwargs, 15, 27)
+    # 3 + 4 generations of 6, one NS chunk each: trainings after chunks 1 and 3, the first before the split.
+    assert straight.space.ae.trainings == 2 == resumed.space.ae.trainings
+
+
+def test_stax_with_running_emitters_resumes_exactly(tmp_path):
+    straight, _ = _stax_resume_matches_straight(tmp_path, POINT_ID, STAX_TINY, 90, 200)
+    assert straight.emitter_evaluations > 0 and straight.space.ae.trainings >= 2
+
+
+def test_stax_signature_option_and_cli(tmp_path):
+    algorithm = STAX(POINT_ID, seed=1, **{**STAX_TINY, "observation_kind": "signature"})
+    algorithm.run(12)
+    assert algorithm.population_observations.shape == (4, 6)  # depth-2 signature of a 2-D trajectory
+    expected = path_signature(np.asarray(algorithm.evaluator.evaluate(algorithm.population[:1])[0].trajectory), 2)
+    np.testing.assert_allclose(algorithm.population_observations[0], expected, rtol=1e-6)
+    argv = ["--env", POINT_ID, "--budget", "20", "-f", str(tmp_path), "--no-progress", "-params", "pop_size:4",
+            "observation_kind:state", "chunk_size:8", "max_epochs:2"]
+    assert main(STAX, argv) == 0
+    assert (tmp_path / "stax" / f"{POINT_ID}_1" / "metrics.json").is_file()

@@ -1,0 +1,74 @@
+"""The QD benchmark harness: tiny runs write the table, the curves and the command, a rerun skips finished runs,
+and bad requests fail with close names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qd import benchmark
+from rl.envs import UnknownEnvError
+from rl.hyperparams import HyperparameterError
+
+ENV = "RedundantArm-v0"
+TINY = ["ns.pop_size:10", "map_elites.batch_size:10", "serene.pop_size:10", "serene.chunk_size:10",
+        "serene.bootstrap_generations:1"]
+
+
+def _run(tmp_path: Path, algos: list[str], budget: int = 30) -> str:
+    argv = ["--name", "tiny", "--algos", *algos, "--envs", ENV, "--seeds", "0", "--budget", str(budget),
+            "--workers", "1", "--save-freq", "10", "--no-progress", "-f", str(tmp_path / "results"),
+            "--logs-root", str(tmp_path / "logs"), "-params", *[p for p in TINY if p.split(".")[0] in algos]]
+    assert benchmark.main(argv) == 0
+    return (tmp_path / "results" / "tiny" / "README.md").read_text()
+
+
+def test_tiny_benchmark_writes_report_and_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    algos = ["serene", "ns", "map_elites"]
+    table = _run(tmp_path, algos)
+    out = tmp_path / "results" / "tiny"
+    for name in ("README.md", "curves.png", "command.txt", "versions.json"):
+        assert (out / name).is_file(), name
+    assert "qd.benchmark" in (out / "command.txt").read_text() or (out / "command.txt").read_text().strip()
+    assert "ribs" in json.loads((out / "versions.json").read_text())
+    assert f"## {ENV}" in table and "Targets:" in table
+    assert "SERENE reaches reward in fewer evaluations than NS" in table
+    assert "not checked (needs finished stax and serene runs)" in table
+    for algo in algos:
+        run_dir = out / "runs" / algo / f"{ENV}_seed0"
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["evaluations"] >= 30
+        assert (run_dir / "coverage_map.png").is_file() and (run_dir / "benchmark.json").is_file()
+        assert f"| {algo} | 1/1 |" in table
+        assert (tmp_path / "logs" / "tiny" / algo / f"{ENV}_seed0" / "checkpoint.pkl").is_file()
+
+    def must_not_run(spec):
+        raise AssertionError(f"finished run redone: {spec}")
+
+    monkeypatch.setattr(benchmark, "execute", must_not_run)
+    assert _run(tmp_path, algos) == table
+
+
+def test_larger_budget_resumes_from_checkpoint(tmp_path: Path):
+    _run(tmp_path, ["ns"], budget=10)
+    first = json.loads((tmp_path / "results" / "tiny" / "runs" / "ns" / f"{ENV}_seed0" / "metrics.json").read_text())
+    _run(tmp_path, ["ns"], budget=30)
+    second = json.loads((tmp_path / "results" / "tiny" / "runs" / "ns" / f"{ENV}_seed0" / "metrics.json").read_text())
+    assert second["evaluations"] >= 30
+    assert second["history"][: len(first["history"])] == first["history"]
+
+
+def test_bad_requests_name_close_choices(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(benchmark.BenchmarkError, match="Did you mean: serene"):
+        benchmark.algorithm_class("seren")
+    with pytest.raises(UnknownEnvError, match="RedundantArm-v0"):
+        benchmark.check_request(["ns"], ["RedundantArm-v1"], {})
+    with pytest.raises(HyperparameterError, match="pop_size"):
+        benchmark.check_request(["ns"], [ENV], {"ns": {"pop_sise": 3}})
+    argv = ["--name", "x", "--algos", "nss", "--budget", "10", "-f", str(tmp_path)]
+    assert benchmark.main(argv) == 2
+    assert "Did you mean: ns" in capsys.readouterr().err
+    with pytest.raises(benchmark.BenchmarkError, match="<algo>.<key>"):
+        benchmark.per_algo_overrides(["pop_size:3"], ["ns"])

@@ -186,7 +186,7 @@ def save_pictures(algorithm: QDAlgorithm, run_dir: str | os.PathLike) -> list[Pa
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
     counts = np.ma.masked_equal(metrics.grid.counts.T, 0)
-    image = ax.imshow(np.log10(counts), origin="lower", extent=(x_low, x_high, y_low, y_high), aspect="auto",
+    image = ax.imshow(np.ma.log10(counts), origin="lower", extent=(x_low, x_high, y_low, y_high), aspect="auto",
                       cmap="viridis")
     fig.colorbar(image, ax=ax, label="log10 outcomes per cell")
     ax.set(title=f"{title}\ncoverage {metrics.coverage:.3f}", xlabel="outcome x", ylabel="outcome y")

@@ -28,11 +28,14 @@ def _steps_axis(ax: plt.Axes) -> None:
     ax.set_xlabel("env steps")
 
 
-def plot_run(run_dir: str, title: str, path: str | None = None, *, offline_steps: int = 0) -> str:
+def plot_run(
+    run_dir: str, title: str, path: str | None = None, *, offline_steps: int = 0, stochastic_eval: bool = False
+) -> str:
     """Plot training-episode returns (from the monitor CSVs) and evaluation returns of one run.
 
     ``offline_steps`` > 0: the run first took that many gradient steps on a dataset (the x axis counts
     them, then env steps); online episodes are shifted past them and a line marks where online starts.
+    ``stochastic_eval``: the evaluations sampled the policy (the legend says so).
     """
     path = path or os.path.join(run_dir, "learning_curve.png")
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -52,7 +55,8 @@ def plot_run(run_dir: str, title: str, path: str | None = None, *, offline_steps
         data = np.load(eval_path)
         if len(data["timesteps"]):
             mean, std = data["results"].mean(axis=1), data["results"].std(axis=1)
-            ax.plot(data["timesteps"], mean, "o-", color="tab:orange", label="evaluation (deterministic)")
+            policy = "sampled policy" if stochastic_eval else "deterministic"
+            ax.plot(data["timesteps"], mean, "o-", color="tab:orange", label=f"evaluation ({policy})")
             ax.fill_between(data["timesteps"], mean - std, mean + std, color="tab:orange", alpha=0.2)
     _steps_axis(ax)
     if offline_steps > 0:

@@ -358,7 +358,8 @@ def train(config: RunConfig) -> RunResult:
         "final_evaluation": evaluation.as_dict() if evaluation else None,
     }
     ckpt.write_json_atomic(Path(run_dir) / RUN_RECORD_FILE, record)
-    plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})", offline_steps=offline_steps)
+    plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})", offline_steps=offline_steps,
+             stochastic_eval=config.stochastic_eval)
     env.close()
     eval_env.close()
     if config.verbose and evaluation is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import gymnasium as gym
 import numpy as np
 import pytest
+from qd_point_task import register_point_task
 
 from qd import (
     CoverageGrid,
@@ -22,68 +22,8 @@ from qd import (
     main,
 )
 
-try:
-    from envs.qd_task import QDTaskSpec
-except ImportError:  # the tasks module is built in parallel; same fields as the spec's QDTaskSpec
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class QDTaskSpec:  # type: ignore[no-redef]
-        outcome_bounds: tuple[tuple[float, float], ...]
-        reward_areas: tuple[str, ...]
-        controller: str
-        controller_hidden: tuple[int, ...]
-        max_steps: int
-        description: str = ""
-
-
 ENV_ID = "QDTestPoint-v0"
-GOAL, RADIUS = np.array([0.3, 0.3]), 0.25
-
-
-class PointEnv(gym.Env):
-    """A point moved by 0.2 * action for 5 steps from (0, 0); reward 1 if it ends within 0.25 of (0.3, 0.3)."""
-
-    spec_qd = QDTaskSpec(outcome_bounds=((-1.0, 1.0), (-1.0, 1.0)), reward_areas=("goal",), controller="mlp",
-                         controller_hidden=(3,), max_steps=5)
-    metadata = {"render_modes": ["rgb_array"]}
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.render_mode = render_mode
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self.position = np.zeros(2)
-        self.steps = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self.position, self.steps = np.zeros(2), 0
-        return self.position.copy(), {"outcome": self.position.copy()}
-
-    def step(self, action):
-        self.position = np.clip(self.position + 0.2 * np.asarray(action), -1.0, 1.0)
-        self.steps += 1
-        info = {"outcome": self.position.copy()}
-        reward = 0.0
-        done = self.steps >= self.spec_qd.max_steps
-        if done:
-            inside = np.linalg.norm(self.position - GOAL) <= RADIUS
-            info["reward_area"] = 0 if inside else -1
-            reward = 1.0 if inside else 0.0
-        return self.position.copy(), reward, done, False, info
-
-    def render(self):
-        frame = np.zeros((32, 32, 3), dtype=np.uint8)
-        x, y = ((self.position + 1.0) / 2.0 * 31).astype(int)
-        frame[y, x] = 255
-        return frame
-
-    def state_observation(self) -> np.ndarray:
-        return self.position.copy()
-
-
-if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point=PointEnv)
+register_point_task(ENV_ID)  # reward 1 within 0.25 of (0.3, 0.3) after 5 steps of 0.2 * action
 
 
 def _result(outcome, reward=0.0, area=-1) -> EvaluationResult:

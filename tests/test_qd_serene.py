@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import gymnasium as gym
 import numpy as np
 import pytest
+from qd_point_task import register_point_task
 
 from qd import QDRun
 from qd.emitters import CMAESEmitter, ElitistESEmitter, Emitter, default_stagnation_window
@@ -14,65 +14,8 @@ from qd.evaluation import EvaluationResult
 from qd.run import main
 from qd.serene import SERENE, initial_sigma, pareto_front
 
-try:
-    from envs.qd_task import QDTaskSpec
-except ImportError:  # same fields as the spec's QDTaskSpec
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class QDTaskSpec:  # type: ignore[no-redef]
-        outcome_bounds: tuple[tuple[float, float], ...]
-        reward_areas: tuple[str, ...]
-        controller: str
-        controller_hidden: tuple[int, ...]
-        max_steps: int
-        description: str = ""
-
-
 ENV_ID = "QDSereneTestPoint-v0"
-GOAL, RADIUS = np.array([0.25, 0.25]), 0.3
-
-
-class GradedPointEnv(gym.Env):
-    """A point moved by 0.2 * action for 5 steps from (0, 0); reward (R - d) / R within R = 0.3 of (0.25, 0.25)
-    at the last step, so that emitters can improve on a rewarding genome."""
-
-    spec_qd = QDTaskSpec(outcome_bounds=((-1.0, 1.0), (-1.0, 1.0)), reward_areas=("goal",), controller="mlp",
-                         controller_hidden=(3,), max_steps=5)
-    metadata = {"render_modes": ["rgb_array"]}
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.render_mode = render_mode
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self.position = np.zeros(2)
-        self.steps = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self.position, self.steps = np.zeros(2), 0
-        return self.position.copy(), {"outcome": self.position.copy()}
-
-    def step(self, action):
-        self.position = np.clip(self.position + 0.2 * np.asarray(action), -1.0, 1.0)
-        self.steps += 1
-        info = {"outcome": self.position.copy()}
-        reward, done = 0.0, self.steps >= self.spec_qd.max_steps
-        if done:
-            distance = float(np.linalg.norm(self.position - GOAL))
-            info["reward_area"] = 0 if distance <= RADIUS else -1
-            reward = (RADIUS - distance) / RADIUS if distance <= RADIUS else 0.0
-        return self.position.copy(), reward, done, False, info
-
-    def render(self):
-        return np.zeros((8, 8, 3), dtype=np.uint8)
-
-    def state_observation(self) -> np.ndarray:
-        return self.position.copy()
-
-
-if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point=GradedPointEnv)
+register_point_task(ENV_ID, goal=(0.25, 0.25), radius=0.3, graded=True, frame_size=8)  # graded reward
 
 TINY = {"pop_size": 10, "chunk_size": 60, "mutation_sigma": 0.2, "archive_per_generation": 2,
         "stagnation_window": 25}

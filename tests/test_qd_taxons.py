@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from qd_point_task import register_point_task
 
 from qd.autoencoder import Autoencoder, LearnedBehaviourSpace, TrainingReport, rebuilt_archive
 from qd.novelty import NoveltyArchive
@@ -19,20 +19,6 @@ from qd.run import QDRun, main
 from qd.signature import path_signature, signature_size, trajectory_signatures
 from qd.stax import STAX
 from qd.taxons import TAXONS
-
-try:
-    from envs.qd_task import QDTaskSpec
-except ImportError:  # built in parallel by the envs engineer; the spec's fields
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class QDTaskSpec:  # type: ignore[no-redef]
-        outcome_bounds: tuple[tuple[float, float], ...]
-        reward_areas: tuple[str, ...]
-        controller: str
-        controller_hidden: tuple[int, ...]
-        max_steps: int
-        description: str = ""
 
 ENV_ID = "RedundantArm-v0"
 TINY = {"pop_size": 4, "observation_kind": "state", "max_epochs": 3, "warmup_generations": 1, "retrain_every": 2,
@@ -256,46 +242,8 @@ def test_taxons_cli_writes_run_folder(tmp_path):
 POINT_ID = "QDTaxonsPoint-v0"
 
 
-class _PointEnv(gym.Env):
-    """A point moved by 0.3 * action for 4 steps from (0, 0); reward 1 when it ends within 0.6 of (0.3, 0.3),
-    so that tiny runs find rewards and SERENE's emitters run."""
-
-    spec_qd = QDTaskSpec(outcome_bounds=((-1.0, 1.0), (-1.0, 1.0)), reward_areas=("goal",), controller="mlp",
-                         controller_hidden=(3,), max_steps=4)
-    metadata = {"render_modes": ["rgb_array"]}
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.render_mode = render_mode
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
-        self.position, self.steps = np.zeros(2), 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self.position, self.steps = np.zeros(2), 0
-        return self.position.copy(), {"outcome": self.position.copy()}
-
-    def step(self, action):
-        self.position = np.clip(self.position + 0.3 * np.asarray(action), -1.0, 1.0)
-        self.steps += 1
-        info, reward, done = {"outcome": self.position.copy()}, 0.0, self.steps >= self.spec_qd.max_steps
-        if done:
-            inside = np.linalg.norm(self.position - np.array([0.3, 0.3])) <= 0.6
-            info["reward_area"], reward = (0 if inside else -1), float(inside)
-        return self.position.copy(), reward, done, False, info
-
-    def render(self):
-        frame = np.zeros((16, 16, 3), dtype=np.uint8)
-        x, y = ((self.position + 1.0) / 2.0 * 15).astype(int)
-        frame[y, x] = 255
-        return frame
-
-    def state_observation(self) -> np.ndarray:
-        return np.concatenate([self.position, [self.steps / 4.0]])
-
-
-if POINT_ID not in gym.registry:
-    gym.register(id=POINT_ID, entry_point=_PointEnv)
+# reward 1 within 0.6 of (0.3, 0.3) after 4 steps of 0.3 * action, so that tiny runs find rewards and emitters run
+register_point_task(POINT_ID, max_steps=4, step_size=0.3, radius=0.6, frame_size=16, time_in_state=True)
 
 STAX_TINY = {"pop_size": 4, "chunk_size": 16, "observation_kind": "state", "max_epochs": 2, "emitter_pop_size": 3,
              "bootstrap_generations": 2, "archive_per_generation": 2}

@@ -437,15 +437,12 @@ def per_algo_overrides(items: Sequence[str] | None, algos: Sequence[str]) -> dic
     Raises:
         BenchmarkError: for an item that is not ``<algo>.<key>:<value>`` with a benchmarked algo.
     """
-    from rl.hyperparams import parse_overrides
+    from rl.benchmark import per_algo_overrides
 
-    table: dict[str, dict[str, Any]] = {a: {} for a in algos}
-    for key, value in parse_overrides(list(items or [])).items():
-        algo, _, param = key.partition(".")
-        if algo not in table or not param:
-            raise BenchmarkError(f"override {key!r} must be <algo>.<key>:<value> with algo one of {', '.join(algos)}.")
-        table[algo][param] = value
-    return table
+    try:
+        return per_algo_overrides(items, algos)
+    except SystemExit as error:  # the RL harness's parser error: the same rule, raised as this module's error
+        raise BenchmarkError(str(error).removeprefix("error: ")) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

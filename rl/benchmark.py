@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _per_algo_overrides(items: Sequence[str] | None, algos: Sequence[str]) -> dict[str, dict[str, Any]]:
+def per_algo_overrides(items: Sequence[str] | None, algos: Sequence[str]) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {a: {} for a in algos}
     for key, value in parse_overrides(list(items or [])).items():
         algo, _, param = key.partition(".")
@@ -438,7 +438,7 @@ def _per_algo_overrides(items: Sequence[str] | None, algos: Sequence[str]) -> di
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = _per_algo_overrides(args.hyperparams, args.algos)
+    overrides = per_algo_overrides(args.hyperparams, args.algos)
     options = dict(eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
                    final_eval_episodes=args.final_eval_episodes, stochastic_eval=args.stochastic_eval,
                    save_freq=args.save_freq, datasets=args.datasets is not None, online_steps=args.online_steps)

@@ -86,13 +86,22 @@ def to_observation(frame: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
-def _to_action(unit: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """Map a vector in [-1, 1] onto a Box action space (identity when the Box is unbounded or [-1, 1])."""
-    unit = unit.reshape(space.shape)
-    low, high = space.low, space.high
-    if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):
-        unit = low + (unit + 1.0) * 0.5 * (high - low)
-    return unit.astype(space.dtype)
+class _ActionScaler:
+    """Maps vectors in [-1, 1] onto a Box action space (identity when the Box is unbounded).
+
+    Built once per episode: the bounds checks would otherwise run at every one of up to 2000 steps.
+    """
+
+    def __init__(self, space: gym.spaces.Box) -> None:
+        self.shape, self.dtype = space.shape, space.dtype
+        self.bounded = bool(np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)))
+        self.low, self.span = space.low, space.high - space.low
+
+    def __call__(self, unit: np.ndarray) -> np.ndarray:
+        unit = unit.reshape(self.shape)
+        if self.bounded:
+            unit = self.low + (unit + 1.0) * 0.5 * self.span
+        return unit.astype(self.dtype)
 
 
 def run_episode(env: gym.Env, genome: np.ndarray, *, render: bool = False) -> EvaluationResult:
@@ -105,11 +114,12 @@ def run_episode(env: gym.Env, genome: np.ndarray, *, render: bool = False) -> Ev
         controller = MLPController(int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)),
                                    task.controller_hidden)
         controller.set_params(genome)
+    to_action = _ActionScaler(env.action_space)
     obs, info = env.reset(seed=EVALUATION_SEED)
     reward, outcomes = 0.0, []
     for _ in range(int(task.max_steps)):
         unit = genome if controller is None else controller.act(obs)
-        obs, step_reward, terminated, truncated, info = env.step(_to_action(unit, env.action_space))
+        obs, step_reward, terminated, truncated, info = env.step(to_action(unit))
         reward += float(step_reward)
         outcomes.append(np.asarray(info["outcome"], dtype=np.float64))
         if terminated or truncated:

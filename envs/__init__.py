@@ -16,9 +16,10 @@ Registered:
 - ``HydroDispatch-Toy-v0`` and ``HydroDispatch-BoliviaLike-v0``: long-term hydrothermal dispatch, action =
   target end volumes, reward = minus the scaled stage cost (``envs.hydro.gym_env.HydroDispatchEnv``), on the
   3-bus toy case and the synthetic 28-bus / 11-hydro / 96-stage case.
-- ``RedundantArm-v0``, ``HardMaze-v0`` and ``Curling-v0``: the sparse-reward quality-diversity tasks of
-  TAXONS / SERENE / STAX (``envs.redundant_arm.RedundantArmEnv``, ``envs.hard_maze.HardMazeEnv``,
-  ``envs.curling.CurlingEnv``); each class carries its ``spec_qd`` (``envs.qd_task.QDTaskSpec``).
+- ``RedundantArm-v0``, ``HardMaze-v0``, ``Curling-v0`` and ``AntMaze-v0``: the sparse-reward quality-diversity
+  tasks of TAXONS / SERENE / STAX (``envs.redundant_arm.RedundantArmEnv``, ``envs.hard_maze.HardMazeEnv``,
+  ``envs.curling.CurlingEnv``, ``envs.ant_maze.AntMazeEnv``); each class carries its ``spec_qd``
+  (``envs.qd_task.QDTaskSpec``).
 """
 
 import gymnasium
@@ -61,6 +62,7 @@ for _env_id, _entry_point in (
     ("RedundantArm-v0", "envs.redundant_arm:RedundantArmEnv"),
     ("HardMaze-v0", "envs.hard_maze:HardMazeEnv"),
     ("Curling-v0", "envs.curling:CurlingEnv"),
+    ("AntMaze-v0", "envs.ant_maze:AntMazeEnv"),
 ):
     if _env_id not in gymnasium.registry:
         gymnasium.register(id=_env_id, entry_point=_entry_point)

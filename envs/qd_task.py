@@ -1,9 +1,12 @@
 """What the quality-diversity core (``qd/``) needs to know about a sparse-reward task, and shared helpers.
 
-The three tasks of TAXONS / SERENE / STAX (Paolo et al.; authors' code github.com/GPaolo/SERENE and
-github.com/GPaolo/STAX) are ``envs.redundant_arm``, ``envs.hard_maze`` and ``envs.curling``. Each env class
-carries a :class:`QDTaskSpec` as ``spec_qd`` (and its fields as class attributes), the interface of
-``/work/joblogs/qd/SPEC.md``. The helpers here are the parts all three share: the point-in-disc reward of the
+The tasks of TAXONS / SERENE / STAX (Paolo et al.; authors' code github.com/GPaolo/SERENE and
+github.com/GPaolo/STAX) are ``envs.redundant_arm``, ``envs.hard_maze``, ``envs.curling`` and ``envs.ant_maze``.
+Each env class carries a :class:`QDTaskSpec` as ``spec_qd`` (and its fields as class attributes); besides it,
+``qd/`` relies on: deterministic episodes after ``reset(seed=...)``, ``info["outcome"]`` (the ground-truth
+(x, y), shape (2,)) at every step, ``info["reward_area"]`` (area id or -1) at the last step, a sparse reward,
+``render()`` returning an ``rgb_array`` and ``env.unwrapped.state_observation()`` (a small vector of the final
+state, the autoencoders' fast input). The helpers here are the parts all tasks share: the point-in-disc reward of the
 authors (``(radius - distance) / radius`` inside a reward area, at the end of the episode) and a small numpy
 rasteriser for the top-down ``rgb_array`` renders (no pygame / OpenGL needed, so renders work headless and
 in worker processes).
@@ -50,9 +53,9 @@ class QDTaskSpec:
 def area_reward(position: np.ndarray, centers: np.ndarray, radii: np.ndarray) -> tuple[float, int]:
     """Reward and area id of a final position: ``(r - d) / r`` in the first area containing it, else (0, -1).
 
-    This is the authors' end-of-episode reward of all three tasks (``calculate_reward`` in
+    This is the authors' end-of-episode reward of every task (``calculate_reward`` in
     ``gym_redarm/envs/arm_env.py``, ``reward_function`` in ``gym_billiard/envs/curling.py``,
-    ``reward_distance_multigoal`` in ``gym_fastsim/simple_nav/nav_env.py``): 1 at an area's centre, 0 at
+    ``reward_distance_multigoal`` in ``gym_fastsim/simple_nav/nav_env.py``, ``step`` in ``ant_maze/ant_maze.py``): 1 at an area's centre, 0 at
     its rim. The first area in order wins where areas overlap (as the authors' loop does).
 
     :param position: (2,) position.

@@ -227,7 +227,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m qd.{name}",
                                      description="Run a quality-diversity algorithm into a run folder "
                                                  "(<log-folder>/<algo>/<env>_<n>/).")
-    parser.add_argument("--env", default=None, help="QD task id: RedundantArm-v0, HardMaze-v0, Curling-v0")
+    parser.add_argument("--env", default=None, help="QD task id: RedundantArm-v0, HardMaze-v0, Curling-v0, AntMaze-v0")
     parser.add_argument("--budget", type=int, default=50_000, help="total evaluations")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")

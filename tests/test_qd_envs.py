@@ -9,7 +9,7 @@ import envs  # noqa: F401  (registers the ids)
 from envs import curling, hard_maze, redundant_arm
 from envs.qd_task import QDTaskSpec, area_reward
 
-ENV_IDS = ("RedundantArm-v0", "HardMaze-v0", "Curling-v0")
+ENV_IDS = ("RedundantArm-v0", "HardMaze-v0", "Curling-v0", "AntMaze-v0")
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

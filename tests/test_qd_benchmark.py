@@ -72,3 +72,26 @@ def test_bad_requests_name_close_choices(tmp_path: Path, capsys: pytest.CaptureF
     assert "Did you mean: ns" in capsys.readouterr().err
     with pytest.raises(benchmark.BenchmarkError, match="<algo>.<key>"):
         benchmark.per_algo_overrides(["pop_size:3"], ["ns"])
+
+
+def _record(history: list[tuple[int, float | None]], first: int | None) -> dict:
+    return {"history": [{"evaluations": e, "best_reward": r} for e, r in history], "evaluations_to_first_reward": first,
+            "reward_areas_found": [], "reward_areas": ["goal"], "best_reward_per_area": {"goal": None}}
+
+
+def test_targets_compare_serene_and_ns_on_first_reward_and_on_nss_best_reward():
+    # SERENE and NS find reward together (SERENE is NS until then); SERENE's emitters then reach NS's best
+    # reward (0.6) at 700 evaluations where NS needs 900 on seed 0; on seed 1 NS's 0.5 is reached by both at 400.
+    serene = [_record([(100, None), (300, 0.2), (700, 0.6), (900, 0.9)], 300),
+              _record([(100, None), (400, 0.5)], 400)]
+    ns = [_record([(100, None), (300, 0.2), (900, 0.6)], 300), _record([(100, None), (400, 0.5)], 400)]
+    lines = benchmark.check_targets({"serene": serene, "ns": ns}, {"serene": True, "ns": True})
+    assert "**not met** (SERENE is NS until its first reward, so this can only tie)" in lines[1]
+    assert "700 vs 900 (reward 0.60); 400 vs 400 (reward 0.50)" in lines[2]
+    assert lines[2].endswith("**not met** (1/2 seeds faster)")
+    assert benchmark.evaluations_to_reward(serene[0], 0.95) == float("inf")
+    only_serene_faster = benchmark.check_targets({"serene": serene[:1], "ns": ns[:1]}, {"serene": True, "ns": True})
+    assert only_serene_faster[2].endswith("**met** (1/1 seeds faster)")
+    no_reward = [_record([(100, None)], None)]
+    assert "not checked (NS found no reward)" in benchmark.check_targets(
+        {"serene": no_reward, "ns": no_reward}, {"serene": True, "ns": True})[2]

@@ -42,11 +42,10 @@ import os
 import xml.etree.ElementTree as ET
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.qd_task import QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_polygons
+from envs.qd_task import QDTaskEnv, QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_polygons
 
 __all__ = ["AntMazeEnv", "WALL_BOXES", "build_ant_maze_mjcf", "in_wall"]
 
@@ -141,7 +140,7 @@ def in_wall(points: np.ndarray, margin: float = 0.0) -> np.ndarray:
     return np.any(np.all(np.abs(points - WALL_BOXES[:, :2]) <= WALL_BOXES[:, 2:] + margin, axis=-1), axis=-1)
 
 
-class AntMazeEnv(gym.Env):
+class AntMazeEnv(QDTaskEnv):
     """MuJoCo Ant in the authors' large maze with two reward areas (SERENE / STAX's ``AntObstacles-v0``).
 
     Observation (29, float64, unbounded as Gymnasium's Ant): qpos with the torso's x, y mapped to
@@ -164,18 +163,11 @@ class AntMazeEnv(gym.Env):
         max_steps=MAX_STEPS,
         description="MuJoCo Ant (8 torques) walking through a large maze of walls to 2 reward areas.",
     )
-    outcome_bounds = spec_qd.outcome_bounds
-    reward_areas = spec_qd.reward_areas
-    controller = spec_qd.controller
-    controller_hidden = spec_qd.controller_hidden
-    max_steps = spec_qd.max_steps
 
     def __init__(self, render_mode: str | None = None):
         import mujoco  # heavy optional dependency, imported where used
 
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        super().__init__(render_mode)
         self._mujoco = mujoco
         self.model = mujoco.MjModel.from_xml_string(build_ant_maze_mjcf())
         self.data = mujoco.MjData(self.model)

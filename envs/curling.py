@@ -34,11 +34,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.qd_task import QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_segments
+from envs.qd_task import QDTaskEnv, QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_segments
 
 __all__ = ["CurlingEnv", "CURLING_MJCF"]
 
@@ -147,7 +146,7 @@ _OBS_HIGH = -_OBS_LOW
 """Observation bounds (``billiard_env.py`` ``observation_space``)."""
 
 
-class CurlingEnv(gym.Env):
+class CurlingEnv(QDTaskEnv):
     """2-link arm pushing a ball to reward areas on a walled table (SERENE's Curling, in MuJoCo).
 
     Observation: (ball x, ball y, joint 0 angle, joint 1 angle, joint 0 speed, joint 1 speed), as the
@@ -168,18 +167,11 @@ class CurlingEnv(gym.Env):
         max_steps=MAX_STEPS,
         description="2-link planar arm (joint speeds) pushing a ball on a walled table to 2 reward areas.",
     )
-    outcome_bounds = spec_qd.outcome_bounds
-    reward_areas = spec_qd.reward_areas
-    controller = spec_qd.controller
-    controller_hidden = spec_qd.controller_hidden
-    max_steps = spec_qd.max_steps
 
     def __init__(self, render_mode: str | None = None):
         import mujoco  # heavy optional dependency, imported where used
 
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        super().__init__(render_mode)
         self._mujoco = mujoco
         self.model = mujoco.MjModel.from_xml_string(CURLING_MJCF)
         self.data = mujoco.MjData(self.model)

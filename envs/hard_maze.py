@@ -11,7 +11,8 @@ entry ``HardMaze``; hidden size 5 is ``FFNeuralController``'s default in ``core/
 Here the maze is numpy geometry: each wall of the bitmap is a polygon (traced from ``maze_hard.pbm``, one
 bitmap pixel = 3 map units), the walls are the polygons' edges, collision is a disc-against-segments test and
 the lasers are rays cast against all edges at once (vectorised over rays x edges, with the edges' constants
-computed once in :class:`WallGeometry`; an episode of 2000 steps takes about 0.1 s). Coordinates are the map's: x to the right, y *down* (image rows), as in fastsim.
+computed once in :class:`WallGeometry`; an episode of 2000 steps takes about 0.15 s). Coordinates are the
+map's: x to the right, y *down* (image rows), as in fastsim.
 
 Deviations (stated on :class:`HardMazeEnv` too): the wall polygons follow the bitmap to within about one
 bitmap pixel (3 map units), not pixel for pixel; on a collision the robot keeps its old position but takes
@@ -24,11 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.qd_task import QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_polygons
+from envs.qd_task import QDTaskEnv, QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_polygons
 
 __all__ = ["HardMazeEnv", "MAZE_POLYGONS", "WALL_SEGMENTS", "WallGeometry"]
 
@@ -137,7 +137,7 @@ WALLS = WallGeometry(WALL_SEGMENTS)
 """The maze's walls, ready for the robot's per-step queries."""
 
 
-class HardMazeEnv(gym.Env):
+class HardMazeEnv(QDTaskEnv):
     """Deceptive hard maze with a differential-drive robot (TAXONS / SERENE / STAX's HardMaze).
 
     Observation: the three laser ranges in [0, 100] (raw, as the authors feed them to the controller) and
@@ -162,16 +162,9 @@ class HardMazeEnv(gym.Env):
         max_steps=MAX_STEPS,
         description="Differential-drive robot with 3 rangefinders and 2 bumpers in fastsim's deceptive hard maze.",
     )
-    outcome_bounds = spec_qd.outcome_bounds
-    reward_areas = spec_qd.reward_areas
-    controller = spec_qd.controller
-    controller_hidden = spec_qd.controller_hidden
-    max_steps = spec_qd.max_steps
 
     def __init__(self, render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        super().__init__(render_mode)
         low = np.zeros(5, dtype=np.float32)
         high = np.array([LASER_RANGE] * 3 + [1.0, 1.0], dtype=np.float32)
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)

@@ -2,7 +2,8 @@
 
 The tasks of TAXONS / SERENE / STAX (Paolo et al.; authors' code github.com/GPaolo/SERENE and
 github.com/GPaolo/STAX) are ``envs.redundant_arm``, ``envs.hard_maze``, ``envs.curling`` and ``envs.ant_maze``.
-Each env class carries a :class:`QDTaskSpec` as ``spec_qd`` (and its fields as class attributes); besides it,
+Each env class derives from :class:`QDTaskEnv` and carries a :class:`QDTaskSpec` as ``spec_qd`` (its fields
+become class attributes); besides it,
 ``qd/`` relies on: deterministic episodes after ``reset(seed=...)``, ``info["outcome"]`` (the ground-truth
 (x, y), shape (2,)) at every step, ``info["reward_area"]`` (area id or -1) at the last step, a sparse reward,
 ``render()`` returning an ``rgb_array`` and ``env.unwrapped.state_observation()`` (a small vector of the final
@@ -14,11 +15,14 @@ in worker processes).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
+import gymnasium as gym
 import numpy as np
 
-__all__ = ["QDTaskSpec", "area_reward", "blank_canvas", "paint_discs", "paint_polygons", "paint_segments"]
+__all__ = ["QDTaskEnv", "QDTaskSpec", "area_reward", "blank_canvas", "paint_discs", "paint_polygons", "paint_segments"]
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,38 @@ class QDTaskSpec:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
 
+
+class QDTaskEnv(gym.Env):
+    """Base class of the QD tasks: ``spec_qd``'s fields as class attributes, and the render-mode check.
+
+    A subclass sets ``spec_qd``; its fields (``outcome_bounds``, ``reward_areas``, ``controller``, ...) become
+    class attributes too, so ``env.unwrapped.max_steps`` and ``EnvClass.outcome_bounds`` both work.
+
+    :param render_mode: ``"rgb_array"`` or None.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    spec_qd: ClassVar[QDTaskSpec]
+
+    def __init_subclass__(cls, **kwargs) -> None:  # noqa: ANN003 - passed through to type
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec_qd")
+        if spec is not None:
+            for spec_field in dataclasses.fields(spec):
+                setattr(cls, spec_field.name, getattr(spec, spec_field.name))
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+
 def area_reward(position: np.ndarray, centers: np.ndarray, radii: np.ndarray) -> tuple[float, int]:
     """Reward and area id of a final position: ``(r - d) / r`` in the first area containing it, else (0, -1).
 
     This is the authors' end-of-episode reward of every task (``calculate_reward`` in
     ``gym_redarm/envs/arm_env.py``, ``reward_function`` in ``gym_billiard/envs/curling.py``,
-    ``reward_distance_multigoal`` in ``gym_fastsim/simple_nav/nav_env.py``, ``step`` in ``ant_maze/ant_maze.py``): 1 at an area's centre, 0 at
+    ``reward_distance_multigoal`` in ``gym_fastsim/simple_nav/nav_env.py``, ``step`` in
+    ``ant_maze/ant_maze.py``): 1 at an area's centre, 0 at
     its rim. The first area in order wins where areas overlap (as the authors' loop does).
 
     :param position: (2,) position.

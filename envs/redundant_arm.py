@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.qd_task import QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_polygons, paint_segments
+from envs.qd_task import QDTaskEnv, QDTaskSpec, area_reward, blank_canvas, paint_discs, paint_polygons, paint_segments
 
 __all__ = ["RedundantArmEnv", "forward_kinematics", "self_collides"]
 
@@ -99,7 +98,7 @@ def self_collides(joints: np.ndarray) -> bool:
     return bool(np.any((np.maximum(t_a, t_b) >= 0.0) & (np.minimum(t_a, t_b) <= 1.0)))
 
 
-class RedundantArmEnv(gym.Env):
+class RedundantArmEnv(QDTaskEnv):
     """20-joint planar arm in the unit square with a cross of walls and three goal areas (SERENE's arm).
 
     Observation: the joint angles divided by pi, in [-1, 1]. Action: the 20 joint accelerations in [-1, 1]
@@ -120,16 +119,9 @@ class RedundantArmEnv(gym.Env):
         max_steps=MAX_STEPS,
         description="20-joint planar arm (joint accelerations) reaching 3 small goal areas around a cross of walls.",
     )
-    outcome_bounds = spec_qd.outcome_bounds
-    reward_areas = spec_qd.reward_areas
-    controller = spec_qd.controller
-    controller_hidden = spec_qd.controller_hidden
-    max_steps = spec_qd.max_steps
 
     def __init__(self, render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        super().__init__(render_mode)
         self.observation_space = spaces.Box(low=-1.0, high=1.0, shape=(DOF,), dtype=np.float32)
         self.action_space = spaces.Box(low=-1.0, high=1.0, shape=(DOF,), dtype=np.float32)
         self.angles = START_ANGLES.copy()

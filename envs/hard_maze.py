@@ -122,17 +122,6 @@ class WallGeometry:
         return closest_x, closest_y, np.sqrt(dx * dx + dy * dy)
 
 
-def cast_rays(origin: np.ndarray, angles: np.ndarray, segments: np.ndarray, max_range: float) -> np.ndarray:
-    """Distance from ``origin`` along each direction in ``angles`` to the nearest of ``segments`` (n, 4)."""
-    return WallGeometry(segments).cast_rays(np.asarray(origin, dtype=np.float64), np.asarray(angles), max_range)
-
-
-def closest_points(point: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closest point on each segment to ``point`` and its distance: ((S, 2), (S,))."""
-    closest_x, closest_y, distance = WallGeometry(segments).distances(np.asarray(point, dtype=np.float64))
-    return np.stack([closest_x, closest_y], axis=1), distance
-
-
 WALLS = WallGeometry(WALL_SEGMENTS)
 """The maze's walls, ready for the robot's per-step queries."""
 
@@ -169,7 +158,6 @@ class HardMazeEnv(QDTaskEnv):
         high = np.array([LASER_RANGE] * 3 + [1.0, 1.0], dtype=np.float32)
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
         self.action_space = spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32)
-        self.segments = WALL_SEGMENTS
         self.walls = WALLS
         self._pose = np.array(START_POSE, dtype=np.float64)
         self._bumpers = np.zeros(2)

@@ -160,11 +160,9 @@ def test_maze_laser_range():
     (x0, y0), (x1, y1) = hard_maze.MAZE_POLYGONS[5][3], hard_maze.MAZE_POLYGONS[5][2]
     assert env.lasers()[1] == pytest.approx(180.0 - (y0 + (150.0 - x0) * (y1 - y0) / (x1 - x0)))
     env.set_pose(300.0, 300.0, 0.0)
-    segment = np.array([[0.0, 0.0, 600.0, 0.0]])
-    assert hard_maze.cast_rays(np.array([300.0, 30.0]), np.array([-np.pi / 2]), segment, 100.0)[0] == pytest.approx(
-        30.0
-    )
-    assert hard_maze.cast_rays(np.array([300.0, 300.0]), np.array([-np.pi / 2]), segment, 100.0)[0] == 100.0
+    segment = hard_maze.WallGeometry(np.array([[0.0, 0.0, 600.0, 0.0]]))
+    assert segment.cast_rays(np.array([300.0, 30.0]), np.array([-np.pi / 2]), 100.0)[0] == pytest.approx(30.0)
+    assert segment.cast_rays(np.array([300.0, 300.0]), np.array([-np.pi / 2]), 100.0)[0] == 100.0
 
 
 def test_maze_goal_reward():

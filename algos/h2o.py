@@ -17,7 +17,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -34,11 +34,10 @@ from rl.datasets import OfflineDataset
 from rl.offline import NoOfflineDataError, observation_statistics
 from sim2real import RealSimReplayBuffer
 
-if TYPE_CHECKING:
-    from rl.runner import RunConfig
-
 DYNAMICS_RATIO_PLOT = "dynamics_ratio.png"
 """File name of :meth:`H2O.write_run_artifacts`' histogram in the run folder."""
+DYNAMICS_RATIO_SAMPLES = "dynamics_ratio.npz"
+"""File name of the log ratios behind that histogram (keys "real", "sim"), for plots across runs."""
 
 
 class H2O(CQL):
@@ -77,6 +76,12 @@ class H2O(CQL):
        the sim pairs whose dynamics look least real and up on the real data. With ``cql_lagrange`` the weight
        is tuned by dual descent (:meth:`~algos.cql.CQL.cql_weight`), as in CQL.
     5. Targets: Polyak averaging with ``tau``.
+
+    With ``dynamics_aware=False`` the dynamics ratio is taken as 1 everywhere, which makes the naive mix of the
+    H2O benchmark (:mod:`sim2real.benchmark`): no discriminator is trained, every sim transition's Bellman error
+    has weight 1 and ``omega`` is uniform over the sim pairs, so the penalty is a plain soft maximum of Q over
+    the sim pairs minus the mean Q of the real ones. Everything else (batches, SAC, the penalty weight) is
+    H2O's, so the difference to H2O is the dynamics ratio alone.
 
     While the buffer holds no sim transition (``learn_offline``, i.e. ``-n > 0`` before the online phase),
     the update keeps only its real-data terms: SAC on the dataset (Bellman error on real transitions, actor
@@ -126,6 +131,8 @@ class H2O(CQL):
     :param env: the simulator to collect sim transitions in (a :class:`~sim2real.SimVariant`; None to load)
     :param dataset: real data (an :class:`~rl.datasets.OfflineDataset` or a spec for ``load_dataset``)
     :param sim_ratio: share of sim transitions in each batch (the authors' ``batch_ratio``: 0.5)
+    :param dynamics_aware: weight sim transitions by the learned dynamics ratio (True: H2O; False: the naive mix,
+        a ratio of 1 everywhere and no discriminator training)
     :param cql_alpha: weight of the dynamics-aware penalty (``cql_min_q_weight``: 0.01)
     :param cql_temp: temperature of the penalty's logsumexp (1.0)
     :param cql_lagrange: tune the weight by dual gradient descent (False)
@@ -183,6 +190,7 @@ class H2O(CQL):
         env: GymEnv | str | None,
         dataset: OfflineDataset | str | None = None,
         sim_ratio: float = 0.5,
+        dynamics_aware: bool = True,
         cql_alpha: float = 0.01,
         cql_temp: float = 1.0,
         cql_lagrange: bool = False,
@@ -252,6 +260,7 @@ class H2O(CQL):
                 f"got {replay_buffer_class.__name__}."
             )
         self.sim_ratio = sim_ratio
+        self.dynamics_aware = dynamics_aware
         self.dynamics_ratio_min = dynamics_ratio_min
         self.dynamics_ratio_max = dynamics_ratio_max
         self.sim_weight_min = sim_weight_min
@@ -399,7 +408,7 @@ class H2O(CQL):
             self._n_updates += 1
             real, sim = self._sample(batch_size)
             step_logs: dict[str, th.Tensor] = {}
-            if sim is not None:
+            if sim is not None and self.dynamics_aware:
                 step_logs["discriminator_sa_loss"], step_logs["discriminator_sas_loss"] = self.train_discriminators()
             data = real if sim is None else ReplayBufferSamples(*(
                 th.cat([r, s]) if r is not None else None for r, s in zip(real, sim)
@@ -428,9 +437,14 @@ class H2O(CQL):
             critic_loss = real_td_loss
             cql_weight = None
             if sim is not None:
-                weights = self.sim_bellman_weights(sim.observations, sim.actions, sim.next_observations)
+                if self.dynamics_aware:
+                    weights = self.sim_bellman_weights(sim.observations, sim.actions, sim.next_observations)
+                    u, log_omega = self.sim_state_weights(sim.observations, sim.actions, sim.next_observations)
+                else:  # the naive mix: a dynamics ratio of 1, i.e. unit weights and a uniform omega
+                    weights = th.ones(len(sim.observations), device=self.device)
+                    u = th.ones(len(sim.observations), dtype=th.float64, device=self.device)
+                    log_omega = th.full_like(u, -math.log(len(u)))
                 sim_td_loss = (weights * (current_q[:, n_real:] - target_q[:, n_real:]) ** 2).mean(dim=1).sum()
-                u, log_omega = self.sim_state_weights(sim.observations, sim.actions, sim.next_observations)
                 gap = self.h2o_penalty(current_q[:, n_real:], current_q[:, :n_real], log_omega)
                 cql_weight = self.cql_weight()
                 critic_loss = critic_loss + sim_td_loss + cql_weight * gap.sum()
@@ -501,19 +515,21 @@ class H2O(CQL):
         return result
 
     def write_run_artifacts(self, run_dir: str, eval_env: Any = None) -> dict[str, Any]:
-        """``dynamics_ratio.png`` (histograms of the learned ratio on real and sim transitions) and its summary.
+        """``dynamics_ratio.png`` (histograms of the learned ratio on real and sim transitions), the log ratios behind
+        it (``dynamics_ratio.npz``) and a summary; nothing for the naive mix (``dynamics_aware=False``).
 
         Returns ``{"dynamics_ratio": {...}}`` for run.json: the mean ratio ``P_real/P_sim`` on real and on sim
         samples, the mean clipped Bellman weight of the sim samples, and the sample counts.
         """
-        if self.replay_buffer is None or self.replay_buffer.real_size == 0:
-            return {}
+        if self.replay_buffer is None or self.replay_buffer.real_size == 0 or not self.dynamics_aware:
+            return {}  # the naive mix trains no discriminator: there is no learned ratio to show
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         log_ratios = self.dynamics_ratios()
+        np.savez_compressed(Path(run_dir) / DYNAMICS_RATIO_SAMPLES, **log_ratios)
         summary: dict[str, Any] = {"plot": DYNAMICS_RATIO_PLOT}
         for name, values in log_ratios.items():
             summary[f"n_{name}"] = len(values)
@@ -545,32 +561,13 @@ class H2O(CQL):
         return [*state_dicts, "discriminators", "discriminator_optimizer"], variables
 
 
-def configure_sim(config: RunConfig, spec: str | None) -> RunConfig:
-    """Train in the simulator variant ``spec`` (``"gravity=2.0"``; None: the real env itself) and record it.
-
-    Sets ``config.env_wrapper`` to the :class:`~sim2real.SimVariant` (the runner wraps the training envs only;
-    evaluation stays in the real env) and adds ``{"sim": {"spec", "parameters"}}`` to the run record.
-    """
-    from functools import partial
-
-    from sim2real import SimVariant, format_sim_spec, parse_sim_spec
-
-    values = parse_sim_spec(spec) if spec is not None else {}
-    if values:
-        config.env_wrapper = partial(SimVariant, spec=values)
-    config.extra_record = {
-        **config.extra_record, "sim": {"spec": format_sim_spec(values) if values else None, "parameters": values},
-    }
-    return config
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m algos.h2o --env <id> --sim <spec> --dataset <real data> [runner flags]``."""
     import shlex
 
     from rl.cli import USER_ERRORS, build_parser, config_from_args
     from rl.runner import train
-    from sim2real import SimSpecError, describe_parameters
+    from sim2real import SimSpecError, configure_sim, describe_parameters
 
     parser = build_parser("h2o")
     parser.add_argument(

@@ -51,7 +51,10 @@ from rl.run_record import command_line, package_versions
 
 RESULTS_ROOT = "results"
 LOGS_ROOT = os.path.join("logs", "benchmarks")
-_KEPT_FILES = ("run.json", "evaluations.npz", "config.yml", "learning_curve.png")
+_KEPT_FILES = (
+    "run.json", "evaluations.npz", "config.yml", "learning_curve.png",
+    "dynamics_ratio.png", "dynamics_ratio.npz",  # H2O's learned ratio (algos.h2o)
+)
 
 
 @dataclass(frozen=True)

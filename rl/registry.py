@@ -65,12 +65,13 @@ ALGORITHMS: dict[str, AlgoSpec] = {
 
 METHODS: dict[str, str] = {
     "s3rl": "algos.snapshot:configure",
+    "sim": "sim2real._training:configure",
 }
 """Methods that change how an algorithm is trained, not the algorithm: ``name -> module:function``.
 
 The function takes a :class:`rl.runner.RunConfig` (its method options among ``config.hyperparams``) and
 returns the changed config. The benchmark harness runs ``<method>_<algo>[_<suffix>]`` labels with it,
-e.g. ``s3rl_sac`` or ``s3rl_sac_nosc``.
+e.g. ``s3rl_sac`` or ``s3rl_sac_nosc``, or ``sim_sac`` (SAC trained in a simulator variant).
 """
 
 

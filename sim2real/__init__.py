@@ -10,7 +10,9 @@ sim transitions in one SB3 replay buffer, sampled separately::
     sim = SimVariant(gym.make("HopperBulletEnv-v0"), {"friction": 0.5})
     randomised = DomainRandomization(gym.make("Hopper-v4"), ranges={"gravity": (0.5, 2.0)}, seed=0)
 
-On the command line, ``python -m algos.h2o --env HalfCheetah-v4 --sim gravity=2.0 --dataset ...``.
+On the command line, ``python -m algos.h2o --env HalfCheetah-v4 --sim gravity=2.0 --dataset ...``; any registered
+algorithm trains in a variant as the benchmark label ``sim_<algo>`` (:mod:`sim2real._training`), and
+``python -m sim2real.benchmark`` runs H2O's benchmark.
 """
 
 from sim2real._buffers import RealSimReplayBuffer
@@ -24,6 +26,7 @@ from sim2real._spec import (
     parse_sim_spec,
     validate_parameters,
 )
+from sim2real._training import configure_sim
 from sim2real._wrappers import DomainRandomization, SimVariant, make_sim_env
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "DynamicsBackend",
     "SimSpecError",
     "SimVariant",
+    "configure_sim",
     "describe_parameters",
     "dynamics_backend",
     "format_sim_spec",

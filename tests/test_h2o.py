@@ -171,6 +171,25 @@ def test_update_mixes_real_and_sim_and_weights_sim_errors_by_the_clipped_ratio(m
         assert logged(model)["train/bellman_weight"] == pytest.approx(weight, rel=1e-5)
 
 
+def test_naive_mix_trains_no_discriminator_and_weights_every_sim_transition_one(dataset, tmp_path):
+    model = make(dataset, dynamics_aware=False)
+    discriminators = {k: v for k, v in all_parameters(model).items() if k.startswith("discr")}
+    model.learn(20)
+    logs = logged(model)
+    assert logs["train/sim_fraction"] == 0.5 and "train/discriminator_sas_loss" not in logs
+    assert logs["train/bellman_weight"] == 1.0 and logs["train/omega_std"] == pytest.approx(0.0, abs=1e-12)
+    after = all_parameters(model)
+    assert all(np.array_equal(after[k], v) for k, v in discriminators.items())
+    assert model.write_run_artifacts(str(tmp_path)) == {} and not list(tmp_path.iterdir())  # no ratio to show
+    model.save(tmp_path / "mix.zip")
+    with pytest.warns(UserWarning, match="could not be read"):  # the in-memory dataset is not a file to re-read
+        assert H2O.load(tmp_path / "mix.zip", device="cpu").dynamics_aware is False
+    # The same seed with the ratio on trains other critics.
+    aware = make(dataset)
+    aware.learn(20)
+    assert any(not np.array_equal(after[k], v) for k, v in all_parameters(aware).items() if ".critic." in k)
+
+
 def test_online_training_without_real_data_says_how_to_add_it():
     from rl.offline import NoOfflineDataError
 
@@ -248,6 +267,9 @@ def test_cli_trains_in_the_sim_variant_and_records_the_dynamics_ratio(tmp_path, 
     assert ratio["n_real"] == 299 and ratio["n_sim"] == 50  # D4RL's loader drops the file's last row
     assert ratio["real_mean"] > 0 and ratio["sim_mean"] > 0 and 1e-5 <= ratio["sim_clipped_mean"] <= 1
     assert (run_dir / "dynamics_ratio.png").stat().st_size > 0
+    with np.load(run_dir / "dynamics_ratio.npz") as samples:  # the log ratios behind the plot
+        assert len(samples["real"]) == 299 and len(samples["sim"]) == 50
+        assert np.exp(samples["sim"]).mean() == pytest.approx(ratio["sim_mean"])
     # The sim transitions come from Hopper with doubled gravity, not from the real Hopper.
     checkpoint = sorted((run_dir / "checkpoints").iterdir())[-1]
     buffer = load_from_pkl(checkpoint / "replay_buffer.pkl")

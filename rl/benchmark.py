@@ -91,7 +91,10 @@ class RunSpec:
 
 
 EXTERNAL_PREFIX = "d3rlpy_"
-"""Labels ``d3rlpy_<algo>`` run d3rlpy's implementation of ``<algo>`` (offline runs only)."""
+"""Labels ``d3rlpy_<algo>`` run d3rlpy's implementation of ``<algo>`` (offline runs only); a variant
+``d3rlpy_<algo>@<name>`` takes the option ``observation_scaler`` (``script``, ``standard``, ``none``), e.g.
+``-params d3rlpy_iql@obsnorm.observation_scaler:standard``."""
+EXTERNAL_OPTIONS = ("observation_scaler",)
 
 
 def check_label(label: str) -> None:
@@ -99,7 +102,7 @@ def check_label(label: str) -> None:
     if label.startswith(EXTERNAL_PREFIX):
         from rl.external.d3rlpy_baseline import D3RLPY_LABELS
 
-        if label not in D3RLPY_LABELS:
+        if label.split("@", 1)[0] not in D3RLPY_LABELS:
             raise SystemExit(f"error: {label!r}: the d3rlpy baselines are {', '.join(D3RLPY_LABELS)}.")
         return
     parse_run_label(label)
@@ -111,13 +114,20 @@ def _execute_external(spec: RunSpec) -> dict[str, Any]:
     from rl.external.d3rlpy_baseline import run_d3rlpy
 
     assert spec.dataset is not None, "d3rlpy baselines run on datasets (--datasets)"
+    unknown = sorted(set(spec.hyperparams) - set(EXTERNAL_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"{spec.algo}: d3rlpy baselines run the reproduction scripts' settings and take only "
+            f"{', '.join(EXTERNAL_OPTIONS)} as an option, got {', '.join(unknown)}."
+        )
     data = load_dataset(spec.dataset)
     path = export_d4rl_file(spec.dataset, Path(spec.work_dir).parents[1] / "_datasets")  # <logs>/<name>/_datasets
     os.makedirs(spec.work_dir, exist_ok=True)
     return run_d3rlpy(
-        spec.algo, path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed, out_dir=spec.work_dir,
+        spec.algo.split("@", 1)[0], path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed, out_dir=spec.work_dir,
         eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes, final_eval_episodes=spec.final_eval_episodes,
         ref_min=data.ref_min, ref_max=data.ref_max, echo=False,
+        observation_scaler=str(spec.hyperparams.get("observation_scaler", "script")),
     )
 
 

@@ -104,6 +104,14 @@ def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monk
     assert calls[0][:3] == ("d3rlpy_iql", path, "Pendulum-v1")
     assert calls[0][3]["n_steps"] == 20 and calls[0][3]["seed"] == 3 and calls[0][3]["ref_min"] == -1500.0
     assert "-750.0 +- 0.0, score 50.0 +- 0.0" in open(table).read()
+    # A variant label with d3rlpy's observation scaler replaced; any other option is refused.
+    run_benchmark("ext2", ["d3rlpy_iql@obsnorm"], [path], [3], 20, backend=RecordingBackend(),
+                  hyperparams={"d3rlpy_iql@obsnorm": {"observation_scaler": "standard"}}, **options)
+    assert calls[1][0] == "d3rlpy_iql" and calls[1][3]["observation_scaler"] == "standard"
+    assert calls[0][3]["observation_scaler"] == "script"
+    outcome = execute(plan("ext3", ["d3rlpy_iql@x"], [path], [0], 20, hyperparams={"d3rlpy_iql@x": {"lr": 1.0}},
+                           results_root=str(tmp_path / "r3"), logs_root=str(tmp_path / "l3"), datasets=True)[0])
+    assert "take only observation_scaler as an option, got lr" in outcome["error"]
 
 
 def test_unknown_external_label_lists_the_valid_ones():

@@ -264,6 +264,18 @@ def test_run_d3rlpy_never_returns_a_stale_run_json(tmp_path):
         call(fake_python(tmp_path, "sys.exit(0)"), out)
 
 
+def test_observation_scaler_option_reaches_the_script(run_module, tmp_path):
+    assert d3rlpy_baseline.OBSERVATION_SCALERS == run_module.OBSERVATION_SCALERS
+    common = dict(n_steps=10, seed=0, out_dir=tmp_path, eval_freq=5, eval_episodes=1, final_eval_episodes=1)
+    assert "--observation-scaler" not in d3rlpy_command("py", "iql", "d.hdf5", "Hopper-v4", **common)
+    command = d3rlpy_command("py", "iql", "d.hdf5", "Hopper-v4", observation_scaler="standard", **common)
+    assert command[-2:] == ["--observation-scaler", "standard"]
+    args = run_module.parse_args(command[2:])
+    assert args.observation_scaler == "standard"
+    with pytest.raises(ValueError, match="script, standard, none"):
+        d3rlpy_command("py", "iql", "d.hdf5", "Hopper-v4", observation_scaler="minmax", **common)
+
+
 def test_command_arguments_are_checked():
     with pytest.raises(ValueError, match="Unknown d3rlpy algorithm"):
         d3rlpy_command("python", "bcq", "d", "Hopper-v4", n_steps=1, seed=0, out_dir="o", eval_freq=1,

@@ -29,6 +29,10 @@ D3RLPY_ALGOS: tuple[str, ...] = ("iql", "cql", "awac", "td3_bc")
 D3RLPY_LABELS: dict[str, str] = {f"d3rlpy_{algo}": algo for algo in D3RLPY_ALGOS}
 """Benchmark label -> algorithm: ``d3rlpy_iql``, ``d3rlpy_cql``, ``d3rlpy_awac``, ``d3rlpy_td3_bc``."""
 
+OBSERVATION_SCALERS: tuple[str, ...] = ("script", "standard", "none")
+"""``d3rlpy_run.py --observation-scaler``: the reproduction script's, the dataset's mean/std (as ours), none.
+The same tuple as the script's own (a standalone file that imports nothing of the project; a test compares them)."""
+
 RUN_SCRIPT = Path(__file__).with_name("d3rlpy_run.py")
 """The standalone script run by the d3rlpy venv's python."""
 
@@ -65,6 +69,7 @@ def d3rlpy_command(
     final_eval_episodes: int,
     ref_min: float | None = None,
     ref_max: float | None = None,
+    observation_scaler: str = "script",
 ) -> list[str]:
     """The command line that runs ``d3rlpy_run.py`` with ``python`` (paths made absolute)."""
     command = [
@@ -78,6 +83,13 @@ def d3rlpy_command(
         raise ValueError("Give both ref_min and ref_max, or neither.")
     if ref_min is not None:
         command += ["--ref-min", repr(float(ref_min)), "--ref-max", repr(float(ref_max))]
+    if observation_scaler not in OBSERVATION_SCALERS:
+        raise ValueError(
+            f"observation_scaler must be one of {', '.join(OBSERVATION_SCALERS)} (script: the reproduction "
+            f"script's choice), got {observation_scaler!r}."
+        )
+    if observation_scaler != "script":
+        command += ["--observation-scaler", observation_scaler]
     return command
 
 
@@ -105,6 +117,7 @@ def run_d3rlpy(
     final_eval_episodes: int,
     ref_min: float | None = None,
     ref_max: float | None = None,
+    observation_scaler: str = "script",
     python: str | os.PathLike | None = None,
     echo: bool = True,
     timeout: float | None = None,
@@ -121,6 +134,8 @@ def run_d3rlpy(
         eval_freq, eval_episodes: evaluate every ``eval_freq`` gradient steps with ``eval_episodes`` episodes.
         final_eval_episodes: episodes of the final evaluation.
         ref_min, ref_max: D4RL reference returns for ``final_normalized_score`` (null without them).
+        observation_scaler: ``script`` (the reproduction script's), ``standard`` (the dataset's mean and std, as
+            the project's offline algorithms) or ``none``.
         python: the d3rlpy venv's python; default :func:`ensure_venv` (creates the venv if needed).
         echo: also print the subprocess's output here as it comes.
         timeout: seconds before the run is killed (ExternalBaselineError); None waits.
@@ -138,6 +153,7 @@ def run_d3rlpy(
     command = d3rlpy_command(
         python, algo, dataset_path, env_id, n_steps=n_steps, seed=seed, out_dir=out, eval_freq=eval_freq,
         eval_episodes=eval_episodes, final_eval_episodes=final_eval_episodes, ref_min=ref_min, ref_max=ref_max,
+        observation_scaler=observation_scaler,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").unlink(missing_ok=True)  # so that a stale one from an earlier run is never returned

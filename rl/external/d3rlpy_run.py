@@ -29,6 +29,7 @@ count the training epochs only: scaler fitting, network building and evaluations
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -232,7 +233,14 @@ def normalized_score(mean_return: float, ref_min: float | None, ref_max: float |
 # ---------------------------------------------------------------------------------------------------- d3rlpy
 
 
-def make_config(algo: str, n_steps: int, dataset_name: str, action_low: np.ndarray, action_high: np.ndarray):
+OBSERVATION_SCALERS: tuple[str, ...] = ("script", "standard", "none")
+"""``--observation-scaler``: the reproduction script's choice, d3rlpy's StandardObservationScaler, or none."""
+
+
+def make_config(
+    algo: str, n_steps: int, dataset_name: str, action_low: np.ndarray, action_high: np.ndarray,
+    observation_scaler: str = "script",
+):
     """The d3rlpy config of ``algo``, as in d3rlpy v2.8.1's ``reproductions/offline/<algo>.py``, and notes.
 
     - IQL (``iql.py``): actor and critic lr 3e-4, actor Adam with cosine annealing (T_max = the number of
@@ -245,6 +253,10 @@ def make_config(algo: str, n_steps: int, dataset_name: str, action_low: np.ndarr
       decay 1e-4, batch 1024, lam 1.0.
     - TD3+BC (``td3_plus_bc.py``): actor and critic lr 3e-4, batch 256, target smoothing sigma 0.2 and clip
       0.5, alpha 2.5, actor update every 2 steps, ``StandardObservationScaler``.
+
+    ``observation_scaler`` other than ``"script"`` replaces the script's choice (``"standard"``: the dataset's
+    mean and std, as the project's offline algorithms normalise by default; ``"none"``), a control that
+    separates the implementations from this one preprocessing difference (noted).
 
     Everything else is d3rlpy's default. The scripts add no action scaler (MuJoCo's actions are in [-1, 1]);
     for an env whose action bounds are not [-1, 1] a ``MinMaxActionScaler`` with the env's bounds is added
@@ -259,6 +271,21 @@ def make_config(algo: str, n_steps: int, dataset_name: str, action_low: np.ndarr
             minimum=np.asarray(action_low, dtype=np.float32), maximum=np.asarray(action_high, dtype=np.float32)
         )
         notes.append("MinMaxActionScaler with the env's action bounds (not in the script: bounds are not [-1, 1])")
+    if observation_scaler not in OBSERVATION_SCALERS:
+        valid = ", ".join(OBSERVATION_SCALERS)
+        raise ValueError(f"observation_scaler must be one of {valid}, got {observation_scaler!r}.")
+    config, notes = _script_config(algo, n_steps, dataset_name, extra, notes)
+    if observation_scaler != "script":
+        scaler = d3rlpy.preprocessing.StandardObservationScaler() if observation_scaler == "standard" else None
+        config = dataclasses.replace(config, observation_scaler=scaler)
+        notes.append(f"observation scaler: {observation_scaler} (replaces the script's)")
+    return config, notes
+
+
+def _script_config(algo: str, n_steps: int, dataset_name: str, extra: dict[str, Any], notes: list[str]):
+    """The config of ``reproductions/offline/<algo>.py`` (see :func:`make_config`)."""
+    import d3rlpy
+
     if algo == "iql":
         notes.append(f"cosine annealing T_max = n_steps = {n_steps} (the script: T_max = n_steps = 500000)")
         return d3rlpy.algos.IQLConfig(
@@ -374,6 +401,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--ref-min", type=float, default=None, help="D4RL random return (default: file attribute)")
     parser.add_argument("--ref-max", type=float, default=None, help="D4RL expert return (default: file attribute)")
+    parser.add_argument("--observation-scaler", choices=OBSERVATION_SCALERS, default="script",
+                        help="script: the reproduction script's; standard: dataset mean/std (as ours); none")
     args = parser.parse_args(argv)
     if args.n_steps <= 0 or args.eval_freq <= 0 or args.n_steps % args.eval_freq:
         parser.error(f"--eval-freq ({args.eval_freq}) must be positive and divide --n-steps ({args.n_steps}).")
@@ -431,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dataset_name = str(attributes.get("name") or Path(args.dataset).stem)
     config, notes = make_config(
-        args.algo, args.n_steps, dataset_name, evaluator.env.action_space.low, evaluator.env.action_space.high
+        args.algo, args.n_steps, dataset_name, evaluator.env.action_space.low, evaluator.env.action_space.high,
+        observation_scaler=args.observation_scaler,
     )
     algo = config.create(device="cpu:0")
     setup_start = time.perf_counter()

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from rl.benchmark import format_mean_std
+
 RESULTS_ROOT = "results"
 LOGS_ROOT = os.path.join("logs", "qd_benchmark")
 ALGORITHMS: dict[str, str] = {
@@ -188,12 +190,6 @@ def load_finished(spec: QDRunSpec) -> dict[str, Any] | None:
     bench = Path(spec.result_dir) / BENCHMARK_FILE
     record["benchmark"] = json.loads(bench.read_text()) if bench.is_file() else {}
     return record
-
-
-def _mean_std(values: Sequence[float], fmt: str = "{:.3f}") -> str:
-    if not values:
-        return "n/a"
-    return f"{fmt.format(float(np.mean(values)))} +- {fmt.format(float(np.std(values)))}"
 
 
 def _first_reward(records: Sequence[dict[str, Any]]) -> float:
@@ -367,10 +363,10 @@ def write_report(name: str, specs: Sequence[QDRunSpec], algos: Sequence[str], en
                      if r["benchmark"].get("evaluations_per_wall_second")]
             union = _union_areas(done)
             lines.append(
-                f"| {algo} | {len(done)}/{len(runs)} | {_mean_std([r['coverage'] for r in done])} | "
+                f"| {algo} | {len(done)}/{len(runs)} | {format_mean_std([r['coverage'] for r in done], 3)} | "
                 + (f"{np.mean([len(r['reward_areas_found']) for r in done]):.1f}" if done else "n/a")
                 + f" | {len(union)}: {', '.join(union) or 'none'} | {_best_per_area(done) if done else 'n/a'} | "
-                f"{_format_first_reward(done)} | {_mean_std(speeds, '{:.0f}')} | {_mean_std(walls, '{:.0f}')} |")
+                f"{_format_first_reward(done)} | {format_mean_std(speeds, 0)} | {format_mean_std(walls, 0)} |")
             cells = []
             for record in runs:
                 if record is None:

@@ -247,8 +247,9 @@ def load_finished(spec: RunSpec) -> dict[str, Any] | None:
     return record
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    return f"{np.mean(values):.1f} +- {np.std(values):.1f}" if values else "n/a"
+def format_mean_std(values: Sequence[float], digits: int = 1) -> str:
+    """``"mean +- std"`` of ``values`` with ``digits`` decimals (population std, as in every report), "n/a" if empty."""
+    return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}" if len(values) else "n/a"
 
 
 def write_report(
@@ -322,8 +323,8 @@ def write_report(
                 curves[env][a].append(record["_curve"])
             per_seed_lines.append(f"| {env} | {a} | " + " | ".join(row) + " |")
         cells = [
-            _mean_std(returns[a]) + (f", score {_mean_std(scores[a])}" if scores[a] else "")
-            + (f", best {_mean_std(bests[a])}" if stochastic and bests[a] else "") + f" (n={len(returns[a])})"
+            format_mean_std(returns[a]) + (f", score {format_mean_std(scores[a])}" if scores[a] else "")
+            + (f", best {format_mean_std(bests[a])}" if stochastic and bests[a] else "") + f" (n={len(returns[a])})"
             for a in algos
         ]
         if baseline:

@@ -35,7 +35,16 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from rl.benchmark import LOGS_ROOT, RESULTS_ROOT, ProcessBackend, RunSpec, execute, load_finished, per_algo_overrides
+from rl.benchmark import (
+    LOGS_ROOT,
+    RESULTS_ROOT,
+    ProcessBackend,
+    RunSpec,
+    execute,
+    format_mean_std,
+    load_finished,
+    per_algo_overrides,
+)
 from rl.run_record import command_line, package_versions
 
 
@@ -154,10 +163,6 @@ def normalized(setting: Setting, value: float) -> float | None:
     return float(normalized_score(setting.dataset, value, ref_min, ref_max))
 
 
-def _mean_std(values: Sequence[float], digits: int = 1) -> str:
-    return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}" if values else "n/a"
-
-
 def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = RESULTS_ROOT,
                  failures: Sequence[dict[str, Any]] = ()) -> str:
     """Write the tables and plots of the finished runs; return the README's path."""
@@ -220,7 +225,8 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
             per_seed.append(f"| {setting_name} | {contender} | " + " | ".join(row) + " |")
             if returns:
                 means[contender] = float(np.mean(returns))
-            cells.append(_mean_std(returns) + (f" ({_mean_std(scores)})" if scores else "") + f", n={len(returns)}")
+            score_text = f" ({format_mean_std(scores)})" if scores else ""
+            cells.append(f"{format_mean_std(returns)}{score_text}, n={len(returns)}")
             speeds.append(f"{np.mean(rates):.0f}" if rates else "n/a")
         best = max(means, key=means.get) if means else "n/a"
         complete = len(means) == len(contenders)
@@ -233,7 +239,7 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
         if summaries:
             columns = [[s[key] for s in summaries if s.get(key) is not None]
                        for key in ("real_mean", "sim_mean", "sim_clipped_mean")]
-            ratio_lines.append(f"| {setting_name} | " + " | ".join(_mean_std(c, 3) for c in columns) + " |")
+            ratio_lines.append(f"| {setting_name} | " + " | ".join(format_mean_std(c, 3) for c in columns) + " |")
     finished_settings = sum(
         all(records[(s, c, seed)] is not None for c in contenders for seed in seeds) for s in settings
     )

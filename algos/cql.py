@@ -54,11 +54,6 @@ class CQLPenalty(NamedTuple):
     sampled_q: th.Tensor
 
 
-
-def _repeat(rows: th.Tensor | None, n: int) -> th.Tensor | None:
-    """Each row ``n`` times in a row (as the states are repeated for sampled actions), or None."""
-    return None if rows is None else rows.repeat_interleave(n, dim=0)
-
 class CQL(OfflineAlgorithmMixin, SAC):
     """CQL(H) on SAC, offline and offline-to-online.
 
@@ -121,8 +116,10 @@ class CQL(OfflineAlgorithmMixin, SAC):
     - CORL's offline initialisation (:mod:`algos.cql_policies`) is used in both phases; its finetune script
       initialises every layer of actor and critics orthogonally (gain sqrt(2)) and defaults to two hidden
       critic layers (its AntMaze configs: five), which ``policy_kwargs`` can set (``net_arch``).
-    - The penalty's actions are sampled in one actor call and their Q values computed in one critic call
-      per critic (the batch repeated ``3 * cql_n_actions`` times): the same computation as CORL's, batched.
+    - The penalty's actions are sampled with one actor pass per state (its distribution then sampled
+      ``cql_n_actions`` times, as d3rlpy does; CORL runs the actor on the repeated states, which gives the
+      same distribution n times over) and their Q values computed in one critic call per critic (the batch
+      repeated ``3 * cql_n_actions`` times): the same computation as CORL's, batched.
     - SB3 stores actions scaled to [-1, 1] (the env's own actions on D4RL envs) and bootstraps through
       time-limit ends, where D4RL's ``qlearning_dataset`` (used by CORL) drops the timeout flag.
     - The entropy temperature is learned with ``policy_lr`` as in CORL and the authors' code; the Lagrange
@@ -290,13 +287,29 @@ class CQL(OfflineAlgorithmMixin, SAC):
         mean_actions, log_std, kwargs = self.actor.get_action_dist_params(observations)
         return self.actor.action_dist.proba_distribution(mean_actions, log_std, **kwargs).log_prob(actions)
 
-    def policy_samples(
+    def policy_distribution_params(
         self, observations: th.Tensor, conditions: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        """The actor's squashed-Gaussian parameters ``(mean, log_std, kwargs)`` at each state: the one place the
+        penalty and the backup call the actor network, so that a subclass with a conditioned policy (FamO2O's
+        ``pi(a | s, beta)``) passes its per-row ``conditions`` here and reuses the rest of CQL unchanged."""
+        return self.actor.get_action_dist_params(observations)
+
+    def policy_samples(
+        self, observations: th.Tensor, conditions: th.Tensor | None = None, n_samples: int = 1
     ) -> tuple[th.Tensor, th.Tensor]:
-        """Actions of the current policy and their log-probabilities: the one place the penalty and the
-        backup call the actor, so that a subclass with a conditioned policy (FamO2O's ``pi(a | s, beta)``)
-        passes its per-row ``conditions`` here and reuses the rest of CQL unchanged."""
-        return self.actor.action_log_prob(observations)
+        """``n_samples`` actions of the current policy per state and their log-probabilities, shapes
+        (batch * n, |A|) and (batch * n,), in ``repeat_interleave`` order (a state's samples together).
+
+        The actor runs once per state and the n samples are drawn from that distribution: the same draws as
+        running it on the states repeated n times (CORL's ``extend_and_repeat``), without n - 1 identical
+        forward passes (d3rlpy's ``sample_n_with_log_prob`` does the same).
+        """
+        mean_actions, log_std, kwargs = self.policy_distribution_params(observations, conditions)
+        if n_samples > 1:
+            mean_actions, log_std = (t.repeat_interleave(n_samples, dim=0) for t in (mean_actions, log_std))
+            kwargs = {key: t.repeat_interleave(n_samples, dim=0) for key, t in kwargs.items()}
+        return self.actor.action_dist.log_prob_from_params(mean_actions, log_std, **kwargs)
 
     def critic_target_q(
         self,
@@ -317,7 +330,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
             if self.cql_max_target_backup:
                 batch, n = len(next_observations), self.cql_n_actions
                 repeated = next_observations.repeat_interleave(n, dim=0)
-                next_actions, next_log_prob = self.policy_samples(repeated, _repeat(next_conditions, n))
+                next_actions, next_log_prob = self.policy_samples(next_observations, next_conditions, n_samples=n)
                 next_q = th.cat(self.critic_target(repeated, next_actions), dim=1).min(dim=1).values.view(batch, n)
                 next_q, best = next_q.max(dim=1, keepdim=True)
                 next_log_prob = next_log_prob.view(batch, n).gather(1, best)
@@ -348,9 +361,9 @@ class CQL(OfflineAlgorithmMixin, SAC):
         uniform = th.empty((batch, n, action_dim), device=observations.device).uniform_(-1.0, 1.0)
         uniform_log_density = th.full((batch, n), -action_dim * math.log(2.0), device=observations.device)
         with th.no_grad():
-            states = th.cat([next_observations, observations]).repeat_interleave(n, dim=0)
-            state_conditions = None if conditions is None else _repeat(th.cat([next_conditions, conditions]), n)
-            policy_actions, policy_log_prob = self.policy_samples(states, state_conditions)
+            states = th.cat([next_observations, observations])
+            state_conditions = None if conditions is None else th.cat([next_conditions, conditions])
+            policy_actions, policy_log_prob = self.policy_samples(states, state_conditions, n_samples=n)
         policy_actions = policy_actions.view(2, batch, n, action_dim)
         policy_log_prob = policy_log_prob.view(2, batch, n)
         actions = th.cat([uniform, policy_actions[0], policy_actions[1]], dim=1)

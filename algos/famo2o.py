@@ -657,12 +657,12 @@ class FamO2OCQL(_FamilyMixin, CQL):
         """``min_i Q_i(s, a)`` of the current critics, shape (batch, 1)."""
         return th.cat(self.critic(observations, actions), dim=1).min(dim=1, keepdim=True).values
 
-    def policy_samples(
+    def policy_distribution_params(
         self, observations: th.Tensor, conditions: th.Tensor | None = None
-    ) -> tuple[th.Tensor, th.Tensor]:
+    ) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
         """CQL's penalty and backup sample the universal policy at the rows' betas (``conditions``)."""
         assert conditions is not None, "FamO2O's universal policy needs a beta for every state"
-        return self.actor.action_log_prob(observations, conditions)
+        return self.actor.get_action_dist_params(observations, conditions)
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)

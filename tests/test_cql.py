@@ -52,6 +52,28 @@ def all_parameters(model) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy().copy() for k, v in model.policy.state_dict().items()}
 
 
+def test_policy_samples_draw_n_actions_per_state_from_one_actor_pass(dataset):
+    """n samples per state equal the actor run on the states repeated n times, with one forward pass per state."""
+    model = make(dataset)
+    observations, _, _ = batch(model, 4)
+    with th.no_grad():  # a state-dependent policy, so that a mix-up of rows would show
+        model.actor.mu.weight.normal_(0.0, 1.0)
+        model.actor.log_std.weight.normal_(0.0, 0.3)
+    rows_seen = []
+    hook = model.actor.latent_pi.register_forward_hook(lambda module, inputs, output: rows_seen.append(len(output)))
+    th.manual_seed(5)
+    actions, log_prob = model.policy_samples(observations, n_samples=3)
+    hook.remove()
+    th.manual_seed(5)
+    expected_actions, expected_log_prob = model.actor.action_log_prob(observations.repeat_interleave(3, dim=0))
+
+    assert rows_seen == [4]
+    assert actions.shape == (12, 1) and log_prob.shape == (12,)
+    np.testing.assert_allclose(actions.detach().numpy(), expected_actions.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(log_prob.detach().numpy(), expected_log_prob.detach().numpy(), atol=1e-5)
+    assert len(np.unique(actions[:3].detach().numpy())) == 3  # independent draws, not one draw copied
+
+
 @pytest.mark.parametrize("importance_sample", [True, False])
 def test_penalty_matches_a_hand_computation(dataset, importance_sample):
     n_actions, temp = 3, 0.7

@@ -1,0 +1,68 @@
+"""The ours-vs-d3rlpy table: rows per (pair, dataset), the within-noise rule, speed ratios, the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from rl.external.offline_comparison import main, markdown_table, pair_rows, within_noise
+
+
+def write_run(root: Path, pair: str, label: str, dataset: str, seed: int, score: float, speed: float,
+              batch_size: int = 256, size: int = 1000, updates: int = 500) -> None:
+    folder = root / pair / "runs" / label / f"{dataset}_seed{seed}"
+    folder.mkdir(parents=True)
+    record = {"final_normalized_score": score, "steps_per_second": speed, "dataset_size": size,
+              "offline_steps": updates, "hyperparams": {"batch_size": batch_size}}
+    (folder / "run.json").write_text(json.dumps(record))
+
+
+def test_within_noise_is_two_standard_errors_of_the_difference():
+    ours, theirs = [10.0, 12.0, 14.0], [9.0, 10.0, 11.0]  # sample variances 4 and 1
+    two_se = 2 * math.sqrt(4 / 3 + 1 / 3)
+    assert within_noise(ours, theirs) == f"yes (+2.0, {two_se:.1f})"
+    assert within_noise([20.0, 21.0, 22.0], theirs).startswith("no, ours higher (+11.0")
+    assert within_noise([0.0, 1.0, 2.0], theirs).startswith("no, ours lower (-9.0")
+    assert within_noise([10.0], theirs) == "n/a (< 2 seeds each)"
+
+
+def test_table_rows_follow_the_pair_order_and_report_speed_and_samples_ratio(tmp_path):
+    for seed, (score, speed) in enumerate([(40.0, 100.0), (42.0, 110.0)]):
+        write_run(tmp_path, "iql", "iql", "hopper-medium-v2", seed, score, speed, size=200_028)
+        write_run(tmp_path, "iql", "d3rlpy_iql", "hopper-medium-v2", seed, score - 1, speed / 2, size=200_027)
+    write_run(tmp_path, "awac", "awac", "hopper-medium-v2", 0, 20.0, 40.0, batch_size=256)
+    write_run(tmp_path, "awac", "d3rlpy_awac", "hopper-medium-v2", 0, 10.0, 10.0, batch_size=1024)
+    write_run(tmp_path, "td3_bc", "td3_bc", "walker2d-medium-replay-v2", 0, 5.0, 90.0)  # d3rlpy side not run yet
+    (tmp_path / "td3_bc" / "runs" / "td3_bc" / "walker2d-medium-replay-v2_seed1").mkdir()  # unfinished: no run.json
+
+    rows = pair_rows(tmp_path)
+    assert [(r.pair, r.dataset) for r in rows] == [
+        ("td3_bc", "walker2d-medium-replay-v2"), ("iql", "hopper-medium-v2"), ("awac", "hopper-medium-v2")]
+    lines = markdown_table(rows).splitlines()
+    assert lines[2].startswith("| TD3+BC (500) | walker2d-medium-replay-v2 (1,000) | 5.0 +- 0.0 | n/a |")
+    assert lines[2].endswith("| 90 | n/a | n/a | 1, 0 |")
+    assert "| IQL (500) | hopper-medium-v2 (200,028) | 41.0 +- 1.0 | 40.0 +- 1.0 | yes (+1.0," in lines[3]
+    assert lines[3].endswith("| 105 | 52 | 2.00x | 2, 2 |")
+    # AWAC: 4x the updates per second on a quarter of the batch is the same samples per second.
+    assert lines[4].endswith("| 40 | 10.0 | 4.00x (1.00x) | 1, 1 |")
+
+
+def test_cli_prints_the_table_and_names_the_fix_when_there_is_nothing(tmp_path, capsys):
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "python -m rl.benchmark --name offline/<algo>" in capsys.readouterr().err
+    write_run(tmp_path, "cql", "cql", "hopper-medium-v2", 0, 30.0, 5.0)
+    assert main([str(tmp_path)]) == 0
+    assert "| CQL (500) | hopper-medium-v2 (1,000) | 30.0 +- 0.0 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["td3_bc", "iql", "awac", "cql"])
+def test_committed_offline_results_are_readable(name):
+    """The committed folders parse: every pair there yields rows with at least one finished run."""
+    root = Path(__file__).resolve().parents[1] / "results" / "offline"
+    rows = [row for row in pair_rows(root) if row.pair == name]
+    assert rows and all(row.ours.scores or row.theirs.scores for row in rows)

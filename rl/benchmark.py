@@ -110,6 +110,7 @@ def check_label(label: str) -> None:
 
 def _execute_external(spec: RunSpec) -> dict[str, Any]:
     """Run d3rlpy's implementation on the spec's dataset (exported to a D4RL-layout file once)."""
+    from rl.checkpoint import write_json_atomic
     from rl.datasets import export_d4rl_file, load_dataset
     from rl.external.d3rlpy_baseline import run_d3rlpy
 
@@ -123,12 +124,16 @@ def _execute_external(spec: RunSpec) -> dict[str, Any]:
     data = load_dataset(spec.dataset)
     path = export_d4rl_file(spec.dataset, Path(spec.work_dir).parents[1] / "_datasets")  # <logs>/<name>/_datasets
     os.makedirs(spec.work_dir, exist_ok=True)
-    return run_d3rlpy(
+    record = run_d3rlpy(
         spec.algo.split("@", 1)[0], path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed, out_dir=spec.work_dir,
         eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes, final_eval_episodes=spec.final_eval_episodes,
         ref_min=data.ref_min, ref_max=data.ref_max, echo=False,
         observation_scaler=str(spec.hyperparams.get("observation_scaler", "script")),
     )
+    # The run record names the exported file; the fingerprint says which dataset it was exported from.
+    record["dataset_fingerprint"] = data.fingerprint()
+    write_json_atomic(Path(spec.work_dir) / "run.json", record)
+    return record
 
 
 def execute(spec: RunSpec) -> dict[str, Any]:

@@ -325,7 +325,8 @@ def train(config: RunConfig) -> RunResult:
     offline_record = {}
     if dataset is not None:
         offline_record = {
-            "dataset": config.dataset, "dataset_size": len(dataset), "offline_steps": offline_steps,
+            "dataset": config.dataset, "dataset_size": len(dataset), "dataset_fingerprint": dataset.fingerprint(),
+            "offline_steps": offline_steps,
             "online_steps": n_timesteps,
             "final_normalized_score": (
                 float(dataset.normalized_score(evaluation.mean_reward))

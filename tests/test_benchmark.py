@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from rl.benchmark import ProcessBackend, execute, plan, run_benchmark
+from rl.datasets import load_dataset
 
 
 class RecordingBackend(ProcessBackend):
@@ -79,6 +80,7 @@ def test_offline_benchmark_runs_on_datasets_and_reports_scores(tmp_path):
     assert "| dataset |" in text and ", score " in text
     record = json.loads((tmp_path / "results" / "offline" / "runs" / "iql" / "tiny_seed0" / "run.json").read_text())
     assert record["offline_steps"] == 30 and record["num_timesteps"] == 40 and record["dataset"] == path
+    assert record["dataset_fingerprint"] == load_dataset(path).fingerprint()
 
 
 def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monkeypatch):
@@ -104,6 +106,8 @@ def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monk
     assert calls[0][:3] == ("d3rlpy_iql", path, "Pendulum-v1")
     assert calls[0][3]["n_steps"] == 20 and calls[0][3]["seed"] == 3 and calls[0][3]["ref_min"] == -1500.0
     assert "-750.0 +- 0.0, score 50.0 +- 0.0" in open(table).read()
+    kept = json.loads((tmp_path / "results" / "ext" / "runs" / "d3rlpy_iql" / "tiny_seed3" / "run.json").read_text())
+    assert kept["dataset_fingerprint"] == load_dataset(path).fingerprint()  # the data the exported file came from
     # A variant label with d3rlpy's observation scaler replaced; any other option is refused.
     run_benchmark("ext2", ["d3rlpy_iql@obsnorm"], [path], [3], 20, backend=RecordingBackend(),
                   hyperparams={"d3rlpy_iql@obsnorm": {"observation_scaler": "standard"}}, **options)

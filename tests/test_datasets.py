@@ -102,6 +102,22 @@ def test_d4rl_file_round_trip(tmp_path):
     assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temporary file left
 
 
+def test_fingerprint_identifies_the_transitions(tmp_path):
+    """Same transitions, same fingerprint, wherever they are read from; one changed value or dtype changes it."""
+    first = write_d4rl_hdf5(tmp_path / "a.hdf5", d4rl_rows(), attributes={"env_id": "Hopper-v4"})
+    second = write_d4rl_hdf5(tmp_path / "b.hdf5", d4rl_rows(), attributes={"env_id": "Hopper-v4", "tags": ["x"]})
+    rows = d4rl_rows()
+    rows["rewards"] = rows["rewards"].copy()
+    rows["rewards"][3] += 1e-3
+    changed = write_d4rl_hdf5(tmp_path / "c.hdf5", rows, attributes={"env_id": "Hopper-v4"})
+    fingerprint = load_dataset(str(first)).fingerprint()
+    assert len(fingerprint) == 16 and fingerprint == load_dataset(str(second)).fingerprint()
+    assert load_dataset(str(changed)).fingerprint() != fingerprint
+    dataset = load_dataset(str(first))
+    as_float64 = type(dataset)(**{**dataset.__dict__, "rewards": dataset.rewards.astype(np.float64)})
+    assert as_float64.fingerprint() != fingerprint
+
+
 def test_missing_d4rl_file_says_where_it_looked(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="does not exist") as error:
         load_d4rl_hdf5(tmp_path / "nope.hdf5")

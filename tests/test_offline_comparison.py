@@ -12,11 +12,11 @@ from rl.external.offline_comparison import main, markdown_table, pair_rows, with
 
 
 def write_run(root: Path, pair: str, label: str, dataset: str, seed: int, score: float, speed: float,
-              batch_size: int = 256, size: int = 1000, updates: int = 500) -> None:
+              batch_size: int = 256, size: int = 1000, updates: int = 500, fingerprint: str | None = None) -> None:
     folder = root / pair / "runs" / label / f"{dataset}_seed{seed}"
     folder.mkdir(parents=True)
     record = {"final_normalized_score": score, "steps_per_second": speed, "dataset_size": size,
-              "offline_steps": updates, "hyperparams": {"batch_size": batch_size}}
+              "offline_steps": updates, "hyperparams": {"batch_size": batch_size}, "dataset_fingerprint": fingerprint}
     (folder / "run.json").write_text(json.dumps(record))
 
 
@@ -48,6 +48,17 @@ def test_table_rows_follow_the_pair_order_and_report_speed_and_samples_ratio(tmp
     assert lines[3].endswith("| 105 | 52 | 2.00x | 2, 2 |")
     # AWAC: 4x the updates per second on a quarter of the batch is the same samples per second.
     assert lines[4].endswith("| 40 | 10.0 | 4.00x (1.00x) | 1, 1 |")
+
+
+def test_runs_on_different_data_are_flagged(tmp_path):
+    write_run(tmp_path, "cql", "cql", "hopper-medium-v2", 0, 30.0, 5.0, fingerprint="aaaa")
+    write_run(tmp_path, "cql", "d3rlpy_cql", "hopper-medium-v2", 0, 20.0, 5.0, fingerprint="aaaa")
+    write_run(tmp_path, "cql", "cql", "walker2d-medium-replay-v2", 0, 30.0, 5.0, fingerprint="aaaa")
+    write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 0, 20.0, 5.0, fingerprint="bbbb")
+    write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 1, 20.0, 5.0)  # recorded before fingerprints
+    hopper, walker = markdown_table(pair_rows(tmp_path)).splitlines()[2:]
+    assert "different data" not in hopper
+    assert "| walker2d-medium-replay-v2 (1,000, **runs on different data**) |" in walker
 
 
 def test_cli_prints_the_table_and_names_the_fix_when_there_is_nothing(tmp_path, capsys):

@@ -9,6 +9,7 @@ reference returns that normalise scores.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -67,6 +68,20 @@ class OfflineDataset:
         """The six arrays, keyed as in :func:`rl.datasets.qlearning_dataset`."""
         arrays = ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts")
         return {field.name: getattr(self, field.name) for field in fields(self) if field.name in arrays}
+
+    def fingerprint(self) -> str:
+        """A short SHA-256 of the six arrays (values, dtypes, shapes), recorded with every run trained on them.
+
+        Datasets are made on each machine by the project's pipeline; a policy-zoo run that differs (a resumed
+        training run, another library version) makes a dataset of the same name with other transitions. Runs
+        meant to be compared (seeds, the two sides of a benchmark pair) should show one fingerprint.
+        """
+        digest = hashlib.sha256()
+        for key, array in sorted(self.as_dict().items()):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:16]
 
 
 def _scale(name: str, env_id: str, own: tuple[float, float] | None) -> tuple[float | None, float | None]:

@@ -3,7 +3,8 @@
 Each algorithm pair is its own ``rl.benchmark`` folder (``results/offline/td3_bc``, ``iql``, ...: runs of our
 label and of ``d3rlpy_<label>`` on the same HDF5 files); this module reads their ``run.json`` records and writes
 the combined table of ``results/offline/README.md``: normalised scores, whether they agree within noise, updates
-per second, and the dataset each pair trained on.
+per second, and the dataset each pair trained on (rows whose runs recorded different dataset fingerprints,
+i.e. a dataset remade with other transitions between runs, are flagged).
 
     python -m rl.external.offline_comparison results/offline          # prints the markdown table
 
@@ -45,6 +46,8 @@ class SideRuns:
     batch_sizes: set[int] = field(default_factory=set)
     dataset_sizes: set[int] = field(default_factory=set)
     updates: set[int] = field(default_factory=set)
+    fingerprints: set[str] = field(default_factory=set)
+    """``OfflineDataset.fingerprint`` of each run's data (runs recorded before fingerprints have none)."""
 
     def add(self, record: dict) -> None:
         self.scores.append(float(record["final_normalized_score"]))
@@ -52,6 +55,8 @@ class SideRuns:
         self.batch_sizes.add(int(record.get("hyperparams", {}).get("batch_size", 0)))
         self.dataset_sizes.add(int(record["dataset_size"]))
         self.updates.add(int(record.get("offline_steps") or record.get("train_steps") or 0))
+        if record.get("dataset_fingerprint"):
+            self.fingerprints.add(str(record["dataset_fingerprint"]))
 
 
 @dataclass
@@ -123,7 +128,10 @@ def _speed_ratio(ours: SideRuns, theirs: SideRuns) -> str:
 def _size(row: PairRow) -> str:
     """Transitions our side loaded (d3rlpy's count, when only it ran; it may differ by the last transition)."""
     sizes = sorted(row.ours.dataset_sizes or row.theirs.dataset_sizes)
-    return " / ".join(f"{size:,}" for size in sizes) if sizes else "?"
+    text = " / ".join(f"{size:,}" for size in sizes) if sizes else "?"
+    if len(row.ours.fingerprints | row.theirs.fingerprints) > 1:
+        text += ", **runs on different data**"  # a remade dataset: these runs do not compare
+    return text
 
 
 def _speed(side: SideRuns) -> str:

@@ -56,8 +56,11 @@ def test_runs_on_different_data_are_flagged(tmp_path):
     write_run(tmp_path, "cql", "cql", "walker2d-medium-replay-v2", 0, 30.0, 5.0, fingerprint="aaaa")
     write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 0, 20.0, 5.0, fingerprint="bbbb")
     write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 1, 20.0, 5.0)  # recorded before fingerprints
-    hopper, walker = markdown_table(pair_rows(tmp_path)).splitlines()[2:]
+    write_run(tmp_path, "iql", "iql", "hopper-medium-v2", 0, 30.0, 5.0, size=1000)  # before fingerprints: sizes
+    write_run(tmp_path, "iql", "iql", "hopper-medium-v2", 1, 30.0, 5.0, size=1200)
+    iql, hopper, walker = markdown_table(pair_rows(tmp_path)).splitlines()[2:]  # pairs in PAIR_ORDER
     assert "different data" not in hopper
+    assert "| hopper-medium-v2 (1,000 / 1,200, **runs on different data**) |" in iql
     assert "| walker2d-medium-replay-v2 (1,000, **runs on different data**) |" in walker
 
 

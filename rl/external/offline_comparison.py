@@ -4,7 +4,7 @@ Each algorithm pair is its own ``rl.benchmark`` folder (``results/offline/td3_bc
 label and of ``d3rlpy_<label>`` on the same HDF5 files); this module reads their ``run.json`` records and writes
 the combined table of ``results/offline/README.md``: normalised scores, whether they agree within noise, updates
 per second, and the dataset each pair trained on (rows whose runs recorded different dataset fingerprints,
-i.e. a dataset remade with other transitions between runs, are flagged).
+or loaded different numbers of transitions, i.e. a dataset remade between runs, are flagged).
 
     python -m rl.external.offline_comparison results/offline          # prints the markdown table
 
@@ -129,7 +129,7 @@ def _size(row: PairRow) -> str:
     """Transitions our side loaded (d3rlpy's count, when only it ran; it may differ by the last transition)."""
     sizes = sorted(row.ours.dataset_sizes or row.theirs.dataset_sizes)
     text = " / ".join(f"{size:,}" for size in sizes) if sizes else "?"
-    if len(row.ours.fingerprints | row.theirs.fingerprints) > 1:
+    if len(row.ours.fingerprints | row.theirs.fingerprints) > 1 or len(row.ours.dataset_sizes) > 1:
         text += ", **runs on different data**"  # a remade dataset: these runs do not compare
     return text
 

@@ -39,6 +39,8 @@ ENTRY_FILE = "entry.json"
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 REPLAY_BUFFER_FILE = "replay_buffer.pkl"
+RUN_RECORD_FILE = "zoo_run.json"
+"""Written in ``<env>/<level>/`` when training starts: the algo and seed that its ``run/`` checkpoints belong to."""
 
 
 class ZooError(ValueError):
@@ -112,6 +114,7 @@ def train_policy(
 
     goal = target_return(env_id, level, target)
     folder = zoo_root(root) / env_id / level
+    _claim_run_folder(folder, env_id, level, algo=algo, seed=seed)
     result = train(RunConfig(
         algo=algo, env=env_id, n_timesteps=n_timesteps, seed=seed, run_dir=str(folder / "run"),
         eval_freq=eval_freq, eval_episodes=eval_episodes, final_eval_episodes=10, save_freq=25_000,
@@ -142,6 +145,26 @@ def train_policy(
     )
     write_json_atomic(folder / ENTRY_FILE, asdict(entry))
     return entry
+
+
+def _claim_run_folder(folder: Path, env_id: str, level: str, *, algo: str, seed: int) -> None:
+    """Record which algo and seed ``folder/run`` trains, refusing to resume another one's checkpoints.
+
+    The runner resumes a run folder in place whatever its seed, so without this record a rerun with
+    ``--seed 1`` after a stalled seed-0 run would silently continue seed 0.
+    """
+    record_path = folder / RUN_RECORD_FILE
+    if record_path.is_file():
+        recorded = json.loads(record_path.read_text())
+        if (recorded.get("algo"), recorded.get("seed")) != (algo, seed):
+            raise ZooError(
+                f"{env_id} {level} already has a {recorded.get('algo')} run with seed {recorded.get('seed')} in "
+                f"{folder}; rerun with --algo {recorded.get('algo')} --seed {recorded.get('seed')} to resume it, "
+                f"or delete that folder (rm -rf {folder}) to start over with {algo} and seed {seed}."
+            )
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record_path, {"algo": algo, "seed": seed})
 
 
 def _evaluate_file(algo: str, path: Path, env_id: str, seed: int) -> EvaluationSummary:

@@ -78,3 +78,10 @@ def test_an_entry_that_misses_its_target_keeps_the_best_evaluated_model(tmp_path
     kept = (run / "best_model.zip") if best > final else (run / "Hopper-v4.zip")
     assert entry.model_path.read_bytes() == kept.read_bytes()
     assert len(evaluations["timesteps"]) == 3
+
+
+def test_a_rerun_with_another_seed_does_not_resume_the_first_run(zoo_root):
+    """The zoo resumes a level's run folder in place, so a different seed must not silently continue it."""
+    with pytest.raises(zoo.ZooError, match=r"seed 0 .*--algo sac --seed 0 to resume it.*rm -rf"):
+        zoo.train_policy("Hopper-v4", "medium", n_timesteps=1000, seed=1, hyperparams=TINY, progress=False,
+                         root=zoo_root)

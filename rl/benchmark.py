@@ -39,6 +39,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -252,6 +253,57 @@ def load_finished(spec: RunSpec) -> dict[str, Any] | None:
     return record
 
 
+@cache
+def _dataset_reference_returns(dataset: str) -> tuple[float | None, float | None]:
+    from rl.datasets import load_dataset
+
+    data = load_dataset(dataset)
+    return data.ref_min, data.ref_max
+
+
+def dataset_normalized_score(dataset: str, value: float) -> float | None:
+    """D4RL's normalised score of a return with ``dataset``'s reference returns (its own, else D4RL's).
+
+    Loads the dataset once per process for its references; None when it has none.
+    """
+    from rl.datasets import normalized_score
+
+    ref_min, ref_max = _dataset_reference_returns(dataset)
+    if ref_min is None or ref_max is None:
+        return None
+    return float(normalized_score(dataset, value, ref_min, ref_max))
+
+
+def offline_phase_return(record: dict[str, Any], offline_steps: int) -> float | None:
+    """The periodic evaluation's mean return at the last offline gradient step, None if none was logged there."""
+    timesteps, values = record["_curve"]
+    at_boundary = np.flatnonzero(np.asarray(timesteps) == offline_steps)
+    return float(values[at_boundary[0]]) if at_boundary.size else None
+
+
+def _offline_phase_lines(
+    records: dict[tuple[str, str, int], dict[str, Any] | None], algos: Sequence[str], envs: Sequence[str],
+    seeds: Sequence[int], offline_steps: int, eval_episodes: int,
+) -> list[str]:
+    """The table of offline-to-online runs' scores where the offline phase ended, before fine-tuning."""
+    lines = ["", f"At the end of the offline phase (the periodic evaluation at gradient step {offline_steps:,}, "
+             f"{eval_episodes} episodes; mean +- std over seeds of the normalised score, else the return):", "",
+             "| dataset | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
+    for env in envs:
+        cells = []
+        for algo in algos:
+            values = []
+            for seed in seeds:
+                record = records.get((algo, env, seed))
+                value = offline_phase_return(record, offline_steps) if record else None
+                if value is not None:
+                    score = dataset_normalized_score(env, value)
+                    values.append(value if score is None else score)
+            cells.append(f"{format_mean_std(values)} (n={len(values)})")
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def format_mean_std(values: Sequence[float], digits: int = 1) -> str:
     """``"mean +- std"`` of ``values`` with ``digits`` decimals (population std, as in every report), "n/a" if empty."""
     return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}" if len(values) else "n/a"
@@ -341,6 +393,8 @@ def write_report(
         cells.append(f"{wall / 60:.0f}")
         lines.append(f"| {env} | " + " | ".join(cells) + " |")
     lines += per_seed_lines
+    if online:
+        lines += _offline_phase_lines(records, algos, envs, seeds, budget, specs[0].eval_episodes)
     if failures:
         lines += ["", "Failed runs:", ""]
         lines += [f"- {f['spec']['algo']} {f['spec']['env']} seed {f['spec']['seed']}: "
@@ -353,7 +407,7 @@ def write_report(
     table_path.write_text("\n".join(lines) + "\n")
     x_label = ("gradient steps, then env steps" if online else "gradient steps") if offline else "env steps"
     plot_benchmark(curves, str(out / "learning_curves.png"), f"{name}: {' vs '.join(algos)} ({budget:,} steps)",
-                   x_label=x_label)
+                   x_label=x_label, online_from=budget if online else None)
     return str(table_path)
 
 

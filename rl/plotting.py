@@ -79,6 +79,7 @@ def plot_benchmark(
     title: str,
     *,
     x_label: str = "env steps",
+    online_from: int | None = None,
 ) -> str:
     """One panel per env: mean +- std over seeds of the evaluation return of each algorithm.
 
@@ -87,6 +88,7 @@ def plot_benchmark(
         path: where to write the PNG.
         title: figure title.
         x_label: what the steps count (offline benchmarks: gradient steps).
+        online_from: offline-to-online benchmarks: the step where online fine-tuning starts (a dashed line).
     """
     envs = list(curves)
     fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 4.2), squeeze=False)
@@ -101,6 +103,8 @@ def plot_benchmark(
             mean, std = values.mean(axis=0), values.std(axis=0)
             (line,) = ax.plot(steps, mean, label=f"{algo} ({len(runs)} seeds)")
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        if online_from is not None:
+            ax.axvline(online_from, color="gray", ls="--", lw=1, label="online fine-tuning starts")
         ax.set_title(env_id)
         _steps_axis(ax)
         ax.set_xlabel(x_label)

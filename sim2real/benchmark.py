@@ -28,7 +28,6 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from rl.benchmark import (
     RESULTS_ROOT,
     ProcessBackend,
     RunSpec,
+    dataset_normalized_score,
     execute,
     format_mean_std,
     load_finished,
@@ -145,22 +145,9 @@ def plan(
     return runs
 
 
-@cache
-def _reference_returns(dataset: str) -> tuple[float | None, float | None]:
-    from rl.datasets import load_dataset
-
-    data = load_dataset(dataset)
-    return data.ref_min, data.ref_max
-
-
 def normalized(setting: Setting, value: float) -> float | None:
     """The D4RL normalised score of a real-env return, with the setting's dataset's reference returns."""
-    from rl.datasets import normalized_score
-
-    ref_min, ref_max = _reference_returns(setting.dataset)
-    if ref_min is None or ref_max is None:
-        return None
-    return float(normalized_score(setting.dataset, value, ref_min, ref_max))
+    return dataset_normalized_score(setting.dataset, value)
 
 
 def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = RESULTS_ROOT,

@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 
-from rl.benchmark import ProcessBackend, execute, plan, run_benchmark
+import numpy as np
+
+from rl.benchmark import ProcessBackend, dataset_normalized_score, execute, plan, run_benchmark
 from rl.datasets import load_dataset
 
 
@@ -70,7 +72,7 @@ def test_offline_benchmark_runs_on_datasets_and_reports_scores(tmp_path):
 
     path = str(write_hdf5(random_dataset("Pendulum-v1", n=400), tmp_path / "tiny.hdf5"))
     tiny = {"policy_kwargs": {"net_arch": [8]}, "batch_size": 16}
-    options = dict(results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=20,
+    options = dict(results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"), eval_freq=10,
                    eval_episodes=1, final_eval_episodes=1, save_freq=-1, progress=False, datasets=True,
                    online_steps=10)
     table = run_benchmark("offline", ["td3_bc", "iql"], [path], [0], 30, backend=RecordingBackend(),
@@ -81,6 +83,15 @@ def test_offline_benchmark_runs_on_datasets_and_reports_scores(tmp_path):
     record = json.loads((tmp_path / "results" / "offline" / "runs" / "iql" / "tiny_seed0" / "run.json").read_text())
     assert record["offline_steps"] == 30 and record["num_timesteps"] == 40 and record["dataset"] == path
     assert record["dataset_fingerprint"] == load_dataset(path).fingerprint()
+    # Offline-to-online: the score where the offline phase ended (the evaluation at gradient step 30), per algo.
+    evaluations = np.load(tmp_path / "results" / "offline" / "runs" / "iql" / "tiny_seed0" / "evaluations.npz")
+    assert list(evaluations["timesteps"]) == [10, 20, 30, 40]
+    at_boundary_return = float(evaluations["results"][2].mean())
+    at_boundary = dataset_normalized_score(path, at_boundary_return)
+    at_boundary = at_boundary_return if at_boundary is None else at_boundary
+    offline_row = text.split("At the end of the offline phase (the periodic evaluation at gradient step 30")[1]
+    row = next(line for line in offline_row.splitlines() if line.startswith(f"| {path} |"))
+    assert row.split(" | ")[2].startswith(f"{at_boundary:.1f} +- 0.0 (n=1)")
 
 
 def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monkeypatch):

@@ -104,7 +104,7 @@ def save_checkpoint(model: BaseAlgorithm, root: str | os.PathLike, *, keep: int 
         model, "replay_buffer_is_dataset", False
     ):
         model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
-    state = {"num_timesteps": model.num_timesteps, "saved_at": time.time()}
+    state = {"num_timesteps": model.num_timesteps, "seed": model.seed, "saved_at": time.time()}
     with open(tmp / STATE_FILE, "w") as handle:
         json.dump(state, handle)
     if final.exists():
@@ -113,6 +113,16 @@ def save_checkpoint(model: BaseAlgorithm, root: str | os.PathLike, *, keep: int 
     for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The ``state.json`` of a checkpoint folder (step count, seed); empty when absent or unreadable."""
+    try:
+        with open(Path(checkpoint) / STATE_FILE) as handle:
+            state = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def list_checkpoints(root: str | os.PathLike) -> list[Path]:

@@ -9,7 +9,8 @@ the benchmark harness use exactly what users type. A run folder (``logs/<algo>/<
 - ``config.yml`` the resolved hyperparameters, ``run.json`` the run record (command, hyperparameters,
   versions, seed, throughput, final evaluation), ``learning_curve.png``.
 
-A run folder that holds a checkpoint but no final record is resumed in place by ``-i <run folder>``.
+A run folder that holds a checkpoint but no final record is resumed in place by ``-i <run folder>``, with the
+seed it was started with (another ``--seed`` is refused: the checkpoint's ``state.json`` records it).
 """
 
 from __future__ import annotations
@@ -189,6 +190,20 @@ def _resume_source(config: RunConfig) -> tuple[str | None, Path | None]:
     return None, None
 
 
+def _check_resumed_seed(run_dir: str, checkpoint: Path, seed: int) -> None:
+    """Refuse to continue a run folder in place under another seed than the one its checkpoint was trained with.
+
+    Otherwise a rerun with ``--seed 1`` would silently extend seed 0's run and record it as seed 1. Checkpoints
+    written before the seed was recorded in ``state.json`` are not checked.
+    """
+    recorded = ckpt.checkpoint_state(checkpoint).get("seed")
+    if recorded is not None and recorded != seed:
+        raise RunConfigError(
+            f"Run folder {run_dir!r} holds a run with seed {recorded}, not {seed}: resume it with --seed {recorded}, "
+            f"or start seed {seed} in a new run folder (delete {run_dir!r} to start over there)."
+        )
+
+
 def _sibling(model_source: Path, name: str) -> str | None:
     folder = model_source if model_source.is_dir() else model_source.parent
     path = folder / name
@@ -217,6 +232,8 @@ def train(config: RunConfig) -> RunResult:
     vec_env_class = runner.get("vec_env_class", config.vec_env)
 
     resume_dir, resume_from = _resume_source(config)
+    if resume_dir is not None and resume_from is not None:
+        _check_resumed_seed(resume_dir, resume_from, config.seed)
     label = config.label or spec.name
     run_dir = resume_dir or config.run_dir or next_run_dir(config.log_folder, label, config.env)
     os.makedirs(run_dir, exist_ok=True)

@@ -150,8 +150,8 @@ def train_policy(
 def _claim_run_folder(folder: Path, env_id: str, level: str, *, algo: str, seed: int) -> None:
     """Record which algo and seed ``folder/run`` trains, refusing to resume another one's checkpoints.
 
-    The runner resumes a run folder in place whatever its seed, so without this record a rerun with
-    ``--seed 1`` after a stalled seed-0 run would silently continue seed 0.
+    The runner refuses to resume a checkpoint under another seed, but only once a checkpoint exists and with a
+    generic message; this record also covers the algo and says how to start the level over with the new seed.
     """
     record_path = folder / RUN_RECORD_FILE
     if record_path.is_file():

@@ -60,6 +60,19 @@ def test_resume_an_interrupted_run_in_place(tmp_path):
     assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [128, 256, 384]
 
 
+def test_resuming_in_place_with_another_seed_is_refused(tmp_path, capsys):
+    assert _run(tmp_path, "-n", "256") == 0
+    run_dir = tmp_path / "mdpo" / "Pendulum-v1_1"
+    shutil.rmtree(list_checkpoints(run_dir / "checkpoints")[-1])
+    os.remove(run_dir / "run.json")
+
+    assert _run(tmp_path, "-n", "384", "-i", str(run_dir), "--seed", "4") == 2
+    error = capsys.readouterr().err
+    assert "holds a run with seed 3, not 4" in error and "--seed 3" in error
+    assert not (run_dir / "run.json").exists()  # nothing trained
+    assert _run(tmp_path, "-n", "384", "-i", str(run_dir)) == 0  # the run's own seed resumes it
+
+
 def test_continue_from_a_model_file_into_a_new_run(tmp_path):
     assert _run(tmp_path, "-n", "128") == 0
     model = tmp_path / "mdpo" / "Pendulum-v1_1" / "Pendulum-v1.zip"

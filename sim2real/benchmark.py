@@ -150,7 +150,7 @@ def normalized(setting: Setting, value: float) -> float | None:
     return dataset_normalized_score(setting.dataset, value)
 
 
-def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = RESULTS_ROOT,
+def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = RESULTS_ROOT, notes: str = "",
                  failures: Sequence[dict[str, Any]] = ()) -> str:
     """Write the tables and plots of the finished runs; return the README's path."""
     from rl.plotting import plot_benchmark
@@ -232,6 +232,8 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
     )
     lines += ["", f"H2O has the best mean return on {h2o_best} of the {finished_settings} settings whose runs "
               f"have all finished ({len(settings)} planned); the paper's claim is 2 of 3."]
+    if notes:
+        lines += ["", notes.strip()]
     lines += per_seed + speed_lines
     if "h2o" in contenders:
         lines += ratio_lines + ["", "Histograms: `dynamics_ratio.png`."]
@@ -292,7 +294,7 @@ def plot_dynamics_ratios(runs: Sequence[PlannedRun], path: Path) -> str | None:
 def run_benchmark(
     name: str, settings: Sequence[str], contenders: Sequence[str], seeds: Sequence[int], n_steps: int, *,
     workers: int = 2, overrides: dict[str, dict[str, Any]] | None = None, results_root: str = RESULTS_ROOT,
-    logs_root: str = LOGS_ROOT, progress: bool = True, **run_options: Any,
+    logs_root: str = LOGS_ROOT, notes: str = "", progress: bool = True, **run_options: Any,
 ) -> str:
     """Run every unfinished run (real datasets checked first), writing the report after each; returns its path."""
     from rl.datasets import load_dataset
@@ -314,8 +316,8 @@ def run_benchmark(
                 failures.append(outcome)
                 tqdm.write(f"run failed: {outcome['spec']['result_dir']}\n{outcome['error']}")
             bar.update(1)
-            write_report(name, runs, results_root=results_root, failures=failures)
-    return write_report(name, runs, results_root=results_root, failures=failures)
+            write_report(name, runs, results_root=results_root, notes=notes, failures=failures)
+    return write_report(name, runs, results_root=results_root, notes=notes, failures=failures)
 
 
 def _choices(kind: str, table: dict[str, Any]):  # noqa: ANN202 - an argparse type
@@ -348,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every n updates")
     parser.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="CONTENDER.KEY:VALUE",
                         help="per-contender overrides, e.g. h2o.cql_alpha:0.1 sac_sim.learning_starts:1000")
+    parser.add_argument("--notes", default="", help="text appended to the report (budget choices, caveats)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from finished runs")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     return parser
@@ -361,10 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report_only:
         runs = plan(args.name, args.settings, args.contenders, args.seeds, args.n_timesteps, overrides=overrides,
                     **options)
-        path = write_report(args.name, runs)
+        path = write_report(args.name, runs, notes=args.notes)
     else:
         path = run_benchmark(args.name, args.settings, args.contenders, args.seeds, args.n_timesteps,
-                             workers=args.workers, overrides=overrides, progress=args.progress, **options)
+                             workers=args.workers, overrides=overrides, notes=args.notes, progress=args.progress,
+                             **options)
     print(Path(path).read_text())
     return 0
 

@@ -84,7 +84,9 @@ def test_benchmark_reports_the_four_contenders_and_resumes(pendulum_setting, tmp
     assert (out / "runs" / "pendulum-gravity" / "h2o" / "seed0" / "dynamics_ratio.npz").is_file()
     # A second call finds every run finished and only rewrites the report.
     monkeypatch.setattr(bench, "execute", lambda spec: pytest.fail(f"reran {spec.result_dir}"))
-    assert bench.run_benchmark("b", [pendulum_setting.name], list(bench.CONTENDERS), [0], 40, **options) == table
+    assert bench.run_benchmark("b", [pendulum_setting.name], list(bench.CONTENDERS), [0], 40, notes="Budget: tiny.",
+                               **options) == table
+    assert "\nBudget: tiny.\n" in open(table).read()  # --notes goes into the report
 
 
 def test_unknown_setting_names_the_known_ones(capsys):

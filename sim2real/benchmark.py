@@ -216,7 +216,8 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
             cells.append(f"{format_mean_std(returns)}{score_text}, n={len(returns)}")
             speeds.append(f"{np.mean(rates):.0f}" if rates else "n/a")
         best = max(means, key=means.get) if means else "n/a"
-        complete = len(means) == len(contenders)
+        # Complete: every contender's every seed has its final evaluation (the claim is counted on these only).
+        complete = all(records[(setting_name, c, seed)] is not None for c in contenders for seed in seeds)
         h2o_best += int(complete and best == "h2o")
         lines.append(f"| {setting_name} | {setting.env} | {setting.sim} | {setting.dataset} | " + " | ".join(cells)
                      + f" | {best}{'' if complete else ' (so far)'} |")

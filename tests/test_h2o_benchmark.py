@@ -87,6 +87,11 @@ def test_benchmark_reports_the_four_contenders_and_resumes(pendulum_setting, tmp
     assert bench.run_benchmark("b", [pendulum_setting.name], list(bench.CONTENDERS), [0], 40, notes="Budget: tiny.",
                                **options) == table
     assert "\nBudget: tiny.\n" in open(table).read()  # --notes goes into the report
+    # With a second seed planned and not run, the setting is unfinished: its best is provisional, not counted.
+    partial = bench.plan("b", [pendulum_setting.name], list(bench.CONTENDERS), [0, 1], 40, overrides=TINY,
+                         **roots(tmp_path))
+    text = open(bench.write_report("b", partial, results_root=roots(tmp_path)["results_root"])).read()
+    assert "(so far) |" in text and "best mean return on 0 of the 0 settings" in text
 
 
 def test_unknown_setting_names_the_known_ones(capsys):

@@ -185,7 +185,7 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
                    "is the ratio clipped to [1e-5, 1]):", "",
                    "| setting | on real transitions | on sim transitions | sim Bellman weight |", "|---|---|---|---|"]
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
-    h2o_best = 0
+    h2o_best = finished_settings = 0
     for setting_name in settings:
         setting = setting_of[setting_name]
         curves[setting_name] = {}
@@ -219,6 +219,7 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
         # Complete: every contender's every seed has its final evaluation (the claim is counted on these only).
         complete = all(records[(setting_name, c, seed)] is not None for c in contenders for seed in seeds)
         h2o_best += int(complete and best == "h2o")
+        finished_settings += int(complete)
         lines.append(f"| {setting_name} | {setting.env} | {setting.sim} | {setting.dataset} | " + " | ".join(cells)
                      + f" | {best}{'' if complete else ' (so far)'} |")
         speed_lines.append(f"| {setting_name} | " + " | ".join(speeds) + f" | {wall / 60:.0f} |")
@@ -228,9 +229,6 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
             columns = [[s[key] for s in summaries if s.get(key) is not None]
                        for key in ("real_mean", "sim_mean", "sim_clipped_mean")]
             ratio_lines.append(f"| {setting_name} | " + " | ".join(format_mean_std(c, 3) for c in columns) + " |")
-    finished_settings = sum(
-        all(records[(s, c, seed)] is not None for c in contenders for seed in seeds) for s in settings
-    )
     lines += ["", f"H2O has the best mean return on {h2o_best} of the {finished_settings} settings whose runs "
               f"have all finished ({len(settings)} planned); the paper's claim is 2 of 3."]
     if notes:

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,8 +188,17 @@ def _evaluate_file(algo: str, path: Path, env_id: str, seed: int) -> EvaluationS
 def list_entries(root: str | os.PathLike | None = None) -> list[ZooEntry]:
     """Every cached policy, sorted by env and level."""
     base = zoo_root(root)
-    entries = [ZooEntry(**json.loads(path.read_text())) for path in sorted(base.glob(f"*/*/{ENTRY_FILE}"))]
+    entries = [_read_entry(path) for path in sorted(base.glob(f"*/*/{ENTRY_FILE}"))]
     return sorted(entries, key=lambda e: (e.env, e.level))
+
+
+def _read_entry(path: Path) -> ZooEntry:
+    """The entry stored at ``path``, located where it lies now.
+
+    The recorded ``folder`` is where the policy was trained; an entry folder copied elsewhere (a teacher
+    committed under ``results/``, a zoo moved to another disk) is used from its new place.
+    """
+    return replace(ZooEntry(**json.loads(path.read_text())), folder=str(path.parent))
 
 
 def get_entry(env_id: str, level: str, root: str | os.PathLike | None = None) -> ZooEntry:
@@ -200,7 +209,7 @@ def get_entry(env_id: str, level: str, root: str | os.PathLike | None = None) ->
             f"No {level} policy for {env_id} in the zoo ({path.parent}). Train one with "
             f"`python -m rl.zoo train --env {env_id} --level {level}`."
         )
-    return ZooEntry(**json.loads(path.read_text()))
+    return _read_entry(path)
 
 
 def load_policy(

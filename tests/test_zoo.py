@@ -38,6 +38,20 @@ def test_entries_are_cached_and_listed(zoo_root):
         zoo.get_entry("Hopper-v4", "expert", zoo_root)
 
 
+def test_a_copied_entry_is_used_from_where_it_lies(zoo_root, tmp_path):
+    """A teacher committed under results/ is a copy of its zoo folder: its entry must not point back home."""
+    import shutil
+
+    copied_root = tmp_path / "teachers"
+    shutil.copytree(zoo_root / "Hopper-v4" / "medium", copied_root / "Hopper-v4" / "medium",
+                    ignore=shutil.ignore_patterns("run", zoo.REPLAY_BUFFER_FILE))
+    entry = zoo.get_entry("Hopper-v4", "medium", copied_root)
+    assert entry.model_path == copied_root / "Hopper-v4" / "medium" / zoo.MODEL_FILE
+    assert [e.folder for e in zoo.list_entries(copied_root)] == [entry.folder]
+    policy = zoo.load_policy("Hopper-v4", "medium", deterministic=True, root=copied_root)
+    assert policy(np.zeros(11)).shape == (3,)
+
+
 def test_zoo_policy_is_reproducible_for_a_seed(zoo_root):
     obs = np.linspace(-1, 1, 11)
     first = [zoo.load_policy("Hopper-v4", "medium", seed=3, root=zoo_root)(obs) for _ in range(1)][0]

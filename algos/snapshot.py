@@ -95,6 +95,8 @@ class SnapshotSet:
     env_id: str
     snapshots: list[Snapshot]
     teacher: str = ""
+    teacher_sha256: str = ""
+    """SHA-256 of the teacher model file, so a cache is not reused after the teacher is retrained ("" if unknown)."""
     episode_returns: list[float] = field(default_factory=list)
     """Returns of the kept teacher episodes."""
     labels: np.ndarray | None = None
@@ -389,16 +391,31 @@ def default_snapshot_path(teacher: str | os.PathLike) -> Path:
     return teacher.with_name(teacher.stem + ".snapshots.pkl")
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def get_or_collect_snapshots(
     env_id: str, teacher: str, *, teacher_algo: str | None = None, path: str | None = None,
     n_episodes: int = 10, keep_best: int = 10, interval: int = 10, seed: int = 0, progress: bool = True,
 ) -> tuple[SnapshotSet, str]:
     """Load the teacher's cached snapshots, or run the teacher once and cache them; returns (set, path)."""
     snapshot_path = Path(path) if path else default_snapshot_path(teacher)
+    teacher_digest = file_sha256(teacher) if Path(teacher).is_file() else ""
     if snapshot_path.is_file():
         snapshots = SnapshotSet.load(snapshot_path)
         if snapshots.env_id != env_id:
             raise SnapshotFileError(f"{str(snapshot_path)!r} holds snapshots of {snapshots.env_id}, not {env_id}.")
+        if snapshots.teacher_sha256 and teacher_digest and snapshots.teacher_sha256 != teacher_digest:
+            raise SnapshotFileError(
+                f"{str(snapshot_path)!r} was collected from another version of the teacher {str(teacher)!r} "
+                f"(the model file changed since): delete it to collect the snapshots again, or pass the "
+                "matching teacher."
+            )
         return snapshots, str(snapshot_path)
     env = make_env(env_id)
     model, vec_normalize = load_teacher(teacher, env, algo=teacher_algo)
@@ -407,6 +424,7 @@ def get_or_collect_snapshots(
         seed=seed, progress=progress, teacher=str(teacher),
     )
     env.close()
+    snapshots.teacher_sha256 = teacher_digest
     snapshots.save(snapshot_path)
     return snapshots, str(snapshot_path)
 

@@ -220,3 +220,17 @@ def test_teacher_from_the_policy_zoo(teacher, tmp_path, monkeypatch):
     configure(config, SnapshotOptions(teacher="zoo:expert", teacher_episodes=1), progress=False)
     assert config.extra_record["snapshotrl"]["teacher"] == str(folder / zoo.MODEL_FILE)
     assert config.label == "s3rl_td3" and config.env_wrapper is not None
+
+
+def test_cached_snapshots_of_a_retrained_teacher_are_refused(teacher, tmp_path):
+    """A cache beside a teacher that was retrained since would silently mix two teachers into one benchmark."""
+    from algos.snapshot import get_or_collect_snapshots
+
+    model_path = tmp_path / "teacher.zip"
+    model_path.write_bytes(teacher[1].read_bytes())
+    (tmp_path / "run.json").write_text(json.dumps({"algo": "sac"}))
+    collected, cache = get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1, progress=False)
+    assert collected.teacher_sha256 and get_or_collect_snapshots("HalfCheetah-v4", str(model_path))[1] == cache
+    SAC("MlpPolicy", "HalfCheetah-v4", policy_kwargs=dict(net_arch=[16]), seed=1, buffer_size=100).save(model_path)
+    with pytest.raises(SnapshotFileError, match="another version of the teacher"):
+        get_or_collect_snapshots("HalfCheetah-v4", str(model_path))

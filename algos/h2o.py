@@ -586,4 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module, not this ``__main__`` copy: what it pickles must name
+    # ``algos.h2o``'s classes to load elsewhere, and its isinstance checks must see one class.
+    from algos.h2o import main as module_main
+
+    sys.exit(module_main())

@@ -234,3 +234,20 @@ def test_cached_snapshots_of_a_retrained_teacher_are_refused(teacher, tmp_path):
     SAC("MlpPolicy", "HalfCheetah-v4", policy_kwargs=dict(net_arch=[16]), seed=1, buffer_size=100).save(model_path)
     with pytest.raises(SnapshotFileError, match="another version of the teacher"):
         get_or_collect_snapshots("HalfCheetah-v4", str(model_path))
+
+
+def test_python_m_cli_reuses_its_own_snapshot_cache(teacher, tmp_path):
+    """`python -m algos.snapshot` runs the module as ``__main__``: its cache must still load, there and elsewhere."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "s.pkl"
+    argv = [sys.executable, "-m", "algos.snapshot", "--algo", "sac", "--env", "HalfCheetah-v4",
+            "--teacher", str(teacher[1]), "--snapshots", str(cache), "--teacher-episodes", "1", "-n", "110",
+            "-f", str(tmp_path), "--eval-freq", "-1", "--final-eval-episodes", "1", "--save-freq", "-1",
+            "--no-progress", "--verbose", "0", "-params", "learning_starts:100", "buffer_size:200",
+            "policy_kwargs:dict(net_arch=[8])"]
+    for _ in range(2):  # the first run collects the snapshots, the second loads them
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert SnapshotSet.load(cache).env_id == "HalfCheetah-v4"

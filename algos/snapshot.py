@@ -160,7 +160,14 @@ class SnapshotSet:
                 f"{SNAPSHOT_FORMAT_VERSION}: collect the snapshots again."
             )
         snapshot_set = payload["set"]
-        if not isinstance(snapshot_set, SnapshotSet) or not snapshot_set.snapshots:
+        if not isinstance(snapshot_set, SnapshotSet):
+            kind = type(snapshot_set)
+            raise SnapshotFileError(
+                f"Snapshot file {str(path)!r} holds a {kind.__module__}.{kind.__qualname__}, not an "
+                "algos.snapshot.SnapshotSet (files cached by `python -m algos.snapshot` before 2026-12-04 name "
+                "__main__): delete it to collect the snapshots again."
+            )
+        if not snapshot_set.snapshots:
             raise SnapshotFileError(f"Snapshot file {str(path)!r} holds no snapshots.")
         return snapshot_set
 

@@ -8,6 +8,7 @@ import pytest
 from stable_baselines3 import PPO, SAC
 
 from algos.snapshot import (
+    SNAPSHOT_FORMAT_VERSION,
     SnapshotFileError,
     SnapshotReset,
     SnapshotSet,
@@ -111,6 +112,10 @@ def test_snapshot_file_round_trip_and_errors(snapshots, tmp_path):
     (tmp_path / "other.pkl").write_bytes(pickle.dumps({"something": "else"}))
     with pytest.raises(SnapshotFileError, match="not a frontier-rl snapshot file"):
         SnapshotSet.load(tmp_path / "other.pkl")
+    wrong_class = {"format": "frontier-rl snapshots", "version": SNAPSHOT_FORMAT_VERSION, "set": {"snapshots": []}}
+    (tmp_path / "wrong_class.pkl").write_bytes(pickle.dumps(wrong_class))
+    with pytest.raises(SnapshotFileError, match="holds a builtins.dict, not an algos.snapshot.SnapshotSet"):
+        SnapshotSet.load(tmp_path / "wrong_class.pkl")
 
 
 def test_wrong_env_for_snapshots(snapshots):

@@ -96,7 +96,9 @@ def pair_rows(results_dir: str | Path) -> list[PairRow]:
             ours = _read_runs(folder / "runs" / ours_label)
             theirs = _read_runs(folder / "runs" / f"{EXTERNAL_PREFIX}{ours_label}")
             for dataset in sorted(set(ours) | set(theirs)):
-                rows.append(PairRow(folder.name, dataset, ours.get(dataset, SideRuns()), theirs.get(dataset, SideRuns())))
+                rows.append(
+                    PairRow(folder.name, dataset, ours.get(dataset, SideRuns()), theirs.get(dataset, SideRuns()))
+                )
     return rows
 
 
@@ -144,7 +146,8 @@ def _speed(side: SideRuns) -> str:
 def markdown_table(rows: Sequence[PairRow]) -> str:
     """The comparison table, one row per (pair, dataset)."""
     lines = [
-        "| algorithm (updates) | dataset (transitions) | ours: score | d3rlpy: score | within noise? (difference, 2 SE) "
+        "| algorithm (updates) | dataset (transitions) | ours: score | d3rlpy: score "
+        "| within noise? (difference, 2 SE) "
         "| ours updates/s | d3rlpy updates/s | speed ratio (samples/s ratio) | seeds done (ours, d3rlpy) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -162,7 +165,9 @@ def markdown_table(rows: Sequence[PairRow]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rl.external.offline_comparison", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m rl.external.offline_comparison", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("results_dir", help="the offline benchmark's folder, e.g. results/offline")
     args = parser.parse_args(argv)
     try:

@@ -565,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m algos.h2o --env <id> --sim <spec> --dataset <real data> [runner flags]``."""
     import shlex
 
-    from rl.cli import USER_ERRORS, build_parser, config_from_args
+    from rl.cli import build_parser, config_from_args, run_and_report
     from rl.runner import train
     from sim2real import SimSpecError, configure_sim, describe_parameters
 
@@ -575,14 +575,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"the simulator: the env with these dynamics changes (default: the env as it is). {describe_parameters()}",
     )
     args = parser.parse_args(argv)
-    try:
+
+    def start() -> object:
         config = configure_sim(config_from_args(args, "h2o"), args.sim)
         config.command = shlex.join(["python", "-m", "algos.h2o", *(sys.argv[1:] if argv is None else argv)])
-        train(config)
-    except (*USER_ERRORS, SimSpecError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return train(config)
+
+    return run_and_report(start, (SimSpecError,))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 
 from rl.hyperparams import HyperparameterError, parse_overrides
@@ -66,6 +66,11 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
         help="resume: a run folder (continues from its last checkpoint up to -n in total) "
         "or a model .zip (trains -n more steps into a new run folder)",
     )
+    parser.add_argument(
+        "--allow-changed-inputs", action="store_true",
+        help="with -i <run folder>: continue although the seed-independent inputs (hyperparameters, dataset, "
+        "simulator variant, snapshot settings) differ from the run's; run.json records the changes",
+    )
     parser.add_argument("-tb", "--tensorboard-log", default=None, help="tensorboard log folder")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
     parser.add_argument("--save-freq", type=int, default=50_000, help="checkpoint every n env steps (-1: never)")
@@ -115,14 +120,28 @@ def main(algo: str | None = None, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m algos.<algo>``. User errors print one clear line and exit 2."""
     parser = build_parser(algo)
     args = parser.parse_args(argv)
+    module = f"algos.{algo}" if algo else "rl"
+    command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    return run_and_report(lambda: train(_with_command(config_from_args(args, algo), command)))
+
+
+def _with_command(config: RunConfig, command: str) -> RunConfig:
+    config.command = command
+    return config
+
+
+def run_and_report(start: Callable[[], object], extra_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run ``start`` (a training run) the way every command line does: a user error prints one line and
+    returns 2; Ctrl-C prints where the checkpoint is and returns 130 (the shell's code for SIGINT)."""
     try:
-        config = config_from_args(args, algo)
-        module = f"algos.{algo}" if algo else "rl"
-        config.command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
-        train(config)
-    except USER_ERRORS as error:
+        start()
+    except (*USER_ERRORS, *extra_errors) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        message = str(interrupt) or "Interrupted before training started; nothing was saved."
+        print(message, file=sys.stderr)
+        return 130
     return 0
 
 

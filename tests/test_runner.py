@@ -49,15 +49,18 @@ def test_resume_an_interrupted_run_in_place(tmp_path):
     assert [p.name for p in checkpoints] == ["step_000000000128", "step_000000000256"]
     shutil.rmtree(checkpoints[-1])
     os.remove(run_dir / "run.json")
-    episodes_before = sum(1 for _ in open(run_dir / "0.monitor.csv"))
 
     assert _run(tmp_path, "-n", "384", "-i", str(run_dir)) == 0
     record = json.loads((run_dir / "run.json").read_text())
     assert record["resumed_from"].endswith("step_000000000128")
     assert record["num_timesteps"] == 384  # continued from 128 up to the total
     assert not (tmp_path / "mdpo" / "Pendulum-v1_2").exists()  # resumed in place
-    assert sum(1 for _ in open(run_dir / "0.monitor.csv")) > episodes_before  # monitor appended, not lost
     assert np.load(run_dir / "evaluations.npz")["timesteps"].tolist() == [128, 256, 384]
+    # The same run uninterrupted: the episode that ended at step 200 is in the monitor once, as there.
+    assert _run(tmp_path / "uninterrupted", "-n", "384") == 0
+    reference = tmp_path / "uninterrupted" / "mdpo" / "Pendulum-v1_1"
+    assert load_results(str(run_dir))[["r", "l"]].equals(load_results(str(reference))[["r", "l"]])
+    assert record["final_evaluation"] == json.loads((reference / "run.json").read_text())["final_evaluation"]
 
 
 def test_resuming_in_place_with_another_seed_is_refused(tmp_path, capsys):

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from stable_baselines3.common.monitor import load_results
 
 from rl.checkpoint import list_checkpoints
@@ -82,6 +83,25 @@ def test_continue_from_a_model_file_into_a_new_run(tmp_path):
     assert _run(tmp_path, "-n", "128", "-i", str(model)) == 0
     record = json.loads((tmp_path / "mdpo" / "Pendulum-v1_2" / "run.json").read_text())
     assert record["num_timesteps"] == 256  # rl-zoo3 semantics: -n more steps, timestep count kept
+
+
+def test_continuing_a_model_applies_and_records_the_overrides(tmp_path):
+    """rl-zoo3's ``-i model.zip -params ...``: the loaded model trains with the new values, and the records say
+    what trained (the model's own values for the keys not overridden, not the YAML defaults)."""
+    assert main("mdpo", ["--env", "Pendulum-v1", "-f", str(tmp_path), "-n", "128", "-params", *TINY_MDPO,
+                         "sgd_steps:5", *TINY_FLAGS]) == 0
+    model = tmp_path / "mdpo" / "Pendulum-v1_1" / "Pendulum-v1.zip"
+    assert main("mdpo", ["--env", "Pendulum-v1", "-f", str(tmp_path), "-n", "128", "-i", str(model),
+                         "-params", "learning_rate:0.1", *TINY_FLAGS]) == 0
+    run_dir = tmp_path / "mdpo" / "Pendulum-v1_2"
+    from algos.mdpo import MDPO
+
+    trained = MDPO.load(run_dir / "Pendulum-v1.zip")
+    assert trained.learning_rate == 0.1 and trained.sgd_steps == 5
+    for recorded in (json.loads((run_dir / "run.json").read_text())["hyperparams"],
+                     yaml.safe_load((run_dir / "config.yml").read_text())):
+        assert recorded["learning_rate"] == 0.1 and recorded["sgd_steps"] == 5  # the YAML default is 10
+        assert recorded["n_timesteps"] == 128  # -n, not the YAML's budget
 
 
 def test_off_policy_resume_restores_the_replay_buffer(tmp_path):

@@ -16,15 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch as th
 from stable_baselines3 import SAC
 
 from rl.checkpoint import list_checkpoints
 from rl.cli import main as rl_main
 from rl.datasets import write_d4rl_hdf5
-from rl.registry import get_algo
+from rl.resume_check import differences
 from tests.offline_data import random_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +79,7 @@ def _run_in_process(module: str, argv: list[str]) -> int:
 
 
 def _run_folder(root: Path) -> Path:
-    found = sorted(p.parent for p in root.glob("*/*/checkpoints")) or sorted(p.parent for p in root.glob("*/*/run.json"))
+    found = sorted(p.parent for p in root.glob("*/*/run_inputs.json"))
     assert len(found) == 1, found
     return found[0]
 
@@ -93,47 +91,9 @@ def _killed_child(module: str, argv: list[str], kill_at: int, signal_name: str =
     )
 
 
-def _algo_class(run_dir: Path) -> type:
-    record = json.loads((run_dir / "run.json").read_text())
-    return get_algo(record["algo"]).load_class()
-
-
-def _monitor_episodes(run_dir: Path) -> list[tuple[float, int]]:
-    lines = (run_dir / "0.monitor.csv").read_text().splitlines()[2:]
-    return [(float(line.split(",")[0]), int(line.split(",")[1])) for line in lines]
-
-
 def assert_same_run(reference: Path, resumed: Path) -> None:
-    """Final parameters, evaluations, final evaluation and monitored episodes are equal, bit for bit."""
-    record_a = json.loads((reference / "run.json").read_text())
-    record_b = json.loads((resumed / "run.json").read_text())
-    assert record_b["num_timesteps"] == record_a["num_timesteps"]
-    assert record_b["final_evaluation"]["episode_rewards"] == record_a["final_evaluation"]["episode_rewards"]
-    evaluations_a, evaluations_b = np.load(reference / "evaluations.npz"), np.load(resumed / "evaluations.npz")
-    assert evaluations_b["timesteps"].tolist() == evaluations_a["timesteps"].tolist()
-    assert np.array_equal(evaluations_b["results"], evaluations_a["results"])
-    assert _monitor_episodes(resumed) == _monitor_episodes(reference)  # every episode once, none lost
-    algo_class = _algo_class(reference)
-    env_file = f"{record_a['env']}.zip"
-    params_a = algo_class.load(reference / env_file, device="cpu").get_parameters()
-    params_b = algo_class.load(resumed / env_file, device="cpu").get_parameters()
-    _assert_equal(params_a, params_b, "parameters")
-
-
-def _assert_equal(a: object, b: object, where: str) -> None:
-    """Nested state dicts (networks, optimizer moments) equal bit for bit."""
-    if isinstance(a, th.Tensor):
-        assert isinstance(b, th.Tensor) and th.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), f"{where}: keys differ"
-        for key in a:
-            _assert_equal(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_equal(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where} differs: {a!r} vs {b!r}"
+    """Final parameters and optimizer states, evaluations and monitored episodes are equal, bit for bit."""
+    assert differences(reference, resumed) == []
 
 
 @pytest.fixture(scope="module")

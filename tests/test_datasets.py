@@ -14,6 +14,7 @@ from rl.datasets import (
     Episode,
     MalformedDatasetError,
     ReferenceScoreError,
+    UnknownDatasetEnvError,
     UnknownDatasetNameError,
     WorkFolderError,
     collect_episodes,
@@ -151,8 +152,9 @@ def test_malformed_d4rl_files_name_the_problem(tmp_path):
 
 def test_hdf5_without_an_env_asks_for_one(tmp_path):
     path = write_d4rl_hdf5(tmp_path / "mine.hdf5", d4rl_rows())
-    with pytest.raises(ValueError, match="Pass env_id="):
+    with pytest.raises(UnknownDatasetEnvError, match="Pass the env with --env <id>") as error:
         load_dataset(path)
+    assert "env_id='Hopper-v4'" in str(error.value)  # the Python spelling too
     data = load_dataset(path, env_id="Hopper-v4")
     assert data.env_id == "Hopper-v4" and data.ref_min == -20.272305  # D4RL's hopper scale via the env
     assert data.rewards.tolist() == [0, 1, 3, 4, 5]

@@ -25,6 +25,7 @@ from rl.datasets.d4rl import (
     REQUIRED_KEYS,
     TRANSITION_KEYS,
     check_d4rl_arrays,
+    check_finite_fields,
     load_d4rl_hdf5,
     qlearning_dataset,
     read_d4rl_attributes,
@@ -36,6 +37,7 @@ from rl.datasets.errors import (
     MalformedDatasetError,
     MissingDependencyError,
     ReferenceScoreError,
+    UnknownDatasetEnvError,
     UnknownDatasetNameError,
 )
 from rl.datasets.export import export_d4rl_file
@@ -73,9 +75,11 @@ __all__ = [
     "REQUIRED_KEYS",
     "ReferenceScoreError",
     "TRANSITION_KEYS",
+    "UnknownDatasetEnvError",
     "UnknownDatasetNameError",
     "WorkFolderError",
     "check_d4rl_arrays",
+    "check_finite_fields",
     "collect_episodes",
     "combine_datasets",
     "d4rl_reference_returns",

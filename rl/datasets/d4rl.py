@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ TRANSITION_KEYS: tuple[str, ...] = (
 
 _FLAGS = ("terminals", "timeouts")
 _SCALAR_PER_STEP = ("rewards", "terminals", "timeouts")
+_LEARNING_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+"""The fields offline algorithms learn from: they must hold finite numbers."""
 
 
 def _is_per_step(key: str) -> bool:
@@ -48,15 +50,83 @@ def _is_per_step(key: str) -> bool:
     return key in REQUIRED_KEYS or key == "next_observations" or key.startswith("infos/")
 
 
-def check_d4rl_arrays(data: Mapping[str, Any], source: str = "the data") -> dict[str, np.ndarray]:
+def _first_bad_row(array: np.ndarray, bad: np.ndarray) -> tuple[int, str]:
+    """The first row with a True in ``bad`` (same shape as ``array``) and, for a 2-D or wider array, its column."""
+    flat = bad.reshape(len(bad), -1)
+    row = int(np.argmax(flat.any(axis=1)))
+    if array.ndim < 2:
+        return row, ""
+    column = int(np.argmax(flat[row]))
+    index = np.unravel_index(column, array.shape[1:])
+    return row, f", column {index[0] if len(index) == 1 else tuple(int(i) for i in index)}"
+
+
+def check_finite_fields(
+    arrays: Mapping[str, np.ndarray],
+    keys: Sequence[str],
+    source: str,
+    describe_row: Callable[[int], str] | None = None,
+) -> None:
+    """Refuse NaN or inf in the float arrays ``keys`` of ``arrays``: name the field, the first bad row and its column.
+
+    Raises:
+        MalformedDatasetError: e.g. ``D4RL file 'x.hdf5': field 'rewards' has NaN at row 17 (3 rows in all); ...``.
+    """
+    for key in keys:
+        array = arrays.get(key)
+        if array is None or array.dtype.kind != "f" or array.size == 0:
+            continue
+        finite = np.isfinite(array)
+        if finite.all():
+            continue
+        row, column = _first_bad_row(array, ~finite)
+        value = array[row].flat[int(np.argmax(~finite[row].reshape(-1)))] if array.ndim > 1 else array[row]
+        what = "NaN" if np.isnan(value) else "+inf" if value > 0 else "-inf"
+        n_rows = int((~finite).reshape(len(array), -1).any(axis=1).sum())
+        where = describe_row(row) if describe_row is not None else f"row {row}"
+        raise MalformedDatasetError(
+            f"{source}: field {key!r} has {what} at {where}{column} ({n_rows} row{'s' * (n_rows != 1)} with NaN or "
+            "inf in that field). A dataset must hold finite numbers: regenerate it, or drop those rows."
+        )
+
+
+def as_numeric_array(key: str, value: Any, source: str) -> np.ndarray:
+    """``value`` as a numeric (bool, integer or float) array, or a MalformedDatasetError naming ``key``."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged nested lists
+        raise MalformedDatasetError(f"{source}: field {key!r} is not a rectangular array ({error}).") from None
+    if array.dtype.kind not in "biuf":
+        kind = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "V": "records"}.get(
+            array.dtype.kind, array.dtype.kind
+        )
+        raise MalformedDatasetError(
+            f"{source}: field {key!r} has dtype {array.dtype} ({kind}); it must hold numbers (float, int or bool)."
+        )
+    return array
+
+
+def check_d4rl_arrays(
+    data: Mapping[str, Any],
+    source: str = "the data",
+    *,
+    describe_row: Callable[[int], str] | None = None,
+) -> dict[str, np.ndarray]:
     """Validate arrays in D4RL's layout and return them normalised.
 
     Normalisation follows D4RL's ``get_dataset``: ``rewards``/``terminals``/``timeouts`` of shape (N, 1)
     become (N,); the two flags become bool.
 
+    Args:
+        data: the arrays, keyed as in a D4RL file.
+        source: what they are, for messages (``"D4RL file 'x.hdf5'"``).
+        describe_row: how a message names row ``i`` (default ``"row i"``; episodes give their episode and step).
+
     Raises:
-        MalformedDatasetError: a required key is missing, or a per-step array (required, ``next_observations``,
-            ``infos/*``) does not have one row per step; the message names the key, the lengths and ``source``.
+        MalformedDatasetError: a required key is missing; a field holds no numbers (text, objects), has the
+            wrong number of dimensions, or NaN/inf (the message names the field and the first bad row); a flag
+            holds values other than 0/1; a per-step array (required, ``next_observations``, ``infos/*``) does
+            not have one row per step; no rows at all. The message names the key and ``source``.
     """
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
@@ -65,7 +135,15 @@ def check_d4rl_arrays(data: Mapping[str, Any], source: str = "the data") -> dict
             f"(found: {', '.join(sorted(data)) or 'nothing'}). A D4RL v2 dataset needs {', '.join(REQUIRED_KEYS)}; "
             "timeouts is True at the last step of an episode cut by the time limit."
         )
-    arrays = {key: np.asarray(value) for key, value in data.items()}
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in data.items():
+        if key in _LEARNING_KEYS:
+            arrays[key] = as_numeric_array(key, value, source)
+        else:
+            try:
+                arrays[key] = np.asarray(value)
+            except (ValueError, TypeError) as error:
+                raise MalformedDatasetError(f"{source}: {key!r} is not a rectangular array ({error}).") from None
     for key in _SCALAR_PER_STEP:
         if arrays[key].ndim == 2 and arrays[key].shape[1] == 1:
             arrays[key] = arrays[key][:, 0]
@@ -73,13 +151,14 @@ def check_d4rl_arrays(data: Mapping[str, Any], source: str = "the data") -> dict
             raise MalformedDatasetError(
                 f"{source}: {key!r} must have shape (N,) or (N, 1), got {arrays[key].shape}."
             )
-    for key in _FLAGS:
-        arrays[key] = arrays[key].astype(bool)
-    if arrays["observations"].ndim < 2:
-        raise MalformedDatasetError(
-            f"{source}: 'observations' must have shape (N, obs_dim), got {arrays['observations'].shape}."
-        )
+    for key, what in (("observations", "obs_dim"), ("actions", "act_dim"), ("next_observations", "obs_dim")):
+        if key in arrays and arrays[key].ndim < 2:
+            raise MalformedDatasetError(
+                f"{source}: {key!r} must have shape (N, {what}), got {arrays[key].shape}."
+            )
     n_steps = len(arrays["observations"])
+    if n_steps == 0:
+        raise MalformedDatasetError(f"{source} has no rows: 'observations' is empty.")
     for key, value in arrays.items():
         if _is_per_step(key) and (value.ndim == 0 or len(value) != n_steps):
             length = "a scalar" if value.ndim == 0 else f"{len(value)} rows"
@@ -87,6 +166,23 @@ def check_d4rl_arrays(data: Mapping[str, Any], source: str = "the data") -> dict
                 f"{source}: {key!r} has {length} but 'observations' has {n_steps}. Every per-step array "
                 f"({', '.join(REQUIRED_KEYS)}, next_observations, infos/*) needs one row per step."
             )
+    if "next_observations" in arrays and arrays["next_observations"].shape != arrays["observations"].shape:
+        raise MalformedDatasetError(
+            f"{source}: 'next_observations' has shape {arrays['next_observations'].shape} but 'observations' has "
+            f"{arrays['observations'].shape}; they must match."
+        )
+    check_finite_fields(arrays, _LEARNING_KEYS, source, describe_row)
+    for key in _FLAGS:
+        flags = arrays[key]
+        if flags.dtype != bool:
+            not_flag = (flags != 0) & (flags != 1)
+            if not_flag.any():
+                row, _ = _first_bad_row(flags, not_flag)
+                where = describe_row(row) if describe_row is not None else f"row {row}"
+                raise MalformedDatasetError(
+                    f"{source}: field {key!r} holds {flags[row]!r} at {where}; a flag must be 0/1 or True/False."
+                )
+            arrays[key] = flags.astype(bool)
     return arrays
 
 
@@ -118,7 +214,7 @@ def load_d4rl_hdf5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with h5py.File(path, "r") as handle:
             handle.visititems(read)
-    except OSError as error:
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError) as error:  # not HDF5, truncated, odd types
         raise MalformedDatasetError(f"{str(path)!r} is not a readable HDF5 file ({error}).") from error
     return check_d4rl_arrays(data, source=f"D4RL file {str(path)!r}")
 
@@ -133,8 +229,11 @@ def read_d4rl_attributes(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"D4RL HDF5 file {str(path.absolute())!r} does not exist.")
-    with h5py.File(path, "r") as handle:
-        attributes = dict(handle.attrs)
+    try:
+        with h5py.File(path, "r") as handle:
+            attributes = dict(handle.attrs)
+    except (OSError, RuntimeError, TypeError, ValueError, KeyError) as error:
+        raise MalformedDatasetError(f"{str(path)!r} is not a readable HDF5 file ({error}).") from error
     return {
         key: value.decode() if isinstance(value, bytes) else value.item() if isinstance(value, np.generic) else value
         for key, value in attributes.items()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rl.datasets.d4rl import check_d4rl_arrays
 from rl.datasets.errors import MalformedDatasetError
 
 
@@ -94,7 +95,20 @@ def episodes_to_d4rl(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
     return data
 
 
-def episodes_to_transitions(episodes: Sequence[Episode], *, drop_timeouts: bool = True) -> dict[str, np.ndarray]:
+def episode_row_names(episodes: Sequence[Episode]) -> Callable[[int], str]:
+    """How a message names row ``i`` of the episodes back to back: ``"episode 2, step 5 (row 17)"``."""
+    starts = np.cumsum([0, *(len(episode) for episode in episodes)])
+
+    def describe(row: int) -> str:
+        episode = int(np.searchsorted(starts, row, side="right")) - 1
+        return f"episode {episode}, step {row - int(starts[episode])} (row {row})"
+
+    return describe
+
+
+def episodes_to_transitions(
+    episodes: Sequence[Episode], *, drop_timeouts: bool = True, source: str = "the episodes"
+) -> dict[str, np.ndarray]:
     """Flat learning transitions (the dict :func:`rl.datasets.qlearning_dataset` returns) from whole episodes.
 
     Each step t gives (``observations[t]``, ``actions[t]``, ``rewards[t]``, ``observations[t + 1]``), with
@@ -103,10 +117,14 @@ def episodes_to_transitions(episodes: Sequence[Episode], *, drop_timeouts: bool 
     ``qlearning_dataset``; with episodes the true next observation is known, so ``False`` keeps them (and an
     algorithm should bootstrap through them: timeout is not terminal). Unlike D4RL on a flat file, the very
     last step of the data is not dropped. Floats are float32, flags bool, as in D4RL.
+
+    Raises:
+        MalformedDatasetError: the episodes hold something other than finite numbers (NaN, inf, text) or
+            arrays of the wrong dimensionality; the message names ``source``, the field, the episode and step.
     """
     if not episodes:
-        raise MalformedDatasetError("No episodes to convert.")
-    data = episodes_to_d4rl(episodes)
+        raise MalformedDatasetError(f"No episodes to convert in {source}.")
+    data = check_d4rl_arrays(episodes_to_d4rl(episodes), source, describe_row=episode_row_names(episodes))
     keep = ~data["timeouts"] if drop_timeouts else np.ones(len(data["timeouts"]), dtype=bool)
     return {
         "observations": data["observations"][keep].astype(np.float32),

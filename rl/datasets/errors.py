@@ -22,6 +22,10 @@ class MalformedDatasetError(ValueError):
     """Raised for a dataset whose content does not fit its format: a missing key, mismatched lengths."""
 
 
+class UnknownDatasetEnvError(MalformedDatasetError):
+    """Raised for a dataset that records no env when none is given: says to pass ``--env <id>``."""
+
+
 class UnknownDatasetNameError(ValueError):
     """Raised for a D4RL-style name with an unknown env or level; lists the valid ones."""
 

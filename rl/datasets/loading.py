@@ -16,8 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.datasets.d4rl import load_d4rl_hdf5, qlearning_dataset, read_d4rl_attributes
-from rl.datasets.errors import MalformedDatasetError
+from rl.datasets.d4rl import (
+    as_numeric_array,
+    check_finite_fields,
+    load_d4rl_hdf5,
+    qlearning_dataset,
+    read_d4rl_attributes,
+)
+from rl.datasets.errors import MalformedDatasetError, UnknownDatasetEnvError
 from rl.datasets.minari_store import (
     load_minari_dataset,
     minari_dataset_exists,
@@ -56,6 +62,53 @@ class OfflineDataset:
     """Expert return of the score scale; None if unknown."""
     source: str = ""
     """Where it was read from: a file path or a Minari id."""
+    recorded_env_id: str | None = None
+    """The env the data was collected on, as the dataset itself records it (the file's ``env_id`` attribute, the
+    Minari env spec, or its D4RL-style name); None when it records none. ``env_id`` differs from it when the
+    caller chose the env (``load_dataset(..., env_id=...)``, ``--env``)."""
+
+    def __post_init__(self) -> None:
+        """Refuse arrays that offline training cannot use, naming the field and the first bad transition.
+
+        Every loader ends here (and data built in memory too): the six arrays must be numbers of the shapes the
+        field docs give, one row per transition, at least one row, with no NaN or inf; flags are made bool.
+        """
+        where = f"Dataset {self.name!r}" + (f" ({self.source})" if self.source and self.source != self.name else "")
+        arrays = {}
+        for key in ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts"):
+            arrays[key] = as_numeric_array(key, getattr(self, key), where)
+        for key in ("observations", "actions", "next_observations"):
+            if arrays[key].ndim < 2:
+                raise MalformedDatasetError(
+                    f"{where}: field {key!r} must have shape (N, dim), got {arrays[key].shape}."
+                )
+        for key in ("rewards", "terminals", "timeouts"):
+            if arrays[key].ndim != 1:
+                raise MalformedDatasetError(f"{where}: field {key!r} must have shape (N,), got {arrays[key].shape}.")
+        n = len(arrays["observations"])
+        if n == 0:
+            raise MalformedDatasetError(f"{where} has no transitions: 'observations' is empty.")
+        wrong = [f"{key!r} has {len(value)}" for key, value in arrays.items() if len(value) != n]
+        if wrong:
+            raise MalformedDatasetError(
+                f"{where}: {', '.join(wrong)} rows but 'observations' has {n}; every field needs one row per "
+                "transition."
+            )
+        if arrays["next_observations"].shape != arrays["observations"].shape:
+            raise MalformedDatasetError(
+                f"{where}: field 'next_observations' has shape {arrays['next_observations'].shape} but 'observations' "
+                f"has {arrays['observations'].shape}; they must match."
+            )
+        check_finite_fields(arrays, tuple(arrays), where, lambda row: f"transition {row}")
+        for key in ("terminals", "timeouts"):
+            flags = arrays[key]
+            if flags.dtype != bool:
+                if np.any((flags != 0) & (flags != 1)):
+                    raise MalformedDatasetError(f"{where}: field {key!r} must hold 0/1 or True/False.")
+                arrays[key] = flags.astype(bool)
+        for key, value in arrays.items():
+            if value is not getattr(self, key):
+                object.__setattr__(self, key, value)
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -90,16 +143,29 @@ def _scale(name: str, env_id: str, own: tuple[float, float] | None) -> tuple[flo
     return scale if scale is not None else (None, None)
 
 
+def _no_env_message(what: str) -> str:
+    return (
+        f"Cannot tell which env {what} was collected on: it records none. Pass the env with --env <id> on the "
+        "command line (e.g. --env Hopper-v4), or load_dataset(..., env_id='Hopper-v4') from Python."
+    )
+
+
 def _from_hdf5(path: Path, env_id: str | None, drop_timeouts: bool) -> OfflineDataset:
     data = load_d4rl_hdf5(path)
     attributes = read_d4rl_attributes(path)
     name = str(attributes.get("name") or path.stem)
-    d4rl_env = parse_d4rl_name(name).env_id if is_d4rl_name(name) else None
-    env_id = env_id or attributes.get("env_id") or d4rl_env
+    recorded = attributes.get("env_id")
+    if recorded is not None and (not isinstance(recorded, str) or not recorded.strip()):
+        raise MalformedDatasetError(
+            f"D4RL file {str(path)!r}: its env_id attribute is {recorded!r}, not an env id such as 'Hopper-v4'. "
+            "Rewrite the attribute, or pass the env with --env <id>."
+        )
+    recorded = recorded or (parse_d4rl_name(name).env_id if is_d4rl_name(name) else None)
+    env_id = env_id or recorded
     if env_id is None:
-        raise ValueError(
-            f"Cannot tell which env {str(path)!r} was collected on: it has no env_id attribute and its name "
-            f"{name!r} is not a D4RL-style name. Pass env_id=, e.g. load_dataset(path, env_id='Hopper-v4')."
+        raise UnknownDatasetEnvError(
+            _no_env_message(f"{str(path)!r}") + f" (It has no env_id attribute, and its name {name!r} is not a "
+            "D4RL-style name such as hopper-medium-v2.)"
         )
     if not drop_timeouts and "next_observations" not in data:
         raise MalformedDatasetError(
@@ -108,20 +174,33 @@ def _from_hdf5(path: Path, env_id: str | None, drop_timeouts: bool) -> OfflineDa
         )
     own = None
     if attributes.get("ref_min_score") is not None and attributes.get("ref_max_score") is not None:
-        own = (float(attributes["ref_min_score"]), float(attributes["ref_max_score"]))
-    ref_min, ref_max = _scale(name, env_id, own)
+        try:
+            own = (float(attributes["ref_min_score"]), float(attributes["ref_max_score"]))
+        except (TypeError, ValueError):
+            raise MalformedDatasetError(
+                f"D4RL file {str(path)!r}: its ref_min_score/ref_max_score attributes "
+                f"({attributes['ref_min_score']!r}, {attributes['ref_max_score']!r}) are not numbers."
+            ) from None
+    ref_min, ref_max = _scale(name, recorded or env_id, own)
     transitions = qlearning_dataset(data, terminate_on_end=not drop_timeouts)
-    return OfflineDataset(name=name, env_id=env_id, ref_min=ref_min, ref_max=ref_max, source=str(path), **transitions)
+    return OfflineDataset(
+        name=name, env_id=env_id, ref_min=ref_min, ref_max=ref_max, source=str(path), recorded_env_id=recorded,
+        **transitions,
+    )
 
 
 def _from_minari(dataset_id: str, name: str, env_id: str | None, drop_timeouts: bool) -> OfflineDataset:
     dataset = load_minari_dataset(dataset_id)
-    env_id = env_id or (dataset.env_spec.id if dataset.env_spec is not None else None)
+    recorded = dataset.env_spec.id if dataset.env_spec is not None else None
+    env_id = env_id or recorded
     if env_id is None:
-        raise ValueError(f"Minari dataset {dataset_id!r} records no env; pass env_id= (the env to evaluate on).")
-    ref_min, ref_max = _scale(name, env_id, minari_reference_returns(dataset))
+        raise UnknownDatasetEnvError(_no_env_message(f"Minari dataset {dataset_id!r}"))
+    ref_min, ref_max = _scale(name, recorded or env_id, minari_reference_returns(dataset))
     transitions = minari_to_transitions(dataset, drop_timeouts=drop_timeouts)
-    return OfflineDataset(name=name, env_id=env_id, ref_min=ref_min, ref_max=ref_max, source=dataset_id, **transitions)
+    return OfflineDataset(
+        name=name, env_id=env_id, ref_min=ref_min, ref_max=ref_max, source=dataset_id, recorded_env_id=recorded,
+        **transitions,
+    )
 
 
 def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_timeouts: bool = True) -> OfflineDataset:
@@ -139,7 +218,10 @@ def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_tim
         DatasetNotFoundError: no such file, or no such dataset in the local Minari store (says where it looked
             and how to make it).
         UnknownDatasetNameError: a name that is neither a D4RL-style name nor a local Minari id.
-        MalformedDatasetError: a file that is not in D4RL's layout.
+        MalformedDatasetError: a file that is not in D4RL's layout, or data that is not finite numbers of the
+            right shapes (NaN, inf, text, missing fields, mismatched lengths); the message names the field and
+            the first bad row.
+        UnknownDatasetEnvError: ``env_id`` is None and the dataset records no env (says to pass ``--env <id>``).
     """
     text = os.fspath(spec)
     path = Path(text)

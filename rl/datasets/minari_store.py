@@ -310,7 +310,10 @@ def minari_to_transitions(dataset: MinariDataset | str, *, drop_timeouts: bool =
 
     See :func:`rl.datasets.episodes_to_transitions` for the rules (``drop_timeouts=True`` is D4RL's).
     """
-    return episodes_to_transitions(read_episodes(dataset), drop_timeouts=drop_timeouts)
+    dataset = _as_dataset(dataset)
+    return episodes_to_transitions(
+        read_episodes(dataset), drop_timeouts=drop_timeouts, source=f"Minari dataset {dataset.id!r}"
+    )
 
 
 def minari_reference_returns(dataset: MinariDataset | str) -> tuple[float, float] | None:

@@ -12,6 +12,9 @@ import ast
 import difflib
 import inspect
 import os
+import re
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +35,9 @@ RUNNER_KEYS: dict[str, str] = {
 }
 """Keys the runner consumes itself; every other key goes to the algorithm's constructor."""
 
+STRING_RUNNER_KEYS = ("policy", "vec_env_class")
+"""Runner keys whose values are strings (a policy name, 'dummy'/'subproc'); the others take numbers or dicts."""
+
 _CONSTRUCTOR_EXCLUDED = {"self", "policy", "env", "_init_setup_model", "args", "kwargs"}
 _EVAL_NAMESPACE = {"dict": dict, "nn": th.nn, "th": th, "torch": th, "True": True, "False": False, "None": None}
 
@@ -40,18 +46,27 @@ class HyperparameterError(ValueError):
     """Raised for an unknown key or a value that cannot be parsed."""
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, key: str | None = None) -> Any:
     """Parse a command-line value the way rl-zoo3 does: Python literals, ``dict(...)``, ``nn.ReLU``.
 
     ``lin_<x>`` becomes a linear schedule from ``x`` to 0; anything else that is not an expression
-    stays a string.
+    stays a string (:func:`validate_keys` then keeps it only where the key takes a string).
+
+    Raises:
+        HyperparameterError: ``lin_`` followed by something other than a number (``key`` names the key).
     """
     text = text.strip()
     if text.startswith("lin_"):
-        return linear_schedule(float(text[4:]))
+        try:
+            return linear_schedule(float(text[4:]))
+        except ValueError:
+            what = f"Hyperparameter {key!r} got {text!r}" if key is not None else f"{text!r}"
+            raise HyperparameterError(
+                f"{what}: lin_<x> is a linear schedule from x to 0 and needs a number, e.g. lin_0.0003."
+            ) from None
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
     try:
         return eval(text, {"__builtins__": {}}, dict(_EVAL_NAMESPACE))  # noqa: S307 - restricted namespace
@@ -73,7 +88,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
                 f"Hyperparameter {item!r} is not of the form key:value (e.g. learning_rate:0.0003)."
             )
         key, value = item.split(":", 1)
-        result[key.strip()] = parse_value(value)
+        result[key.strip()] = parse_value(value, key.strip())
     return result
 
 
@@ -81,8 +96,8 @@ def _normalise_yaml_values(params: Mapping[str, Any]) -> dict[str, Any]:
     """YAML gives strings for Python expressions such as ``dict(net_arch=[64, 64])``: evaluate them."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if isinstance(value, str) and key not in ("policy", "vec_env_class"):
-            value = parse_value(value)
+        if isinstance(value, str) and key not in STRING_RUNNER_KEYS:
+            value = parse_value(value, key)
         out[key] = value
     return out
 
@@ -128,8 +143,94 @@ def constructor_keys(algo_class: type) -> list[str]:
     return [name for name in signature.parameters if name not in _CONSTRUCTOR_EXCLUDED]
 
 
+def _split_top_level(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside brackets: ``"int | tuple[int, str]"`` -> ``["int", "tuple[...]"]``."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif char == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def _text_admits_str(annotation: str) -> bool:
+    """Whether a string annotation (``from __future__ import annotations``) lets the value be a str."""
+    annotation = annotation.strip()
+    for wrapper in ("Optional[", "typing.Optional[", "Union[", "typing.Union["):
+        if annotation.startswith(wrapper) and annotation.endswith("]"):
+            return any(_text_admits_str(member) for member in _split_top_level(annotation[len(wrapper):-1], ","))
+    members = _split_top_level(annotation, "|")
+    if len(members) > 1:
+        return any(_text_admits_str(member) for member in members)
+    if annotation.startswith(("Literal[", "typing.Literal[")):
+        return "'" in annotation or '"' in annotation
+    return annotation in ("str", "builtins.str", "Any", "typing.Any", "object")
+
+
+def _type_admits_str(annotation: Any) -> bool:
+    """Whether a runtime annotation (``str | float``, ``Optional[str]``, ``Literal["a"]``) lets the value be a str."""
+    if isinstance(annotation, str):
+        return _text_admits_str(annotation)
+    if annotation in (str, Any, object):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_admits_str(member) for member in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return any(isinstance(member, str) for member in typing.get_args(annotation))
+    return False
+
+
+def takes_string(algo_class: type, key: str) -> bool:
+    """Whether a str is a meaningful value of ``key``: a string runner key (policy, vec_env_class), or a
+    constructor argument whose default is a str (SAC's ``ent_coef="auto"``) or whose annotation admits str.
+    An argument with neither annotation nor default (or default None and no annotation) cannot be told: True."""
+    if key in RUNNER_KEYS:
+        return key in STRING_RUNNER_KEYS
+    parameter = inspect.signature(algo_class.__init__).parameters.get(key)
+    if parameter is None:
+        return True  # unknown keys are refused on their own
+    if isinstance(parameter.default, str):
+        return True
+    if parameter.annotation is inspect.Parameter.empty:
+        return parameter.default in (None, inspect.Parameter.empty)
+    return _type_admits_str(parameter.annotation)
+
+
+def _not_a_value_message(algo_class: type, algo_name: str, key: str, value: str) -> str:
+    if key in RUNNER_KEYS:
+        takes = f"the runner's {key} ({RUNNER_KEYS[key]}) takes no text"
+        schedule = False
+    else:
+        parameter = inspect.signature(algo_class.__init__).parameters[key]
+        annotation = parameter.annotation
+        if annotation is inspect.Parameter.empty:
+            described = "a non-string value"
+        elif isinstance(annotation, str):
+            described = annotation
+        else:
+            described = re.sub(r"\b(?:typing|collections\.abc|builtins)\.", "", inspect.formatannotation(annotation))
+        default = "" if parameter.default is inspect.Parameter.empty else f" (default {parameter.default!r})"
+        takes = f"{algo_name}'s {key} takes {described}{default}"
+        schedule = any(word in described for word in ("Schedule", "Callable"))
+    hint = " or lin_<x> for a linear schedule from x to 0" if schedule else ""
+    return (
+        f"Hyperparameter {key!r} got {value!r}, which is not a number/Python value: {takes}. Write a number or a "
+        f"Python literal (0.001, True, [64, 64], dict(...)){hint}."
+    )
+
+
 def validate_keys(params: Mapping[str, Any], algo_class: type, algo_name: str) -> None:
-    """Refuse keys that neither the runner nor the algorithm's constructor knows."""
+    """Refuse keys that neither the runner nor the algorithm's constructor knows, and text where a key takes none.
+
+    A value that is a plain string (``-params learning_rate:abc`` parses to ``"abc"``) is kept only where a
+    string is meaningful (:func:`takes_string`); elsewhere it is a typo or an expression that did not parse.
+    """
     valid = set(constructor_keys(algo_class)) | set(RUNNER_KEYS)
     for key in params:
         if key not in valid:
@@ -139,6 +240,9 @@ def validate_keys(params: Mapping[str, Any], algo_class: type, algo_name: str) -
                 f"Unknown hyperparameter {key!r} for {algo_name}.{hint} "
                 f"Valid keys: {', '.join(sorted(valid))}."
             )
+    for key, value in params.items():
+        if isinstance(value, str) and not takes_string(algo_class, key):
+            raise HyperparameterError(_not_a_value_message(algo_class, algo_name, key, value))
 
 
 def resolve_hyperparams(

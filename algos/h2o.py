@@ -178,6 +178,9 @@ class H2O(CQL):
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": H2OPolicy}
+    vec_normalize_supported = True
+    """Sim steps from the first update (no offline phase by default): a VecNormalize env's running statistics then
+    normalise real and sim rows alike, as for any online SB3 algorithm (``learn_offline`` still refuses it)."""
     policy: H2OPolicy
     replay_buffer: RealSimReplayBuffer
     discriminators: DynamicsDiscriminators

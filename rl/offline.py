@@ -32,6 +32,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 from torch import nn
 
 from rl.datasets import OfflineDataset, load_dataset
@@ -46,6 +47,12 @@ class NoOfflineDataError(RuntimeError):
 
 class DatasetMismatchError(ValueError):
     """Raised when a dataset's observations or actions do not fit the env's spaces."""
+
+
+class OfflineEnvError(DatasetMismatchError):
+    """Raised when the env cannot be used with an offline algorithm's data: a VecNormalize wrapper (the dataset
+    would be normalised with the env's running statistics), or several envs (the dataset fills a one-env buffer).
+    A :class:`DatasetMismatchError`, so the command line reports it in one line."""
 
 
 class StandardizedObservations(BaseFeaturesExtractor):
@@ -150,9 +157,37 @@ def check_dataset_fits(dataset: OfflineDataset, observation_space: spaces.Space,
     if int(np.prod(act_shape)) != int(np.prod(action_space.shape)):
         problems.append(f"actions {act_shape} vs the env's {action_space.shape}")
     if problems:
-        raise DatasetMismatchError(
-            f"Dataset {dataset.name!r} does not fit the env ({'; '.join(problems)}). "
-            f"It was collected on {dataset.env_id}: train on that env (--env {dataset.env_id})."
+        recorded = dataset.recorded_env_id
+        if recorded is not None:
+            hint = f"It was collected on {recorded}: train on that env (--env {recorded})."
+        else:
+            hint = (
+                f"It records no env of its own (it was given env_id {dataset.env_id}): train on the env it was "
+                "collected on (--env <id>)."
+            )
+        raise DatasetMismatchError(f"Dataset {dataset.name!r} does not fit the env ({'; '.join(problems)}). {hint}")
+
+
+def check_offline_env(env: Any, algo_name: str, *, vec_normalize_supported: bool = False) -> None:
+    """Refuse an env an offline algorithm cannot train with: several envs, or (unless supported) VecNormalize.
+
+    Raises:
+        OfflineEnvError: one line naming the problem and the fix.
+    """
+    if not isinstance(env, VecEnv):
+        return  # None, an id or a gym.Env: SB3 wraps it in one DummyVecEnv
+    if env.num_envs != 1:
+        raise OfflineEnvError(
+            f"n_envs must be 1 for {algo_name}: the offline dataset fills a one-env replay buffer and the online phase "
+            f"steps one env; got {env.num_envs} envs. Drop --n-envs (or set n_envs: 1)."
+        )
+    vec_normalize = unwrap_vec_normalize(env)
+    if vec_normalize is not None and not vec_normalize_supported:
+        raise OfflineEnvError(
+            f"{algo_name} trains on raw dataset observations: do not wrap the env in VecNormalize (set normalize: "
+            "false); it standardises observations with the dataset's statistics itself (normalize_observations=True). "
+            "VecNormalize would rescale the dataset by the env's running statistics (at first those of one reset "
+            f"observation) and clip it to +-{vec_normalize.clip_obs:g}."
         )
 
 
@@ -167,11 +202,25 @@ class OfflineAlgorithmMixin:
 
     dataset_spec: str | None
     normalize_observations: bool
+    vec_normalize_supported: bool = False
+    """Whether a VecNormalize env is allowed: not for algorithms that learn from the dataset first (the dataset would
+    be normalised by the env's running statistics); an algorithm trained on env steps from the start may allow it."""
     offline_updates: int
     in_offline_phase: bool = False
     """True while :meth:`learn_offline` runs (``train`` may differ between the phases, e.g. IQL's schedule)."""
     reward_scale: float
     reward_bias: float
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Check the env (see :func:`check_offline_env`) before SB3 builds anything, then SB3's ``__init__``."""
+        env = kwargs["env"] if "env" in kwargs else args[1] if len(args) > 1 else None
+        check_offline_env(env, type(self).__name__, vec_normalize_supported=self.vec_normalize_supported)
+        super().__init__(*args, **kwargs)
+
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        """SB3's ``set_env``, refusing the envs :func:`check_offline_env` refuses."""
+        check_offline_env(env, type(self).__name__, vec_normalize_supported=self.vec_normalize_supported)
+        super().set_env(env, force_reset=force_reset)  # type: ignore[misc]
 
     def _init_offline(
         self, dataset: OfflineDataset | str | None, normalize_observations: bool, policy_kwargs: dict[str, Any] | None
@@ -268,6 +317,12 @@ class OfflineAlgorithmMixin:
         called after every update; ``on_rollout_start`` before it, where checkpoints are taken). Logs are
         dumped every ``log_interval`` updates; ``time/fps`` is then updates per second.
         """
+        vec_normalize = self.get_vec_normalize_env()  # type: ignore[attr-defined]
+        if vec_normalize is not None:
+            raise OfflineEnvError(
+                f"{type(self).__name__} cannot take offline updates with a VecNormalize env: its statistics come from "
+                "env steps, not from the dataset (set normalize: false, or offline_steps: 0)."
+            )
         if self.replay_buffer is None or self.replay_buffer.size() == 0:  # type: ignore[attr-defined]
             raise NoOfflineDataError(
                 "The replay buffer is empty: pass dataset=... to the constructor or call load_offline_data(...) first."

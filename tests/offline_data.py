@@ -39,7 +39,7 @@ def random_dataset(
         name=f"{env_id.lower()}-tiny-random", env_id=env_id, observations=arrays["observations"],
         actions=arrays["actions"], next_observations=arrays["next_observations"], rewards=arrays["rewards"],
         terminals=arrays["terminals"].astype(bool), timeouts=np.zeros(n, dtype=bool),
-        ref_min=-1500.0, ref_max=0.0, source="memory",
+        ref_min=-1500.0, ref_max=0.0, source="memory", recorded_env_id=env_id,
     )
 
 

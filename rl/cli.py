@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 
@@ -132,7 +133,11 @@ def _with_command(config: RunConfig, command: str) -> RunConfig:
 
 def run_and_report(start: Callable[[], object], extra_errors: tuple[type[Exception], ...] = ()) -> int:
     """Run ``start`` (a training run) the way every command line does: a user error prints one line and
-    returns 2; Ctrl-C prints where the checkpoint is and returns 130 (the shell's code for SIGINT)."""
+    returns 2; Ctrl-C prints where the checkpoint is and returns 130 (the shell's code for SIGINT).
+
+    Gymnasium's "environment ... is out of date" notice is silenced: the benchmarks use the -v4 MuJoCo envs on
+    purpose (D4RL's and the papers' versions), and the notice would bury the one line a user must read."""
+    warnings.filterwarnings("ignore", message=r".*The environment .* is out of date.*")
     try:
         start()
     except (*USER_ERRORS, *extra_errors) as error:

@@ -95,6 +95,8 @@ class ResumeState:
     torch_random: th.Tensor
     cuda_random: list[th.Tensor] | None
     model_fields: dict[str, Any]
+    model_action_space_random: dict[str, Any] | None
+    """The algorithm's own action space's generator: SB3 samples warm-up actions (``learning_starts``) from it."""
     train_env: VecEnvState | None
     eval_env: VecEnvState | None
     callback_calls: dict[str, int]
@@ -300,6 +302,7 @@ def capture(
         torch_random=th.get_rng_state(),
         cuda_random=th.cuda.get_rng_state_all() if th.cuda.is_available() else None,
         model_fields={name: copy.deepcopy(getattr(model, name)) for name in _MODEL_FIELDS if hasattr(model, name)},
+        model_action_space_random=_generator_state(getattr(model.action_space, "_np_random", None)),
         train_env=capture_vec_env(model.get_env(), not_captured, "training env"),
         eval_env=capture_vec_env(eval_env, not_captured, "evaluation env"),
         callback_calls={
@@ -334,6 +337,9 @@ def restore(
             setattr(model, name, copy.deepcopy(value))
     else:
         model._last_obs = None  # type: ignore[assignment]  # learn() resets the env: the episode restarts
+    if state.model_action_space_random is not None:
+        model.action_space.seed(0)  # creates the generator if the loaded space has none yet
+        _set_generator(model.action_space.np_random, state.model_action_space_random)
     for i, callback in enumerate(flatten_callbacks(list(callbacks or []))):
         calls = state.callback_calls.get(_callback_key(i, callback))
         if calls is not None:

@@ -495,6 +495,8 @@ def _train_in_folder(
     if vec_normalize is not None:
         ckpt.save_vecnormalize_atomic(vec_normalize, Path(run_dir) / ckpt.VECNORMALIZE_FILE)
     if config.save_freq > 0:
+        if getattr(checkpoint_callback, "model", None) is None:  # no step was left to train (resumed at the end)
+            checkpoint_callback.init_callback(model)
         checkpoint_callback.save()
 
     evaluation = None

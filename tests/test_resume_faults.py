@@ -38,6 +38,9 @@ CASES: dict[str, tuple[str, list[str], tuple[int, int]]] = {
     "mdpo": ("rl.cli", ["--algo", "mdpo", "--env", "Hopper-v4", "-n", "640", "-params", "n_steps:128",
                         "sgd_steps:3", "vf_batch_size:64", TINY], (140, 600)),
     "sac": ("rl.cli", ["--algo", "sac", "--env", "Hopper-v4", "-n", "400", "-params", *OFF_POLICY], (110, 380)),
+    # killed during SB3's warm-up, where actions come from the algorithm's action space's generator
+    "sac_warmup": ("rl.cli", ["--algo", "sac", "--env", "Hopper-v4", "-n", "400", "-params", "learning_starts:300",
+                              "buffer_size:2000", "batch_size:32", TINY], (110, 290)),
     "mdpo_off": ("rl.cli", ["--algo", "mdpo_off", "--env", "Hopper-v4", "-n", "400", "-params", *OFF_POLICY,
                             "old_policy_update_interval:50"], (110, 380)),
 }
@@ -108,7 +111,7 @@ def references(cases, tmp_path_factory):
 
 
 KILLS = [(name, seed) for name in ("ppo", "mdpo", "sac", "mdpo_off", "iql", "s3rl_sac") for seed in (0,)] + [
-    ("sac", 1), ("ppo", 1), ("iql", 1),
+    ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0),
 ]
 
 
@@ -126,6 +129,16 @@ def test_sigkill_then_resume_is_bit_identical(name, kill_seed, cases, references
     record = json.loads((run_dir / "run.json").read_text())
     assert record["restarted_on_resume"] == []  # nothing had to restart: the episode in progress was restored
     assert record["resumes"][0]["at_step"] <= kill_at
+
+
+def test_a_run_killed_after_its_last_checkpoint_finishes_on_resume(cases, references, tmp_path):
+    """Killed between the final checkpoint and run.json: the resume has no step left, only the records."""
+    module, argv, _ = cases["ppo"]
+    assert _run_in_process(module, [*argv, *FLAGS, "-f", str(tmp_path)]) == 0
+    run_dir = _run_folder(tmp_path)
+    (run_dir / "run.json").unlink()
+    assert _run_in_process(module, [*argv, *FLAGS, "-f", str(tmp_path), "-i", str(run_dir)]) == 0
+    assert_same_run(references["ppo"], run_dir)
 
 
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_identically(cases, references, tmp_path):

@@ -42,10 +42,11 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rl import checkpoint as ckpt
 from rl import resume_state
+from rl.datasets import MalformedDatasetError
 from rl.envs import UnknownEnvError, ensure_registered, make_training_env
 from rl.evaluation import EvaluationSummary, ResumableEvalCallback, evaluate
 from rl.hyperparams import HyperparameterError, printable, resolve_hyperparams, split_runner_keys
-from rl.offline import offline_then_online
+from rl.offline import DatasetMismatchError, offline_then_online
 from rl.plotting import plot_run
 from rl.registry import ALGORITHMS, AlgoSpec, UnsupportedActionSpaceError, check_action_space, get_algo
 from rl.run_record import command_line, git_commit, package_versions
@@ -72,7 +73,7 @@ class RunConfigError(ValueError):
 
 
 USER_ERROR_TYPES = (RunConfigError, HyperparameterError, UnknownEnvError, UnsupportedActionSpaceError,
-                    ckpt.CheckpointError)
+                    ckpt.CheckpointError, DatasetMismatchError, MalformedDatasetError)
 """Errors that already name the problem: passed through unchanged where other ValueErrors are reworded."""
 
 

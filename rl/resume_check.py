@@ -36,6 +36,10 @@ from rl.registry import get_algo
 from rl.run_record import git_commit
 
 
+class ReferenceRunError(RuntimeError):
+    """The training command failed before anything was killed (a bad flag, a missing dataset)."""
+
+
 def _differences_in(a: Any, b: Any, where: str, out: list[str]) -> None:
     if isinstance(a, th.Tensor):
         if not (isinstance(b, th.Tensor) and a.shape == b.shape and th.equal(a, b)):
@@ -115,7 +119,12 @@ def check(
     reference_root = out / "runs" / "reference"
     shutil.rmtree(reference_root, ignore_errors=True)
     start = time.perf_counter()
-    subprocess.run(_command(module, run_args, reference_root), check=True, capture_output=True)
+    reference_run = subprocess.run(_command(module, run_args, reference_root), capture_output=True, text=True)
+    if reference_run.returncode != 0:
+        raise ReferenceRunError(
+            f"The uninterrupted run failed (exit {reference_run.returncode}): "
+            f"{(reference_run.stderr.strip().splitlines() or ['no output'])[-1]}"
+        )
     duration = time.perf_counter() - start
     reference = _run_folder(reference_root)
     assert reference is not None
@@ -190,7 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = check(args.module, argv[split + 1:], out, kills=args.kills, seed=args.seed)
+    try:
+        rows = check(args.module, argv[split + 1:], out, kills=args.kills, seed=args.seed)
+    except ReferenceRunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     write_report(out, rows, shlex.join(["python", "-m", "rl.resume_check", *argv]))
     print((out / "README.md").read_text())
     return 0 if all(row["identical"] for row in rows) else 1

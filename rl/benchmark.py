@@ -22,8 +22,9 @@ run d3rlpy's implementation on the very same data in its own virtual environment
 
 Output under ``results/<name>/``: ``README.md`` (the table: mean +- std and per-seed returns of both
 algorithms, the ratio, budgets, wall-clock and env steps per second), ``learning_curves.png``,
-``command.txt``, ``versions.json`` and ``runs/<algo>/<env>_seed<k>/`` (run.json, evaluations.npz,
-monitor CSVs).
+``command.txt`` (the latest invocation), ``versions.json`` (every invocation: time, command, commit, software
+versions, runs started) and ``runs/<algo>/<env>_seed<k>/`` (run.json: its command is the invocation that
+started the run, its versions include the commit the run finished at; evaluations.npz, monitor CSVs).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,6 +83,9 @@ class RunSpec:
     """Offline runs: the dataset (then ``env`` is its name too, and ``n_timesteps`` counts gradient steps)."""
     online_steps: int = 0
     """Offline runs: env steps of online fine-tuning after the ``n_timesteps`` gradient steps."""
+    command: str | None = None
+    """The benchmark invocation that starts the run (``python -m rl.benchmark ...``), recorded as the run's
+    command; None records the worker process's own (the multiprocessing spawn line)."""
 
     @property
     def done(self) -> bool:
@@ -157,7 +162,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
                 run_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
                 final_eval_episodes=spec.final_eval_episodes, stochastic_eval=spec.stochastic_eval,
                 save_freq=spec.save_freq, hyperparams=dict(spec.hyperparams), progress=False, verbose=0, num_threads=1,
-                dataset=spec.dataset, offline_steps=spec.n_timesteps if offline else None,
+                dataset=spec.dataset, offline_steps=spec.n_timesteps if offline else None, command=spec.command,
             )
             if method is not None:
                 config = load_method(method)(config, progress=False)
@@ -304,6 +309,10 @@ def _offline_phase_lines(
     return lines
 
 
+STD_NOTE = "+- is the population standard deviation over seeds (numpy's std, ddof=0)."
+"""The sentence under every table of :func:`format_mean_std` values."""
+
+
 def format_mean_std(values: Sequence[float], digits: int = 1) -> str:
     """``"mean +- std"`` of ``values`` with ``digits`` decimals (population std, as in every report), "n/a" if empty."""
     return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}" if len(values) else "n/a"
@@ -392,7 +401,7 @@ def write_report(
             cells.append(_ratio(speeds[algo], speeds[baseline], fmt="{:.2f}x"))
         cells.append(f"{wall / 60:.0f}")
         lines.append(f"| {env} | " + " | ".join(cells) + " |")
-    lines += per_seed_lines
+    lines += ["", STD_NOTE, *per_seed_lines]
     if online:
         lines += _offline_phase_lines(records, algos, envs, seeds, budget, specs[0].eval_episodes)
     if failures:
@@ -402,7 +411,8 @@ def write_report(
     if notes:
         lines += ["", notes.strip()]
     lines += ["", "Learning curves (mean +- std over seeds of the periodic evaluation): `learning_curves.png`.",
-              "", "Command: see `command.txt`; software versions: `versions.json`."]
+              "", "Command: see `command.txt` (the latest invocation); every invocation's command, commit and "
+              "software versions: `versions.json`; each run's own: its `run.json`."]
     table_path = out / "README.md"
     table_path.write_text("\n".join(lines) + "\n")
     x_label = ("gradient steps, then env steps" if online else "gradient steps") if offline else "env steps"
@@ -420,6 +430,66 @@ def _ratio(numerator: Sequence[float], denominator: Sequence[float], fmt: str = 
     return fmt.format(float(np.mean(numerator)) / base)
 
 
+VERSIONS_FILE = "versions.json"
+"""Per benchmark folder: every invocation's time, command, commit, software versions and the runs it started."""
+
+
+def _run_name(spec: RunSpec) -> str:
+    """``<algo>/<env>_seed<k>``: the run's folder under ``runs/``."""
+    return f"{spec.algo}/{Path(spec.result_dir).name}"
+
+
+def read_invocations(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The invocations recorded in ``<out>/versions.json``, oldest first ([] without the file).
+
+    A file from before invocations were kept (one flat dict of versions, rewritten by every invocation) becomes
+    one entry with what it knew: its versions and commit, the command of ``command.txt`` and no time or runs.
+    """
+    path = Path(out) / VERSIONS_FILE
+    if not path.is_file():
+        return []
+    content = json.loads(path.read_text())
+    if isinstance(content, dict) and isinstance(content.get("invocations"), list):
+        return list(content["invocations"])
+    command_file = Path(out) / "command.txt"
+    return [{
+        "invoked_at": None,
+        "command": command_file.read_text().strip() if command_file.is_file() else None,
+        "commit": content.get("frontier-rl commit"),
+        "runs_started": None,
+        "versions": content,
+        "note": "recorded before invocations were kept: the last invocation then, not necessarily the one that "
+                "made each run; each run's own command, commit and versions are in its run.json",
+    }]
+
+
+def record_invocation(out: str | os.PathLike, command: str, started: Sequence[RunSpec]) -> dict[str, Any]:
+    """Append this invocation to ``<out>/versions.json`` (written atomically) and return its entry.
+
+    A benchmark folder collects runs made by several invocations, possibly at different commits, so the file
+    keeps them all instead of claiming the latest commit for every run; each run's own command, commit and
+    versions are in its ``run.json``.
+    """
+    from rl.checkpoint import write_json_atomic
+
+    versions = package_versions()
+    entry = {
+        "invoked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "commit": versions.get("frontier-rl commit"),
+        "runs_started": [_run_name(spec) for spec in started],
+        "versions": versions,
+    }
+    invocations = [*read_invocations(out), entry]
+    write_json_atomic(Path(out) / VERSIONS_FILE, {
+        "about": "One entry per invocation of this benchmark, oldest first: when, the command, the checkout's "
+                 "commit and software versions, and the runs it started (finished runs are not redone). Each "
+                 "run's own command, commit and versions: runs/<algo>/<env>_seed<k>/run.json.",
+        "invocations": invocations,
+    })
+    return entry
+
+
 def run_benchmark(
     name: str,
     algos: Sequence[str],
@@ -434,9 +504,14 @@ def run_benchmark(
     logs_root: str = LOGS_ROOT,
     notes: str = "",
     progress: bool = True,
+    command: str | None = None,
     **run_options: Any,
 ) -> str:
-    """Run every unfinished run of the benchmark, then write the report; returns the table's path."""
+    """Run every unfinished run of the benchmark, then write the report; returns the table's path.
+
+    ``command`` is the invocation recorded as each run's command and in ``versions.json``; None takes this
+    process's command line (``python -m rl.benchmark ...`` from the command line).
+    """
     from rl.envs import ensure_registered
 
     for algo in algos:
@@ -449,13 +524,14 @@ def run_benchmark(
     else:
         for env in envs:
             ensure_registered(env)
+    command = command or command_line()
     specs = plan(name, algos, envs, seeds, n_timesteps, hyperparams=hyperparams,
-                 results_root=results_root, logs_root=logs_root, **run_options)
+                 results_root=results_root, logs_root=logs_root, command=command, **run_options)
     out = Path(results_root) / name
     out.mkdir(parents=True, exist_ok=True)
-    (out / "command.txt").write_text(command_line() + "\n")
-    (out / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
     todo = [s for s in specs if not s.done]
+    record_invocation(out, command, todo)
+    (out / "command.txt").write_text(command + "\n")
     backend = backend or ProcessBackend(workers)
     failures: list[dict[str, Any]] = []
     with tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"benchmark {name}", unit="run",

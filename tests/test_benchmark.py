@@ -5,7 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.benchmark import ProcessBackend, dataset_normalized_score, execute, plan, run_benchmark
+from rl.benchmark import (
+    STD_NOTE,
+    ProcessBackend,
+    dataset_normalized_score,
+    execute,
+    plan,
+    read_invocations,
+    record_invocation,
+    run_benchmark,
+)
 from rl.datasets import load_dataset
 
 
@@ -33,22 +42,53 @@ def test_benchmark_report_and_resume(tmp_path):
                    eval_episodes=1, final_eval_episodes=1, save_freq=-1, progress=False)
     hyperparams = {"mdpo": dict(tiny, vf_batch_size=32), "ppo": dict(tiny, batch_size=32)}
     backend = RecordingBackend()
+    first = "python -m rl.benchmark --name tiny --algos mdpo ppo --envs Pendulum-v1 --seeds 0 -n 128"
     table = run_benchmark("tiny", ["mdpo", "ppo"], ["Pendulum-v1"], [0], 128, backend=backend,
-                          hyperparams=hyperparams, **options)
+                          hyperparams=hyperparams, command=first, **options)
     assert len(backend.given) == 2
     text = open(table).read()
     assert "| Pendulum-v1 |" in text and "mdpo return" in text and "ppo return" in text
     assert "ratio mdpo/ppo" in text and "steps/s" in text
+    assert STD_NOTE in text  # says which standard deviation +- is
     out = tmp_path / "results" / "tiny"
     assert (out / "learning_curves.png").is_file() and (out / "command.txt").is_file()
-    assert json.loads((out / "versions.json").read_text())["stable-baselines3"]
     record = json.loads((out / "runs" / "mdpo" / "Pendulum-v1_seed0" / "run.json").read_text())
     assert record["num_timesteps"] == 128
+    # The run records the benchmark invocation that made it (not the worker's or the test runner's command line)
+    # and its own commit.
+    assert record["command"] == first
+    assert record["versions"]["stable-baselines3"] and "frontier-rl commit" in record["versions"]
+    (invocation,) = read_invocations(out)
+    assert invocation["command"] == first and invocation["runs_started"] == ["mdpo/Pendulum-v1_seed0",
+                                                                              "ppo/Pendulum-v1_seed0"]
+    assert invocation["commit"] == invocation["versions"]["frontier-rl commit"]
+    assert invocation["versions"]["stable-baselines3"] and invocation["invoked_at"]
 
     again = RecordingBackend()
+    second = first + " --workers 2"
     run_benchmark("tiny", ["mdpo", "ppo"], ["Pendulum-v1"], [0], 128, backend=again, hyperparams=hyperparams,
-                  **options)
+                  command=second, **options)
     assert again.given == []  # finished runs are not redone
+    # The second invocation is added, the first kept: versions.json claims no commit for runs it did not start.
+    kept, added = read_invocations(out)
+    assert kept == invocation and added["command"] == second and added["runs_started"] == []
+    assert (out / "command.txt").read_text() == second + "\n"
+    assert json.loads((out / "runs" / "mdpo" / "Pendulum-v1_seed0" / "run.json").read_text())["command"] == first
+
+
+def test_an_old_flat_versions_file_becomes_the_first_invocation(tmp_path):
+    old = {"python": "3.11.7", "stable-baselines3": "2.3.0", "frontier-rl commit": "abc1234"}
+    (tmp_path / "versions.json").write_text(json.dumps(old))
+    (tmp_path / "command.txt").write_text("python -m rl.benchmark --name x --algos sac --envs A-v0 -n 10\n")
+    (legacy,) = read_invocations(tmp_path)
+    assert legacy["versions"] == old and legacy["commit"] == "abc1234" and legacy["runs_started"] is None
+    assert legacy["command"] == "python -m rl.benchmark --name x --algos sac --envs A-v0 -n 10"
+    spec = plan("x", ["sac"], ["A-v0"], [1], 10, results_root=str(tmp_path / "r"), logs_root=str(tmp_path / "l"))[0]
+    entry = record_invocation(tmp_path, "python -m rl.benchmark --name x --algos sac --envs A-v0 --seeds 1 -n 10",
+                              [spec])
+    assert read_invocations(tmp_path) == [legacy, entry] and entry["runs_started"] == ["sac/A-v0_seed1"]
+    assert "invocations" in json.loads((tmp_path / "versions.json").read_text())
+
 
 
 def test_failed_run_is_reported_not_raised(tmp_path):

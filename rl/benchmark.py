@@ -115,10 +115,15 @@ def check_label(label: str) -> None:
 
 
 def _execute_external(spec: RunSpec) -> dict[str, Any]:
-    """Run d3rlpy's implementation on the spec's dataset (exported to a D4RL-layout file once)."""
+    """Run d3rlpy's implementation on the spec's dataset, exported to a D4RL-layout file (again when stale).
+
+    The record's ``dataset_fingerprint`` is that of the file d3rlpy read, taken before and checked after the
+    run; ``source_dataset_fingerprint`` that of the dataset it was exported from, which our side's runs record.
+    """
     from rl.checkpoint import write_json_atomic
-    from rl.datasets import export_d4rl_file, load_dataset
-    from rl.external.d3rlpy_baseline import run_d3rlpy
+    from rl.datasets import load_dataset
+    from rl.external.d3rlpy_baseline import export_dataset, run_d3rlpy
+    from rl.external.errors import ExternalBaselineError
 
     assert spec.dataset is not None, "d3rlpy baselines run on datasets (--datasets)"
     unknown = sorted(set(spec.hyperparams) - set(EXTERNAL_OPTIONS))
@@ -128,16 +133,24 @@ def _execute_external(spec: RunSpec) -> dict[str, Any]:
             f"{', '.join(EXTERNAL_OPTIONS)} as an option, got {', '.join(unknown)}."
         )
     data = load_dataset(spec.dataset)
-    path = export_d4rl_file(spec.dataset, Path(spec.work_dir).parents[1] / "_datasets")  # <logs>/<name>/_datasets
+    exports = Path(spec.work_dir).parents[1] / "_datasets"  # <logs>/<name>/_datasets, shared by the runs
+    exported = export_dataset(spec.dataset, exports, source=data)
     os.makedirs(spec.work_dir, exist_ok=True)
     record = run_d3rlpy(
-        spec.algo.split("@", 1)[0], path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed, out_dir=spec.work_dir,
-        eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes, final_eval_episodes=spec.final_eval_episodes,
+        spec.algo.split("@", 1)[0], exported.path, data.env_id, n_steps=spec.n_timesteps, seed=spec.seed,
+        out_dir=spec.work_dir, eval_freq=spec.eval_freq, eval_episodes=spec.eval_episodes,
+        final_eval_episodes=spec.final_eval_episodes,
         ref_min=data.ref_min, ref_max=data.ref_max, echo=False,
         observation_scaler=str(spec.hyperparams.get("observation_scaler", "script")),
     )
-    # The run record names the exported file; the fingerprint says which dataset it was exported from.
-    record["dataset_fingerprint"] = data.fingerprint()
+    if load_dataset(exported.path).fingerprint() != exported.fingerprint:  # rewritten while d3rlpy read it
+        raise ExternalBaselineError(
+            f"{exported.path} changed during the d3rlpy run (re-exported by another run of this benchmark, its "
+            "dataset remade meanwhile?), so which data it trained on is unknown: run it again."
+        )
+    record["dataset_fingerprint"] = exported.fingerprint
+    record["source_dataset_fingerprint"] = exported.source_fingerprint
+    record["benchmark_command"] = spec.command  # the run's own "command" is the d3rlpy script's command line
     write_json_atomic(Path(spec.work_dir) / "run.json", record)
     return record
 

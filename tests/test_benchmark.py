@@ -16,6 +16,7 @@ from rl.benchmark import (
     run_benchmark,
 )
 from rl.datasets import load_dataset
+from rl.run_record import command_line
 
 
 class RecordingBackend(ProcessBackend):
@@ -158,7 +159,9 @@ def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monk
     assert calls[0][3]["n_steps"] == 20 and calls[0][3]["seed"] == 3 and calls[0][3]["ref_min"] == -1500.0
     assert "-750.0 +- 0.0, score 50.0 +- 0.0" in open(table).read()
     kept = json.loads((tmp_path / "results" / "ext" / "runs" / "d3rlpy_iql" / "tiny_seed3" / "run.json").read_text())
-    assert kept["dataset_fingerprint"] == load_dataset(path).fingerprint()  # the data the exported file came from
+    # An HDF5 file is read by d3rlpy as it is: its fingerprint is the file's, which is also our side's.
+    assert kept["dataset_fingerprint"] == kept["source_dataset_fingerprint"] == load_dataset(path).fingerprint()
+    assert kept["benchmark_command"] == command_line()  # the invocation; "command" stays the d3rlpy script's
     # A variant label with d3rlpy's observation scaler replaced; any other option is refused.
     run_benchmark("ext2", ["d3rlpy_iql@obsnorm"], [path], [3], 20, backend=RecordingBackend(),
                   hyperparams={"d3rlpy_iql@obsnorm": {"observation_scaler": "standard"}}, **options)
@@ -167,6 +170,25 @@ def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monk
     outcome = execute(plan("ext3", ["d3rlpy_iql@x"], [path], [0], 20, hyperparams={"d3rlpy_iql@x": {"lr": 1.0}},
                            results_root=str(tmp_path / "r3"), logs_root=str(tmp_path / "l3"), datasets=True)[0])
     assert "take only observation_scaler as an option, got lr" in outcome["error"]
+
+
+def test_a_d3rlpy_run_whose_file_changed_meanwhile_fails(tmp_path, monkeypatch):
+    from offline_data import random_dataset, write_hdf5
+
+    from rl.external import d3rlpy_baseline
+
+    path = write_hdf5(random_dataset("Pendulum-v1", n=60), tmp_path / "tiny.hdf5")
+
+    def run_while_remade(algo, dataset_path, env_id, **kwargs):
+        write_hdf5(random_dataset("Pendulum-v1", n=60, seed=1), dataset_path)
+        return {"algo": algo, "num_timesteps": kwargs["n_steps"]}
+
+    monkeypatch.setattr(d3rlpy_baseline, "run_d3rlpy", run_while_remade)
+    spec = plan("ext", ["d3rlpy_iql"], [str(path)], [0], 10, results_root=str(tmp_path / "r"),
+                logs_root=str(tmp_path / "l"), datasets=True)[0]
+    outcome = execute(spec)
+    assert "changed during the d3rlpy run" in outcome["error"]
+    assert not (Path(spec.result_dir) / "run.json").exists()
 
 
 def test_unknown_external_label_lists_the_valid_ones():

@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -283,6 +284,89 @@ def test_command_arguments_are_checked():
     with pytest.raises(ValueError, match="both"):
         d3rlpy_command("python", "cql", "d", "Hopper-v4", n_steps=1, seed=0, out_dir="o", eval_freq=1,
                        eval_episodes=1, final_eval_episodes=1, ref_min=0.0)
+
+
+# ----------------------------------------------------------------------------- the exported file and its data
+
+
+def hopper_episodes(seed: int, lengths=(6, 5, 4)) -> list:
+    """Synthetic Hopper-v4-shaped episodes, the last one ending by termination (so the file holds one fewer)."""
+    from rl.datasets import Episode
+
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for index, steps in enumerate(lengths):
+        terminations, truncations = np.zeros(steps, bool), np.zeros(steps, bool)
+        (terminations if index % 2 == 0 else truncations)[-1] = True
+        episodes.append(Episode(
+            observations=rng.normal(size=(steps + 1, 11)), actions=rng.uniform(-1, 1, size=(steps, 3)),
+            rewards=rng.normal(size=steps), terminations=terminations, truncations=truncations, seed=index,
+        ))
+    return episodes
+
+
+@pytest.fixture
+def minari_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "minari"
+
+
+def test_export_fingerprint_is_the_files_and_a_remade_dataset_is_exported_again(minari_store, tmp_path):
+    from rl.datasets import load_dataset, write_minari_dataset
+
+    write_minari_dataset("frontier/hopper/medium-v0", hopper_episodes(0), env_id="Hopper-v4")
+    first = d3rlpy_baseline.export_dataset("hopper-medium-v2", tmp_path / "exports")
+    assert first.rewritten and first.path == tmp_path / "exports" / "hopper-medium-v2.hdf5"
+    in_file = load_dataset(first.path)
+    assert first.fingerprint == in_file.fingerprint()  # the transitions d3rlpy reads
+    assert first.source_fingerprint == load_dataset("hopper-medium-v2").fingerprint()  # what our side reads
+    assert first.fingerprint != first.source_fingerprint and len(in_file) == 15 - 1 - 1  # D4RL drops the last row
+    record = json.loads((tmp_path / "exports" / "hopper-medium-v2.hdf5.source.json").read_text())
+    assert (record["fingerprint"], record["source_fingerprint"]) == (first.fingerprint, first.source_fingerprint)
+
+    again = d3rlpy_baseline.export_dataset("hopper-medium-v2", tmp_path / "exports")
+    assert not again.rewritten and (again.fingerprint, again.source_fingerprint) == (first.fingerprint,
+                                                                                      first.source_fingerprint)
+
+    # The dataset is remade with other transitions: the stale export is detected and written again.
+    write_minari_dataset("frontier/hopper/medium-v0", hopper_episodes(1, (7, 3)), env_id="Hopper-v4", overwrite=True)
+    remade = d3rlpy_baseline.export_dataset("hopper-medium-v2", tmp_path / "exports")
+    source = load_dataset("hopper-medium-v2")
+    assert remade.rewritten and remade.source_fingerprint == source.fingerprint() != first.source_fingerprint
+    in_file = load_dataset(remade.path)
+    assert remade.fingerprint == in_file.fingerprint() != first.fingerprint
+    np.testing.assert_array_equal(in_file.observations, source.observations[: len(in_file)])
+
+
+def test_an_export_without_a_record_or_changed_since_is_written_again(minari_store, tmp_path):
+    from rl.datasets import export_d4rl_file, load_dataset, write_minari_dataset
+
+    write_minari_dataset("frontier/hopper/medium-v0", hopper_episodes(0), env_id="Hopper-v4")
+    write_minari_dataset("frontier/hopper/expert-v0", hopper_episodes(1), env_id="Hopper-v4")
+    other = export_d4rl_file("hopper-expert-v2", tmp_path / "other")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    # An export made before records were kept (here of other data): which data it holds is unknown.
+    shutil.copy(other, exports / "hopper-medium-v2.hdf5")
+    exported = d3rlpy_baseline.export_dataset("hopper-medium-v2", exports)
+    assert exported.rewritten
+    assert exported.fingerprint == load_dataset(exported.path).fingerprint() != load_dataset(other).fingerprint()
+    # The file changed after its record was written: written again.
+    shutil.copy(other, exported.path)
+    assert d3rlpy_baseline.export_dataset("hopper-medium-v2", exports).rewritten
+    assert not d3rlpy_baseline.export_dataset("hopper-medium-v2", exports).rewritten
+
+
+def test_an_hdf5_file_is_read_as_it_is(tmp_path):
+    from offline_data import random_dataset, write_hdf5
+
+    from rl.datasets import load_dataset
+
+    path = write_hdf5(random_dataset("Pendulum-v1", n=50), tmp_path / "tiny.hdf5")
+    exported = d3rlpy_baseline.export_dataset(path, tmp_path / "exports")
+    assert exported.path == path and not exported.rewritten
+    assert exported.fingerprint == exported.source_fingerprint == load_dataset(path).fingerprint()
+    assert not list((tmp_path / "exports").glob("*.json"))
 
 
 # ------------------------------------------------------------------------------------------------- the venv

@@ -8,15 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from rl.external.offline_comparison import main, markdown_table, pair_rows, within_noise
+from rl.external.offline_comparison import TABLE_NOTES, main, markdown_table, pair_rows, within_noise
 
 
 def write_run(root: Path, pair: str, label: str, dataset: str, seed: int, score: float, speed: float,
-              batch_size: int = 256, size: int = 1000, updates: int = 500, fingerprint: str | None = None) -> None:
+              batch_size: int = 256, size: int = 1000, updates: int = 500, fingerprint: str | None = "f0",
+              source_fingerprint: str | None = None) -> None:
+    """A finished run's record; ``fingerprint=None`` is a run recorded before fingerprints were."""
     folder = root / pair / "runs" / label / f"{dataset}_seed{seed}"
     folder.mkdir(parents=True)
     record = {"final_normalized_score": score, "steps_per_second": speed, "dataset_size": size,
               "offline_steps": updates, "hyperparams": {"batch_size": batch_size}, "dataset_fingerprint": fingerprint}
+    if source_fingerprint is not None:  # a d3rlpy run: the fingerprint of the dataset its exported file came from
+        record["source_dataset_fingerprint"] = source_fingerprint
     (folder / "run.json").write_text(json.dumps(record))
 
 
@@ -55,13 +59,33 @@ def test_runs_on_different_data_are_flagged(tmp_path):
     write_run(tmp_path, "cql", "d3rlpy_cql", "hopper-medium-v2", 0, 20.0, 5.0, fingerprint="aaaa")
     write_run(tmp_path, "cql", "cql", "walker2d-medium-replay-v2", 0, 30.0, 5.0, fingerprint="aaaa")
     write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 0, 20.0, 5.0, fingerprint="bbbb")
-    write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 1, 20.0, 5.0)  # recorded before fingerprints
-    write_run(tmp_path, "iql", "iql", "hopper-medium-v2", 0, 30.0, 5.0, size=1000)  # before fingerprints: sizes
-    write_run(tmp_path, "iql", "iql", "hopper-medium-v2", 1, 30.0, 5.0, size=1200)
+    write_run(tmp_path, "cql", "d3rlpy_cql", "walker2d-medium-replay-v2", 1, 20.0, 5.0, fingerprint=None)
+    write_run(tmp_path, "iql", "iql", "hopper-medium-v2", 0, 30.0, 5.0, size=1000, fingerprint=None)  # sizes
+    write_run(tmp_path, "iql", "iql", "hopper-medium-v2", 1, 30.0, 5.0, size=1200, fingerprint=None)
     iql, hopper, walker = markdown_table(pair_rows(tmp_path)).splitlines()[2:]  # pairs in PAIR_ORDER
-    assert "different data" not in hopper
-    assert "| hopper-medium-v2 (1,000 / 1,200, **runs on different data**) |" in iql
-    assert "| walker2d-medium-replay-v2 (1,000, **runs on different data**) |" in walker
+    assert "| hopper-medium-v2 (1,000) |" in hopper  # neither flag: same fingerprint on both sides
+    assert "| hopper-medium-v2 (1,000 / 1,200, **runs on different data**, unverified (2 of 2 runs without " \
+           "fingerprint)) |" in iql
+    assert "| walker2d-medium-replay-v2 (1,000, **runs on different data**, unverified (1 of 3 runs without " \
+           "fingerprint)) |" in walker
+
+
+def test_rows_with_a_run_without_fingerprint_say_unverified(tmp_path):
+    for seed in range(2):
+        write_run(tmp_path, "td3_bc", "td3_bc", "hopper-medium-v2", seed, 30.0, 5.0, fingerprint="src")
+        # d3rlpy's own fingerprint is its exported file's; the source's is the one compared with ours.
+        write_run(tmp_path, "td3_bc", "d3rlpy_td3_bc", "hopper-medium-v2", seed, 30.0, 5.0, fingerprint="file",
+                  source_fingerprint="src")
+        write_run(tmp_path, "td3_bc", "td3_bc", "walker2d-medium-v2", seed, 30.0, 5.0, fingerprint=None)
+        write_run(tmp_path, "td3_bc", "d3rlpy_td3_bc", "walker2d-medium-v2", seed, 30.0, 5.0, fingerprint="file",
+                  source_fingerprint="src")
+        write_run(tmp_path, "td3_bc", "td3_bc", "halfcheetah-medium-v2", seed, 30.0, 5.0, fingerprint="src")
+        write_run(tmp_path, "td3_bc", "d3rlpy_td3_bc", "halfcheetah-medium-v2", seed, 30.0, 5.0,
+                  fingerprint=None if seed else "src")  # seed 0 from before exports were checked: the source's
+    halfcheetah, hopper, walker = markdown_table(pair_rows(tmp_path)).splitlines()[2:]
+    assert "| hopper-medium-v2 (1,000) |" in hopper
+    assert "| walker2d-medium-v2 (1,000, unverified (2 of 4 runs without fingerprint)) |" in walker
+    assert "| halfcheetah-medium-v2 (1,000, unverified (1 of 4 runs without fingerprint)) |" in halfcheetah
 
 
 def test_cli_prints_the_table_and_names_the_fix_when_there_is_nothing(tmp_path, capsys):
@@ -71,7 +95,16 @@ def test_cli_prints_the_table_and_names_the_fix_when_there_is_nothing(tmp_path, 
     assert "python -m rl.benchmark --name offline/<algo>" in capsys.readouterr().err
     write_run(tmp_path, "cql", "cql", "hopper-medium-v2", 0, 30.0, 5.0)
     assert main([str(tmp_path)]) == 0
-    assert "| CQL (500) | hopper-medium-v2 (1,000) | 30.0 +- 0.0 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| CQL (500) | hopper-medium-v2 (1,000) | 30.0 +- 0.0 |" in out
+    assert TABLE_NOTES in out and "population standard deviation" in TABLE_NOTES and '"unverified"' in TABLE_NOTES
+
+
+def test_committed_offline_readme_shows_the_current_table():
+    """results/offline/README.md holds the table this module prints for the committed runs, and its notes."""
+    root = Path(__file__).resolve().parents[1] / "results" / "offline"
+    readme = (root / "README.md").read_text()
+    assert markdown_table(pair_rows(root)) in readme and TABLE_NOTES in readme
 
 
 @pytest.mark.parametrize("name", ["td3_bc", "iql", "awac", "cql"])

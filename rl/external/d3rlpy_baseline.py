@@ -5,6 +5,9 @@
 ``evaluations.npz`` (SB3's EvalCallback format: ``timesteps`` are gradient steps), ``run.json`` (our runs'
 keys: ``label``, ``steps_per_second``, ``final_evaluation``, ``final_normalized_score``, ``versions``, ...)
 and ``d3rlpy_output.log`` (the subprocess's stdout and stderr).
+
+:func:`export_dataset` gives the D4RL-layout file a run reads, exported again when the dataset was remade since,
+with the fingerprint of the file's transitions and of the dataset it came from.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import shlex
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rl.external.d3rlpy_venv import ensure_venv
 from rl.external.errors import ExternalBaselineError
+
+if TYPE_CHECKING:
+    from rl.datasets import OfflineDataset
 
 D3RLPY_ALGOS: tuple[str, ...] = ("iql", "cql", "awac", "td3_bc")
 """The algorithms ``d3rlpy_run.py`` runs (d3rlpy's IQL, CQL, AWAC, TD3PlusBC)."""
@@ -44,6 +53,91 @@ _TAIL_LINES = 40
 # Variables that would make the venv's python import this venv's packages or change its thread count.
 _DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
 _THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+EXPORT_RECORD_SUFFIX = ".source.json"
+"""Beside an exported ``<name>.hdf5``: ``<name>.hdf5.source.json`` records the fingerprint of the dataset it was
+exported from and of its own transitions, so that a stale export (the dataset remade since) is rewritten."""
+
+
+@dataclass(frozen=True)
+class ExportedDataset:
+    """The D4RL-layout file a d3rlpy run reads, and which data it holds."""
+
+    path: Path
+    fingerprint: str
+    """``OfflineDataset.fingerprint()`` of the file's own transitions (``load_dataset(path)``): what d3rlpy reads."""
+    source_fingerprint: str
+    """``OfflineDataset.fingerprint()`` of the dataset it was exported from: what our algorithms train on. It
+    differs from ``fingerprint`` for an exported Minari dataset: loading the file applies D4RL's
+    ``qlearning_dataset`` rule that the file's last row is never a transition, so the file holds one fewer when
+    the data's last step is not a time-limit step (why a d3rlpy run's ``dataset_size`` can be one less than ours)."""
+    rewritten: bool = False
+    """This call wrote the file: there was none, or it was stale."""
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (benchmark workers export into one folder at the same time)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".export.lock", "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no POSIX locks (Windows): one process at a time is then the caller's matter
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def export_dataset(
+    spec: str | os.PathLike, folder: str | os.PathLike, *, source: OfflineDataset | None = None
+) -> ExportedDataset:
+    """The D4RL-layout file of dataset ``spec`` for d3rlpy, rewritten when the dataset changed since its export.
+
+    An HDF5 file is used as it is (it is what both sides read). Any other dataset is exported to
+    ``<folder>/<name>.hdf5`` (:func:`rl.datasets.export_d4rl_file`) with a record beside it
+    (:data:`EXPORT_RECORD_SUFFIX`) of the source's fingerprint and the file's; an export whose record is missing
+    (an export from before records were kept), names another source fingerprint (the dataset was remade) or
+    another file fingerprint (the file was changed) is written again.
+
+    Args:
+        spec: what the benchmark was given (a D4RL-style name, a Minari id or an HDF5 path).
+        folder: where exports are kept (one per dataset name, shared by the runs of a benchmark).
+        source: ``load_dataset(spec)`` if the caller has it (loaded here otherwise).
+    """
+    from rl.checkpoint import write_json_atomic
+    from rl.datasets import export_d4rl_file, load_dataset
+
+    source = source if source is not None else load_dataset(spec)
+    source_fingerprint = source.fingerprint()
+    folder = Path(folder)
+    with _folder_lock(folder):
+        path = export_d4rl_file(spec, folder)
+        if Path(os.fspath(spec)) == path:  # a file given as it is: both sides read this very file
+            return ExportedDataset(path, source_fingerprint, source_fingerprint)
+        record_path = path.with_name(path.name + EXPORT_RECORD_SUFFIX)
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+        fingerprint = None
+        if record.get("source_fingerprint") == source_fingerprint:
+            fingerprint = load_dataset(path).fingerprint()
+        if fingerprint is not None and fingerprint == record.get("fingerprint"):
+            return ExportedDataset(path, fingerprint, source_fingerprint)
+        record_path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        path = export_d4rl_file(spec, folder)
+        fingerprint = load_dataset(path).fingerprint()
+        write_json_atomic(record_path, {
+            "source": os.fspath(spec), "source_fingerprint": source_fingerprint, "fingerprint": fingerprint,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        return ExportedDataset(path, fingerprint, source_fingerprint, rewritten=True)
 
 
 def algo_name(algo: str) -> str:

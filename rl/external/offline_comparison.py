@@ -4,9 +4,15 @@ Each algorithm pair is its own ``rl.benchmark`` folder (``results/offline/td3_bc
 label and of ``d3rlpy_<label>`` on the same HDF5 files); this module reads their ``run.json`` records and writes
 the combined table of ``results/offline/README.md``: normalised scores, whether they agree within noise, updates
 per second, and the dataset each pair trained on (rows whose runs recorded different dataset fingerprints,
-or loaded different numbers of transitions, i.e. a dataset remade between runs, are flagged).
+or loaded different numbers of transitions, i.e. a dataset remade between runs, are flagged; rows with a run that
+recorded no fingerprint say "unverified": that both sides trained on the same data is not shown).
 
-    python -m rl.external.offline_comparison results/offline          # prints the markdown table
+    python -m rl.external.offline_comparison results/offline          # prints the markdown table and its notes
+
+Fingerprints compared: ours, ``dataset_fingerprint`` (the dataset our run loaded); d3rlpy's,
+``source_dataset_fingerprint`` (the dataset its exported file was made from; the file's own fingerprint is its
+``dataset_fingerprint``), or for runs recorded before exports were checked, their ``dataset_fingerprint``, which
+was then the source dataset's.
 
 "Within noise": the difference of the means is at most two standard errors of that difference
 (``2 * sqrt(s1^2 / n1 + s2^2 / n2)``, sample standard deviations over the seeds); with fewer than two seeds on
@@ -47,7 +53,9 @@ class SideRuns:
     dataset_sizes: set[int] = field(default_factory=set)
     updates: set[int] = field(default_factory=set)
     fingerprints: set[str] = field(default_factory=set)
-    """``OfflineDataset.fingerprint`` of each run's data (runs recorded before fingerprints have none)."""
+    """``OfflineDataset.fingerprint`` of the dataset each run's data came from (see the module docstring)."""
+    unfingerprinted: int = 0
+    """Runs that recorded no fingerprint (made before fingerprints were recorded): their data is unverified."""
 
     def add(self, record: dict) -> None:
         self.scores.append(float(record["final_normalized_score"]))
@@ -55,8 +63,11 @@ class SideRuns:
         self.batch_sizes.add(int(record.get("hyperparams", {}).get("batch_size", 0)))
         self.dataset_sizes.add(int(record["dataset_size"]))
         self.updates.add(int(record.get("offline_steps") or record.get("train_steps") or 0))
-        if record.get("dataset_fingerprint"):
-            self.fingerprints.add(str(record["dataset_fingerprint"]))
+        fingerprint = record.get("source_dataset_fingerprint") or record.get("dataset_fingerprint")
+        if fingerprint:
+            self.fingerprints.add(str(fingerprint))
+        else:
+            self.unfingerprinted += 1
 
 
 @dataclass
@@ -128,11 +139,15 @@ def _speed_ratio(ours: SideRuns, theirs: SideRuns) -> str:
 
 
 def _size(row: PairRow) -> str:
-    """Transitions our side loaded (d3rlpy's count, when only it ran; it may differ by the last transition)."""
+    """Transitions our side loaded (d3rlpy's count, when only it ran; it may differ by the last transition), and
+    whether the runs' data differ (a remade dataset) or is unverified (a run without a fingerprint)."""
     sizes = sorted(row.ours.dataset_sizes or row.theirs.dataset_sizes)
     text = " / ".join(f"{size:,}" for size in sizes) if sizes else "?"
     if len(row.ours.fingerprints | row.theirs.fingerprints) > 1 or len(row.ours.dataset_sizes) > 1:
         text += ", **runs on different data**"  # a remade dataset: these runs do not compare
+    missing = row.ours.unfingerprinted + row.theirs.unfingerprinted
+    if missing:
+        text += f", unverified ({missing} of {len(row.ours.scores) + len(row.theirs.scores)} runs without fingerprint)"
     return text
 
 
@@ -164,6 +179,15 @@ def markdown_table(rows: Sequence[PairRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLE_NOTES = (
+    "+- is the population standard deviation over seeds (numpy's std, ddof=0); the within-noise test's standard "
+    "errors use the sample one (ddof=1). \"unverified\": some of the row's runs recorded no fingerprint of their "
+    "data (they ran before fingerprints were recorded), so that both sides trained on the same transitions is not "
+    "shown; \"runs on different data\": the runs' fingerprints, or our side's numbers of transitions, differ."
+)
+"""The sentences printed under the table."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rl.external.offline_comparison", description=__doc__.split("\n\n")[0]
@@ -179,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no finished runs under {args.results_dir}/*/runs/: run `python -m rl.benchmark --name "
               f"offline/<algo> --algos <algo> d3rlpy_<algo> --datasets ...` first.", file=sys.stderr)
         return 2
-    sys.stdout.write(markdown_table(rows))
+    sys.stdout.write(markdown_table(rows) + "\n" + TABLE_NOTES + "\n")
     return 0
 
 

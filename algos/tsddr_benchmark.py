@@ -316,6 +316,11 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+STD_NOTE = ("Both +- columns are population standard deviations (numpy's std, ddof=0): of the per-seed mean costs, "
+            "and of all (seed, scenario) costs.")
+"""The sentence under the cost table."""
+
+
 def render_table(summary: dict[str, Any], cfg: BenchmarkConfig) -> str:
     """The README: settings, the summary table and the per-seed rows."""
     m = summary["methods"]
@@ -352,6 +357,7 @@ def render_table(summary: dict[str, Any], cfg: BenchmarkConfig) -> str:
             f"| {row['label']} | {row['cost_mean']:.1f} | {row['cost_std_seeds']:.1f} | "
             f"{row['cost_std_scenarios']:.1f} | {row['gap_to_pf_percent']:.2f} | {_fmt(row['ratio_to_sddp'], '.3f')} "
             f"| {_fmt(row['violation_share'], '.3f')} | {row['training_seconds']:.1f} | {row['inference_ms']:.1f} |")
+    lines += ["", STD_NOTE]
     lines += ["", "## Per seed", "", "| method | seed | cost mean | gap to PF % | ratio to SDDP | violation share "
               "| training s | inference ms/scenario |", "|---|---|---|---|---|---|---|---|"]
     for row in m.values():

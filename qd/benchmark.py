@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from rl.benchmark import format_mean_std
+from rl.benchmark import STD_NOTE, format_mean_std
 
 RESULTS_ROOT = "results"
 LOGS_ROOT = os.path.join("logs", "qd_benchmark")
@@ -344,7 +344,7 @@ def write_report(name: str, specs: Sequence[QDRunSpec], algos: Sequence[str], en
              "best over seeds (seeds that reached it). First reward: median over seeds of the evaluations to the "
              "first reward, a seed that never got one counting as infinite. Evals/s: evaluation throughput "
              "(episodes only) and wall-clock throughput (the algorithm's own work included: autoencoder training, "
-             "novelty, archives), mean over seeds; runs shared the machine with each other.", ""]
+             "novelty, archives), mean over seeds; runs shared the machine with each other. " + STD_NOTE, ""]
     seed_lines = ["", "## Per seed", "", "| env | algo | " + " | ".join(f"seed {s}" for s in seeds) + " |",
                   "|---|---|" + "---|" * len(seeds)]
     for env in envs:

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from rl.benchmark import (
     LOGS_ROOT,
     RESULTS_ROOT,
+    STD_NOTE,
     ProcessBackend,
     RunSpec,
     dataset_normalized_score,
@@ -229,7 +230,8 @@ def write_report(name: str, runs: Sequence[PlannedRun], *, results_root: str = R
             columns = [[s[key] for s in summaries if s.get(key) is not None]
                        for key in ("real_mean", "sim_mean", "sim_clipped_mean")]
             ratio_lines.append(f"| {setting_name} | " + " | ".join(format_mean_std(c, 3) for c in columns) + " |")
-    lines += ["", f"H2O has the best mean return on {h2o_best} of the {finished_settings} settings whose runs "
+    lines += ["", STD_NOTE,
+              "", f"H2O has the best mean return on {h2o_best} of the {finished_settings} settings whose runs "
               f"have all finished ({len(settings)} planned); the paper's claim is 2 of 3."]
     if notes:
         lines += ["", notes.strip()]

@@ -99,3 +99,11 @@ def test_unknown_setting_names_the_known_ones(capsys):
         bench.main(["--settings", "halfcheetah-gravty", "-n", "10"])
     error = capsys.readouterr().err
     assert "Did you mean halfcheetah-gravity" in error and "walker2d-friction" in error
+
+
+def test_report_says_which_standard_deviation_it_shows(pendulum_setting, tmp_path):
+    from rl.benchmark import STD_NOTE
+
+    planned = bench.plan("b", [pendulum_setting.name], list(bench.CONTENDERS), [0], 40, **roots(tmp_path))
+    text = open(bench.write_report("b", planned, results_root=roots(tmp_path)["results_root"])).read()
+    assert STD_NOTE in text and "population standard deviation" in STD_NOTE

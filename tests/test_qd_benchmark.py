@@ -95,3 +95,12 @@ def test_targets_compare_serene_and_ns_on_first_reward_and_on_nss_best_reward():
     no_reward = [_record([(100, None)], None)]
     assert "not checked (NS found no reward)" in benchmark.check_targets(
         {"serene": no_reward, "ns": no_reward}, {"serene": True, "ns": True})[2]
+
+
+def test_report_says_which_standard_deviation_it_shows(tmp_path: Path):
+    from rl.benchmark import STD_NOTE
+
+    specs = benchmark.plan("tiny", ["ns"], [ENV], [0], 30, results_root=str(tmp_path / "results"),
+                           logs_root=str(tmp_path / "logs"))
+    text = Path(benchmark.write_report("tiny", specs, ["ns"], [ENV], results_root=str(tmp_path / "results")))
+    assert STD_NOTE in text.read_text()

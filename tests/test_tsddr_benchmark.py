@@ -65,3 +65,16 @@ def test_cli_accepts_cases_and_refuses_bad_settings(tmp_path, capsys):
     assert "unknown case" in capsys.readouterr().err
     assert main(["--case", "toy", "--epochs", "0", *roots]) == 2
     assert "epochs" in capsys.readouterr().err
+
+
+def test_committed_toy_report_is_the_generators_and_names_its_standard_deviations():
+    """results/tsddr/toy/README.md is render_table of its results.json, with the +- columns' definition."""
+    from pathlib import Path
+
+    from algos.tsddr_benchmark import STD_NOTE, render_table
+
+    out = Path(__file__).resolve().parents[1] / "results" / "tsddr" / "toy"
+    summary = json.loads((out / "results.json").read_text())
+    text = render_table(summary, BenchmarkConfig(**summary["config"]))
+    assert STD_NOTE in text and "population standard deviations" in STD_NOTE
+    assert (out / "README.md").read_text() == text

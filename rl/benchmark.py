@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from rl.hyperparams import parse_overrides
 from rl.registry import load_method, parse_run_label
-from rl.run_record import command_line, package_versions
+from rl.run_record import command_line, git_commit, package_versions
 
 RESULTS_ROOT = "results"
 LOGS_ROOT = os.path.join("logs", "benchmarks")
@@ -151,6 +151,9 @@ def _execute_external(spec: RunSpec) -> dict[str, Any]:
     record["dataset_fingerprint"] = exported.fingerprint
     record["source_dataset_fingerprint"] = exported.source_fingerprint
     record["benchmark_command"] = spec.command  # the run's own "command" is the d3rlpy script's command line
+    commit = git_commit()  # the checkout whose d3rlpy_run.py ran (the script, in d3rlpy's venv, cannot tell)
+    if commit:
+        record.setdefault("versions", {})["frontier-rl commit"] = commit
     write_json_atomic(Path(spec.work_dir) / "run.json", record)
     return record
 
@@ -483,8 +486,6 @@ def record_invocation(out: str | os.PathLike, command: str, started: Sequence[Ru
     keeps them all instead of claiming the latest commit for every run; each run's own command, commit and
     versions are in its ``run.json``.
     """
-    from rl.checkpoint import write_json_atomic
-
     versions = package_versions()
     entry = {
         "invoked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -493,14 +494,20 @@ def record_invocation(out: str | os.PathLike, command: str, started: Sequence[Ru
         "runs_started": [_run_name(spec) for spec in started],
         "versions": versions,
     }
-    invocations = [*read_invocations(out), entry]
+    write_invocations(out, [*read_invocations(out), entry])
+    return entry
+
+
+def write_invocations(out: str | os.PathLike, invocations: Sequence[dict[str, Any]]) -> None:
+    """Write ``<out>/versions.json`` (atomically) with these invocations, oldest first."""
+    from rl.checkpoint import write_json_atomic
+
     write_json_atomic(Path(out) / VERSIONS_FILE, {
         "about": "One entry per invocation of this benchmark, oldest first: when, the command, the checkout's "
                  "commit and software versions, and the runs it started (finished runs are not redone). Each "
                  "run's own command, commit and versions: runs/<algo>/<env>_seed<k>/run.json.",
-        "invocations": invocations,
+        "invocations": list(invocations),
     })
-    return entry
 
 
 def run_benchmark(

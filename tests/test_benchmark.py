@@ -16,7 +16,7 @@ from rl.benchmark import (
     run_benchmark,
 )
 from rl.datasets import load_dataset
-from rl.run_record import command_line
+from rl.run_record import command_line, git_commit
 
 
 class RecordingBackend(ProcessBackend):
@@ -162,6 +162,7 @@ def test_d3rlpy_labels_run_the_external_baseline_on_the_same_file(tmp_path, monk
     # An HDF5 file is read by d3rlpy as it is: its fingerprint is the file's, which is also our side's.
     assert kept["dataset_fingerprint"] == kept["source_dataset_fingerprint"] == load_dataset(path).fingerprint()
     assert kept["benchmark_command"] == command_line()  # the invocation; "command" stays the d3rlpy script's
+    assert kept.get("versions", {}).get("frontier-rl commit") == git_commit()  # the checkout whose script ran
     # A variant label with d3rlpy's observation scaler replaced; any other option is refused.
     run_benchmark("ext2", ["d3rlpy_iql@obsnorm"], [path], [3], 20, backend=RecordingBackend(),
                   hyperparams={"d3rlpy_iql@obsnorm": {"observation_scaler": "standard"}}, **options)

@@ -7,7 +7,10 @@ the benchmark harness use exactly what users type. A run folder (``logs/<algo>/<
 - ``0.monitor.csv`` ... training episodes, ``evaluations.npz`` periodic evaluations;
 - ``checkpoints/step_<n>/`` atomic checkpoints (model, VecNormalize, replay buffer);
 - ``config.yml`` the resolved hyperparameters, ``run.json`` the run record (command, hyperparameters,
-  versions, seed, throughput, final evaluation), ``learning_curve.png``.
+  versions, seed, throughput, final evaluation, resumes), ``run_inputs.json`` what it was started with,
+  ``learning_curve.png``;
+- ``<env>/`` rl-zoo3's stats folder (``config.yml``, ``args.yml``, ``vecnormalize.pkl``: :mod:`rl.zoo_layout`), so
+  zoo's ``enjoy.py`` and ``record_video.py`` load the run.
 
 A run folder that holds a checkpoint but no final record is resumed in place by ``-i <run folder>``. The
 resumed run ends bit-identical to an uninterrupted one (see :mod:`rl.resume_state` for what is restored and
@@ -50,6 +53,7 @@ from rl.offline import DatasetMismatchError, offline_then_online
 from rl.plotting import plot_run
 from rl.registry import ALGORITHMS, AlgoSpec, UnsupportedActionSpaceError, check_action_space, get_algo
 from rl.run_record import command_line, git_commit, package_versions
+from rl.zoo_layout import write_zoo_layout
 
 if TYPE_CHECKING:
     from rl.datasets import OfflineDataset
@@ -545,6 +549,10 @@ def _train_in_folder(
         "final_evaluation": evaluation.as_dict() if evaluation else None,
     }
     ckpt.write_json_atomic(Path(run_dir) / RUN_RECORD_FILE, record)
+    write_zoo_layout(  # rl-zoo3's enjoy.py / record_video.py load the run folder with its statistics
+        run_dir, config.env, recorded_params, {**record["config"], "command": record["command"]},
+        str(Path(run_dir) / ckpt.VECNORMALIZE_FILE) if vec_normalize is not None else None,
+    )
     plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})", offline_steps=offline_steps,
              stochastic_eval=config.stochastic_eval)
     env.close()

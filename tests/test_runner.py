@@ -29,7 +29,8 @@ def test_cli_writes_a_complete_run_folder(tmp_path):
     assert _run(tmp_path, "-n", "256") == 0
     run_dir = tmp_path / "mdpo" / "Pendulum-v1_1"
     for name in ("Pendulum-v1.zip", "vecnormalize.pkl", "0.monitor.csv", "evaluations.npz", "learning_curve.png",
-                 "run.json", "config.yml"):
+                 "run.json", "config.yml", "run_inputs.json",
+                 "Pendulum-v1/config.yml", "Pendulum-v1/args.yml", "Pendulum-v1/vecnormalize.pkl"):  # rl-zoo3's
         assert (run_dir / name).is_file(), name
     record = json.loads((run_dir / "run.json").read_text())
     assert record["seed"] == 3 and record["num_timesteps"] == 256

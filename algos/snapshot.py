@@ -338,7 +338,9 @@ class SnapshotReset(gym.Wrapper):
                 f"Snapshot observations have shape {np.shape(first)}, the env's {env.observation_space.shape}."
             )
         if max_steps < 1 or active_steps < 0:
-            raise ValueError(f"max_steps must be >= 1 and active_steps >= 0, got {max_steps}, {active_steps}")
+            raise ValueError(
+                f"--max-student-steps must be >= 1 and --snapshot-steps >= 0, got {max_steps} and {active_steps}."
+            )
         self.snapshots = snapshots
         self.active_steps = int(active_steps)
         self.max_steps = int(max_steps)
@@ -349,6 +351,17 @@ class SnapshotReset(gym.Wrapper):
         self._rng = np.random.default_rng(seed)
         self.steps_taken = 0
         self._steps_from_snapshot: int | None = None
+
+    def get_resume_state(self) -> dict[str, Any]:
+        """What decides this wrapper's future resets (for a checkpoint: :mod:`rl.resume_state`)."""
+        return {"rng": self._rng.bit_generator.state, "steps_taken": self.steps_taken,
+                "steps_from_snapshot": self._steps_from_snapshot}
+
+    def set_resume_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_resume_state`'s capture: the same snapshot choices and truncations follow."""
+        self._rng.bit_generator.state = state["rng"]
+        self.steps_taken = int(state["steps_taken"])
+        self._steps_from_snapshot = state["steps_from_snapshot"]
 
     def resume_from_step(self, steps: int) -> None:
         """A resumed run already took ``steps`` steps in this env: continue the snapshot phase from there."""
@@ -483,6 +496,15 @@ class SnapshotOptions:
     classification: bool = True
     truncation: bool = True
 
+    def __post_init__(self) -> None:
+        """Refuse settings no run can use, naming the flag (before any teacher is loaded or run)."""
+        checks = (("--teacher-episodes", self.teacher_episodes, 1), ("--keep-best", self.keep_best, 1),
+                  ("--snapshot-interval", self.snapshot_interval, 1), ("--snapshot-steps", self.snapshot_steps, 0),
+                  ("--max-student-steps", self.max_student_steps, 1), ("--clusters", self.clusters or 1, 1))
+        for flag, value, least in checks:
+            if not isinstance(value, int) or value < least:
+                raise TeacherError(f"{flag} must be an integer >= {least}, got {value!r}.")
+
     @classmethod
     def pop_from(cls, hyperparams: dict[str, Any]) -> SnapshotOptions:
         """Take S3RL's keys out of a run's hyperparameters (what the benchmark harness passes)."""
@@ -541,11 +563,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m algos.snapshot --algo sac --env HalfCheetah-v4 --teacher teacher.zip [runner flags]``."""
     import shlex
 
-    from rl.cli import USER_ERRORS, config_from_args
+    from rl.cli import config_from_args, run_and_report
     from rl.runner import train
 
     args = build_parser().parse_args(argv)
-    try:
+
+    def start() -> object:
         options = SnapshotOptions(
             teacher=args.teacher, teacher_algo=args.teacher_algo, snapshots=args.snapshots,
             teacher_episodes=args.teacher_episodes, keep_best=args.keep_best,
@@ -555,11 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         config = configure(config_from_args(args, args.algo), options, progress=args.progress)
         config.command = shlex.join(["python", "-m", "algos.snapshot", *(sys.argv[1:] if argv is None else argv)])
-        train(config)
-    except (*USER_ERRORS, SnapshotFileError, TeacherError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return train(config)
+
+    return run_and_report(start, (SnapshotFileError, TeacherError))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,9 @@ CASES = [
      ["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", "{sac_pendulum}", "--teacher-algo", "sac",
       "--snapshot-interval", "0"],
      "interval"),
+    ("s3rl no student steps", "algos.snapshot",
+     ["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", "{sac_pendulum}", "--max-student-steps", "0"],
+     "--max-student-steps must be"),
 ]
 
 

@@ -95,8 +95,22 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
+ENGINE_ATTRIBUTES = frozenset({
+    "physicsClientId", "ownsPhysicsClient", "stateId", "objects", "doneLoading", "should_render", "isRender",
+    "_np_random_seed", "self_collision", "power",
+})
+"""PyBullet attributes that are handles into one engine instance (client id, saved-state id, body ids) or
+settings of the env (rendering, the robot's power and collision flags, which a simulator variant may change),
+not simulation state: copying them from another instance would point the env at foreign engine objects, or
+make its next reset reload and re-scale the robot (a SimVariant with mass=2 then doubled the masses twice)."""
+
+
 def _plain_attributes(obj: Any) -> dict[str, Any]:
-    return {name: copy.deepcopy(value) for name, value in vars(obj).items() if _is_plain(value)}
+    """The plain attributes that the next reward and observation depend on (potential, contacts, positions)."""
+    return {
+        name: copy.deepcopy(value) for name, value in vars(obj).items()
+        if _is_plain(value) and name not in ENGINE_ATTRIBUTES and not name.startswith(("_cam", "_render"))
+    }
 
 
 def capture_state(env: gym.Env) -> EnvState:

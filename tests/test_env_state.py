@@ -58,3 +58,44 @@ def test_state_of_another_model_is_refused():
     hopper.reset(seed=0)
     with pytest.raises(StateNotRestorableError, match="another model"):
         restore_state(hopper, capture_state(cheetah))
+
+
+def _link_masses(env) -> list[float]:
+    unwrapped = env.unwrapped
+    client = unwrapped._p
+    body = unwrapped.robot.objects[0] if isinstance(unwrapped.robot.objects, tuple) else unwrapped.robot.objects
+    return [client.getDynamicsInfo(body, link)[0] for link in range(-1, client.getNumJoints(body))]
+
+
+def test_pybullet_state_from_another_instance_carries_no_engine_handles():
+    """Restoring into another instance (here a heavier simulator variant) takes the simulation state only: the
+    receiving env keeps its own client, saved state and bodies, and its variant's masses stay as they were."""
+    from sim2real import SimVariant
+
+    source = make_env("HopperBulletEnv-v0")
+    source.reset(seed=0)
+    for _ in range(10):
+        source.step(source.action_space.sample())
+    state = capture_state(source)
+    assert not {"physicsClientId", "stateId", "ownsPhysicsClient"} & set(state.python_attributes["env"])
+    assert "objects" not in state.python_attributes["robot"]
+
+    plain = make_env("HopperBulletEnv-v0")
+    plain.reset(seed=1)
+    heavy = SimVariant(make_env("HopperBulletEnv-v0"), spec={"mass": 2.0})
+    heavy.reset(seed=1)
+    nominal, doubled = _link_masses(plain), _link_masses(heavy)
+    handles = (heavy.unwrapped.physicsClientId, heavy.unwrapped.stateId, heavy.unwrapped.robot.objects)
+    restore_state(heavy, state)
+    assert (heavy.unwrapped.physicsClientId, heavy.unwrapped.stateId, heavy.unwrapped.robot.objects) == handles
+    heavy.reset(seed=2)
+    heavy.step(heavy.action_space.sample())
+    np.testing.assert_allclose(_link_masses(heavy), doubled)  # x2 of nominal, not x4
+    np.testing.assert_allclose(np.array(doubled)[np.array(nominal) > 0], 2 * np.array(nominal)[np.array(nominal) > 0])
+
+    # Into a plain second instance, the same actions continue exactly as in the source.
+    restore_state(plain, state)
+    actions = [source.action_space.sample() for _ in range(5)]
+    for (obs_a, reward_a, _), (obs_b, reward_b, _) in zip(_rollout(source, actions), _rollout(plain, actions)):
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert reward_a == reward_b

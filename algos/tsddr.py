@@ -50,6 +50,7 @@ import argparse
 import csv
 import math
 import os
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -388,6 +389,11 @@ class TSDDR:
         for name, value in (("batch_size", batch_size), ("batches_per_epoch", batches_per_epoch)):
             if int(value) < 1:
                 raise TSDDRConfigError(f"{name}: must be an integer >= 1, got {value}")
+        if policy != "linear" and (not list(hidden_sizes) or any(int(h) < 1 for h in hidden_sizes)):
+            raise TSDDRConfigError(
+                f"hidden_sizes: the {policy} policy needs at least one hidden size >= 1 (e.g. --hidden 64 64), got "
+                f"{list(hidden_sizes)}; for a policy without hidden layers use --policy linear (TS-LDR)"
+            )
         if not system.hydros:
             raise SystemDataError("hydros: TS-DDR needs at least one hydro plant (the targets are reservoir volumes)")
         self.system = system
@@ -601,8 +607,14 @@ class TSDDR:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no TS-DDR model at {str(path)!r}")
-        state = torch.load(path, weights_only=False)
-        config = dict(state["config"])
+        try:
+            state = torch.load(path, weights_only=False)
+            config = dict(state["config"])
+        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as error:
+            raise TSDDRConfigError(
+                f"{str(path)!r} is truncated or not a TS-DDR checkpoint ({type(error).__name__}): delete it to start "
+                "the run over, or resume from a copy made before it was damaged"
+            ) from error
         if system is None:
             if not config.get("case"):
                 raise TSDDRConfigError(f"{path}: no case recorded; pass system= to load()")
@@ -717,6 +729,8 @@ def train_run(
     from rl.checkpoint import write_json_atomic
     from rl.run_record import command_line, package_versions
 
+    if not isinstance(epochs, int) or epochs < 1:  # before a run folder exists: a failed start leaves none
+        raise TSDDRConfigError(f"epochs: must be an integer >= 1, got {epochs}")
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "checkpoint.pt").is_file():

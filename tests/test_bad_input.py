@@ -100,3 +100,31 @@ def test_an_override_the_saved_model_does_not_store_is_refused(files):
 
     with pytest.raises(CheckpointError, match="Cannot change not_a_setting"):
         load_model(SAC, files["sac_pendulum"], overrides={"not_a_setting": 1})
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--epochs", "0"], "epochs: must be an integer >= 1"),
+    (["--hidden"], "needs at least one hidden size"),
+    (["--policy", "lstm", "--hidden"], "needs at least one hidden size"),
+], ids=["no epochs", "mlp without sizes", "lstm without sizes"])
+def test_tsddr_bad_settings_are_one_line_and_leave_no_run_folder(argv, expected, tmp_path, capsys):
+    from algos.tsddr import main
+
+    assert main([*argv, "-f", str(tmp_path / "logs"), "--no-progress"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").rglob("*.json"))
+
+
+def test_tsddr_resume_from_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
+    from algos.tsddr import main
+
+    argv = ["--epochs", "1", "--batches-per-epoch", "2", "--hidden", "8", "-f", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    run_dir = next((tmp_path / "tsddr").iterdir())
+    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
+    capsys.readouterr()
+    assert main(["--epochs", "2", "--resume", str(run_dir), "--no-progress"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "truncated or not a TS-DDR checkpoint" in lines[0]

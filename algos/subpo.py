@@ -35,6 +35,11 @@ SelfSubPO = TypeVar("SelfSubPO", bound="SubPO")
 __all__ = ["ModularCoverageReward", "SubPO", "modular_reward", "returns_to_go", "time_step_baseline"]
 
 REWARDS = ("submodular", "modular")
+SUBMODULAR_TASKS = tuple(
+    f"{task}{suffix}-v0" for task in ("Coverage-Constant", "Coverage-Bimodal", "Coverage-GP", "ExperimentDesign",
+                                       "ItemCollection", "AntCoverage") for suffix in ("", "-History")
+)
+"""The registered envs with SubPO's interface (``envs/__init__.py``)."""
 BASELINES = ("time_step", "critic")
 COVERAGE_PICTURE = "coverage.png"
 """File name of :meth:`SubPO.write_run_artifacts`' picture in the run folder."""
@@ -257,6 +262,17 @@ class SubPO(OnPolicyAlgorithm):
         self.episodes_per_update = episodes_per_update
         self.reward = reward
         if self.env is not None:
+            if not self.env.has_attr("horizon"):
+                raise ValueError(
+                    f"SubPO trains on submodular tasks, whose envs expose their horizon and marginal-gain rewards; "
+                    f"{self.env.get_attr('spec')[0].id if self.env.get_attr('spec')[0] else 'this env'} does not. "
+                    f"Tasks that do: {', '.join(SUBMODULAR_TASKS)}"
+                )
+            if self.baseline == "time_step" and -(-episodes_per_update // self.n_envs) * self.n_envs < 2:
+                raise ValueError(
+                    "episodes_per_update must be >= 2 with baseline='time_step': the baseline is the mean return-to-go "
+                    "over the update's episodes, so with one episode every advantage is zero and nothing is learned"
+                )
             if episode_length is None:
                 horizons = self.env.get_attr("horizon")
                 if len(set(horizons)) != 1:

@@ -57,7 +57,7 @@ def test_baseline_is_the_batch_mean_return_at_each_time_step():
 
 
 def test_one_update_raises_the_log_prob_of_the_higher_advantage_action():
-    model = _model(episodes_per_update=1, episode_length=2, learning_rate=1e-3)
+    model = _model(episodes_per_update=2, episode_length=1, learning_rate=1e-3)  # a 2-step buffer
     model.set_logger(Logger(folder=None, output_formats=[]))
     obs, _ = model.env.envs[0].reset()
     buffer = model.rollout_buffer

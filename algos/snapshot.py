@@ -101,6 +101,8 @@ class SnapshotSet:
     """Returns of the kept teacher episodes."""
     labels: np.ndarray | None = None
     """Cluster of each snapshot (None until :meth:`classify`)."""
+    collection: dict[str, int] | None = None
+    """How the set was collected (interval, teacher_episodes, keep_best, seed); None in caches that predate it."""
 
     def __len__(self) -> int:
         return len(self.snapshots)
@@ -288,6 +290,8 @@ def collect_snapshots(
         snapshots=[s for _, snaps in kept for s in snaps],
         teacher=teacher,
         episode_returns=[r for r, _ in kept],
+        collection={"interval": int(interval), "teacher_episodes": int(n_episodes), "keep_best": int(keep_best),
+                    "seed": int(seed)},
     )
 
 
@@ -430,6 +434,17 @@ def get_or_collect_snapshots(
         snapshots = SnapshotSet.load(snapshot_path)
         if snapshots.env_id != env_id:
             raise SnapshotFileError(f"{str(snapshot_path)!r} holds snapshots of {snapshots.env_id}, not {env_id}.")
+        recorded = getattr(snapshots, "collection", None)
+        wanted = {"interval": interval, "teacher_episodes": n_episodes, "keep_best": keep_best, "seed": seed}
+        differ = {k: (recorded[k], v) for k, v in wanted.items() if recorded is not None and recorded.get(k) != v}
+        if differ:
+            flags = {"interval": "--snapshot-interval", "teacher_episodes": "--teacher-episodes",
+                     "keep_best": "--keep-best", "seed": "the collection seed"}
+            said = "; ".join(f"{flags[k]} {old} in the cache, {new} asked" for k, (old, new) in differ.items())
+            raise SnapshotFileError(
+                f"{str(snapshot_path)!r} was collected with other settings ({said}): pass the cache's settings, "
+                "or delete the file (or pass --snapshots <new file>) to collect again."
+            )
         if snapshots.teacher_sha256 and teacher_digest and snapshots.teacher_sha256 != teacher_digest:
             raise SnapshotFileError(
                 f"{str(snapshot_path)!r} was collected from another version of the teacher {str(teacher)!r} "
@@ -555,6 +570,8 @@ def configure(config: Any, options: SnapshotOptions | None = None, *, progress: 
     config.extra_record = {"snapshotrl": {
         **asdict(options), "snapshots": snapshot_path, "n_snapshots": len(snapshots), "n_clusters": n_clusters,
         "teacher_returns": snapshots.episode_returns, "initial_vec_normalize": config.initial_vec_normalize,
+        # what the cache was really collected with (the flags above are what was asked for)
+        "collection": getattr(snapshots, "collection", None) or "unknown (the cache predates recording it)",
     }}
     return config
 

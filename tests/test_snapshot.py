@@ -14,6 +14,7 @@ from algos.snapshot import (
     SnapshotSet,
     TeacherError,
     collect_snapshots,
+    get_or_collect_snapshots,
     load_teacher,
     main,
 )
@@ -235,10 +236,10 @@ def test_cached_snapshots_of_a_retrained_teacher_are_refused(teacher, tmp_path):
     model_path.write_bytes(teacher[1].read_bytes())
     (tmp_path / "run.json").write_text(json.dumps({"algo": "sac"}))
     collected, cache = get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1, progress=False)
-    assert collected.teacher_sha256 and get_or_collect_snapshots("HalfCheetah-v4", str(model_path))[1] == cache
+    assert collected.teacher_sha256 and get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1)[1] == cache
     SAC("MlpPolicy", "HalfCheetah-v4", policy_kwargs=dict(net_arch=[16]), seed=1, buffer_size=100).save(model_path)
     with pytest.raises(SnapshotFileError, match="another version of the teacher"):
-        get_or_collect_snapshots("HalfCheetah-v4", str(model_path))
+        get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1)
 
 
 def test_python_m_cli_reuses_its_own_snapshot_cache(teacher, tmp_path):
@@ -256,3 +257,33 @@ def test_python_m_cli_reuses_its_own_snapshot_cache(teacher, tmp_path):
         result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
     assert SnapshotSet.load(cache).env_id == "HalfCheetah-v4"
+
+
+def test_a_cache_collected_with_other_settings_is_refused_and_the_record_holds_the_real_ones(teacher, tmp_path):
+    cache = str(tmp_path / "s.pkl")
+    collected, _ = get_or_collect_snapshots("HalfCheetah-v4", str(teacher[1]), path=cache, n_episodes=1,
+                                            keep_best=1, interval=10, progress=False)
+    assert collected.collection == {"interval": 10, "teacher_episodes": 1, "keep_best": 1, "seed": 0}
+    with pytest.raises(SnapshotFileError, match="--snapshot-interval 10 in the cache, 5 asked"):
+        get_or_collect_snapshots("HalfCheetah-v4", str(teacher[1]), path=cache, n_episodes=1, keep_best=1,
+                                 interval=5, progress=False)
+    from algos.snapshot import SnapshotOptions, configure
+    from rl.runner import RunConfig
+
+    config = configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(
+        teacher=str(teacher[1]), snapshots=cache, teacher_episodes=1, keep_best=1), progress=False)
+    assert config.extra_record["snapshotrl"]["collection"]["interval"] == 10
+
+
+def test_a_cache_from_before_settings_were_recorded_is_used_and_says_so(teacher, tmp_path):
+    cache = tmp_path / "old.pkl"
+    collected, _ = get_or_collect_snapshots("HalfCheetah-v4", str(teacher[1]), path=str(cache), n_episodes=1,
+                                            keep_best=1, progress=False)
+    collected.collection = None
+    collected.save(cache)
+    from algos.snapshot import SnapshotOptions, configure
+    from rl.runner import RunConfig
+
+    config = configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(
+        teacher=str(teacher[1]), snapshots=str(cache), teacher_episodes=3), progress=False)
+    assert config.extra_record["snapshotrl"]["collection"].startswith("unknown")

@@ -84,14 +84,14 @@ def _time_limit(env: gym.Env) -> TimeLimit | None:
     return None
 
 
-def _is_plain(value: Any) -> bool:
+def is_plain(value: Any) -> bool:
     """Numbers, booleans, numeric arrays and (nested) lists or tuples of them."""
     if isinstance(value, (bool, int, float, np.integer, np.floating)):
         return True
     if isinstance(value, np.ndarray):
         return value.dtype != object
     if isinstance(value, (list, tuple)):
-        return all(_is_plain(item) for item in value)
+        return all(is_plain(item) for item in value)
     return False
 
 
@@ -109,7 +109,7 @@ def _plain_attributes(obj: Any) -> dict[str, Any]:
     """The plain attributes that the next reward and observation depend on (potential, contacts, positions)."""
     return {
         name: copy.deepcopy(value) for name, value in vars(obj).items()
-        if _is_plain(value) and name not in ENGINE_ATTRIBUTES and not name.startswith(("_cam", "_render"))
+        if is_plain(value) and name not in ENGINE_ATTRIBUTES and not name.startswith(("_cam", "_render"))
     }
 
 

@@ -46,7 +46,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 
-from rl.env_state import EnvState, StateNotRestorableError, capture_state, restore_state
+from rl.env_state import EnvState, StateNotRestorableError, capture_state, is_plain, restore_state
 
 RESUME_STATE_FILE = "resume_state.pkl"
 WRAPPER_HOOKS = ("get_resume_state", "set_resume_state")
@@ -133,19 +133,9 @@ def _generator_state(generator: np.random.Generator | None) -> dict[str, Any] | 
     return None if generator is None else copy.deepcopy(generator.bit_generator.state)
 
 
-def _is_plain(value: Any) -> bool:
-    if isinstance(value, (bool, int, float, np.integer, np.floating)) or value is None:
-        return True
-    if isinstance(value, np.ndarray):
-        return value.dtype != object
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(item) for item in value)
-    return False
-
-
 def _plain_attributes(obj: Any) -> dict[str, Any]:
     return {name: copy.deepcopy(value) for name, value in vars(obj).items()
-            if _is_plain(value) and not name.startswith("_np_random")}
+            if is_plain(value) and not name.startswith("_np_random")}
 
 
 def _capture_sub_env(env: gym.Env, not_captured: list[str], index: int) -> SubEnvState:

@@ -236,7 +236,8 @@ def test_cached_snapshots_of_a_retrained_teacher_are_refused(teacher, tmp_path):
     model_path.write_bytes(teacher[1].read_bytes())
     (tmp_path / "run.json").write_text(json.dumps({"algo": "sac"}))
     collected, cache = get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1, progress=False)
-    assert collected.teacher_sha256 and get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1)[1] == cache
+    assert collected.teacher_sha256
+    assert get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1)[1] == cache
     SAC("MlpPolicy", "HalfCheetah-v4", policy_kwargs=dict(net_arch=[16]), seed=1, buffer_size=100).save(model_path)
     with pytest.raises(SnapshotFileError, match="another version of the teacher"):
         get_or_collect_snapshots("HalfCheetah-v4", str(model_path), n_episodes=1)

@@ -70,7 +70,10 @@ def _file_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
-    return {**CASES, **_file_cases(tmp_path_factory)}
+    found = {**CASES, **_file_cases(tmp_path_factory)}
+    module, argv, _ = found["iql"]
+    found["iql_offline_phase"] = (module, argv, (105, 145))  # killed among the 150 offline updates
+    return found
 
 
 def _run_in_process(module: str, argv: list[str]) -> int:
@@ -111,7 +114,7 @@ def references(cases, tmp_path_factory):
 
 
 KILLS = [(name, seed) for name in ("ppo", "mdpo", "sac", "mdpo_off", "iql", "s3rl_sac") for seed in (0,)] + [
-    ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0),
+    ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0), ("iql_offline_phase", 0),
 ]
 
 

@@ -96,20 +96,24 @@ def is_plain(value: Any) -> bool:
 
 
 ENGINE_ATTRIBUTES = frozenset({
-    "physicsClientId", "ownsPhysicsClient", "stateId", "objects", "doneLoading", "should_render", "isRender",
-    "_np_random_seed", "self_collision", "power",
+    "physicsClientId", "ownsPhysicsClient", "stateId", "objects", "ground_ids", "doneLoading", "should_render",
+    "isRender", "_np_random_seed", "self_collision", "power", "motor_power", "electricity_cost", "stall_torque_cost",
 })
 """PyBullet attributes that are handles into one engine instance (client id, saved-state id, body ids) or
-settings of the env (rendering, the robot's power and collision flags, which a simulator variant may change),
-not simulation state: copying them from another instance would point the env at foreign engine objects, or
-make its next reset reload and re-scale the robot (a SimVariant with mass=2 then doubled the masses twice)."""
+settings of the env (rendering, the robot's power, costs and collision flags, which a simulator variant may
+change), not simulation state: copying them from another instance would point the env at foreign engine
+objects, or make its next reset reload and re-scale the robot (a SimVariant with mass=2 then doubled the masses
+twice)."""
+HANDLE_SUFFIXES = ("Id", "Ids", "_id", "_ids", "Uid", "Index")
+"""Names that end like this hold engine unique ids (bodies, joints, constraints, saved states): never copied."""
 
 
 def _plain_attributes(obj: Any) -> dict[str, Any]:
     """The plain attributes that the next reward and observation depend on (potential, contacts, positions)."""
     return {
         name: copy.deepcopy(value) for name, value in vars(obj).items()
-        if is_plain(value) and name not in ENGINE_ATTRIBUTES and not name.startswith(("_cam", "_render"))
+        if is_plain(value) and name not in ENGINE_ATTRIBUTES and not name.endswith(HANDLE_SUFFIXES)
+        and not name.startswith(("_cam", "_render"))
     }
 
 

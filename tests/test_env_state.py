@@ -4,7 +4,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rl.env_state import StateNotRestorableError, capture_state, restore_state
+from rl.env_state import (
+    ENGINE_ATTRIBUTES,
+    HANDLE_SUFFIXES,
+    StateNotRestorableError,
+    capture_state,
+    restore_state,
+)
 from rl.envs import make_env
 
 
@@ -79,6 +85,9 @@ def test_pybullet_state_from_another_instance_carries_no_engine_handles():
     state = capture_state(source)
     assert not {"physicsClientId", "stateId", "ownsPhysicsClient"} & set(state.python_attributes["env"])
     assert "objects" not in state.python_attributes["robot"]
+    captured = set(state.python_attributes["env"]) | set(state.python_attributes["robot"])
+    assert not captured & ENGINE_ATTRIBUTES and not [name for name in captured if name.endswith(HANDLE_SUFFIXES)]
+    assert {"potential", "initial_z", "feet_contact"} <= captured  # what the next reward and observation read
 
     plain = make_env("HopperBulletEnv-v0")
     plain.reset(seed=1)
@@ -88,6 +97,7 @@ def test_pybullet_state_from_another_instance_carries_no_engine_handles():
     handles = (heavy.unwrapped.physicsClientId, heavy.unwrapped.stateId, heavy.unwrapped.robot.objects)
     restore_state(heavy, state)
     assert (heavy.unwrapped.physicsClientId, heavy.unwrapped.stateId, heavy.unwrapped.robot.objects) == handles
+    np.testing.assert_allclose(_link_masses(heavy), doubled)  # restoring itself changes no dynamics
     heavy.reset(seed=2)
     heavy.step(heavy.action_space.sample())
     np.testing.assert_allclose(_link_masses(heavy), doubled)  # x2 of nominal, not x4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
@@ -60,6 +61,18 @@ class _DynamicsWrapper(gym.Wrapper):
 
     def _seed_hook(self, seed: int | None) -> None:
         """Hook: a subclass's own generators from the reset seed (default: none)."""
+
+    def get_resume_state(self) -> dict[str, Any]:
+        """What changes during training and decides what this wrapper does next: the action noise's generator.
+
+        For a checkpoint (:mod:`rl.resume_state` calls it on every wrapper that has it); the parameters are
+        the wrapper's own settings and are not part of it (a resumed run keeps the variant it was made with).
+        """
+        return {"noise_rng": copy.deepcopy(self._noise_rng.bit_generator.state)}
+
+    def set_resume_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_resume_state`'s capture: the same action noise follows."""
+        self._noise_rng.bit_generator.state = copy.deepcopy(state["noise_rng"])
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         std = self.parameters.get("action_noise", 0.0)
@@ -144,6 +157,21 @@ class DomainRandomization(_DynamicsWrapper):
 
     def _next_parameters(self) -> None:
         self.parameters = {name: float(self._sampler.uniform(low, high)) for name, (low, high) in self.ranges.items()}
+
+    def get_resume_state(self) -> dict[str, Any]:
+        """The action noise's generator, the draws' generator (and whether a reset seed has seeded it yet) and
+        the parameters of the episode in progress: all that decides this episode's dynamics and later draws."""
+        return {**super().get_resume_state(), "sampler": copy.deepcopy(self._sampler.bit_generator.state),
+                "sampler_seeded": self._sampler_seeded, "parameters": dict(self.parameters)}
+
+    def set_resume_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`get_resume_state`'s capture: the episode in progress gets its parameters back (in
+        the simulator too) and the next resets draw what the captured wrapper would have drawn."""
+        super().set_resume_state(state)
+        self._sampler.bit_generator.state = copy.deepcopy(state["sampler"])
+        self._sampler_seeded = bool(state["sampler_seeded"])
+        self.parameters = {name: float(value) for name, value in state["parameters"].items()}
+        self._apply()
 
 
 def make_sim_env(env_id: str, spec: str | Mapping[str, float], **env_kwargs: Any) -> SimVariant:

@@ -249,3 +249,64 @@ def test_real_sim_buffer_samples_each_region_and_never_overwrites_the_real_rows(
     assert set(buffer.sample_sim(200).observations[:, 0].tolist()) == {103, 104, 105, 106, 107, 108}
     with pytest.raises(ValueError, match="must be all of them"):
         buffer.set_real_size(3)
+
+
+# Resume state (a checkpoint of a killed run: rl.resume_state calls these two methods on every wrapper).
+
+
+def _continue(env: gym.Env, actions, resets: int = 1) -> list[np.ndarray]:
+    """Observations of ``actions``, then of each later episode's reset and first action (no seed: the streams go on)."""
+    out = [env.step(action)[0] for action in actions]
+    for _ in range(resets):
+        out.append(env.reset()[0])
+        out.append(env.step(actions[0])[0])
+    return out
+
+
+def _resumed(wrapper_class, source: gym.Env, *args, **kwargs) -> gym.Env:
+    """A fresh wrapper, reset elsewhere, given ``source``'s simulator state, reset generator and resume state (what
+    rl.resume_state restores)."""
+    fresh = wrapper_class(make_env(MUJOCO_ID), *args, **kwargs)
+    fresh.reset(seed=99)
+    restore_state(fresh, capture_state(source))
+    fresh.unwrapped.np_random.bit_generator.state = source.unwrapped.np_random.bit_generator.state
+    fresh.set_resume_state(source.get_resume_state())
+    return fresh
+
+
+def test_sim_variant_resume_state_continues_the_same_action_noise():
+    source = SimVariant(make_env(MUJOCO_ID), "action_noise=0.3,gravity=1.5")
+    source.reset(seed=3)
+    for _ in range(4):
+        source.step(np.zeros(3, dtype=np.float32))
+    assert set(source.get_resume_state()) == {"noise_rng"}  # the spec is the wrapper's own, not state
+    copy_ = _resumed(SimVariant, source, "action_noise=0.3,gravity=1.5")
+    unresumed = SimVariant(make_env(MUJOCO_ID), "action_noise=0.3,gravity=1.5")
+    unresumed.reset(seed=99)
+    restore_state(unresumed, capture_state(source))  # the simulator only: other noise follows
+    actions = [np.full(3, 0.2, dtype=np.float32)] * 5
+    expected = [source.step(action)[0] for action in actions]
+    np.testing.assert_array_equal(np.array([copy_.step(action)[0] for action in actions]), np.array(expected))
+    assert not np.array_equal(np.array([unresumed.step(action)[0] for action in actions]), np.array(expected))
+
+
+def test_domain_randomization_resume_state_continues_the_episode_and_the_draws():
+    ranges = {"gravity": (0.5, 2.0), "mass": (0.5, 1.5), "action_noise": (0.1, 0.3)}
+    source = DomainRandomization(make_env(MUJOCO_ID), ranges)  # seeded by the first reset seed
+    source.reset(seed=0)
+    source.reset()  # a second draw, so the sampler has moved on from its seed
+    for _ in range(3):
+        source.step(np.zeros(3, dtype=np.float32))
+    copy_ = _resumed(DomainRandomization, source, ranges)
+    assert copy_.parameters == source.parameters
+    np.testing.assert_array_equal(copy_.unwrapped.model.opt.gravity, source.unwrapped.model.opt.gravity)
+    np.testing.assert_array_equal(copy_.unwrapped.model.body_mass, source.unwrapped.model.body_mass)
+    actions = [np.full(3, -0.4, dtype=np.float32)] * 4
+    expected = _continue(source, actions, resets=2)
+    for got, want in zip(_continue(copy_, actions, resets=2), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert copy_.parameters == source.parameters  # the later draws are the same too
+    unresumed = DomainRandomization(make_env(MUJOCO_ID), ranges)
+    unresumed.reset(seed=99)
+    restore_state(unresumed, capture_state(source))
+    assert unresumed.parameters != source.parameters

@@ -101,8 +101,9 @@ class SnapshotSet:
     """Returns of the kept teacher episodes."""
     labels: np.ndarray | None = None
     """Cluster of each snapshot (None until :meth:`classify`)."""
-    collection: dict[str, int] | None = None
-    """How the set was collected (interval, teacher_episodes, keep_best, seed); None in caches that predate it."""
+    collection: dict[str, Any] | None = None
+    """How the set was collected (interval, teacher_episodes, keep_best, seed; ``recovered``, a note, when they
+    were inferred afterwards by :func:`recover_collection`); None in caches that predate it."""
 
     def __len__(self) -> int:
         return len(self.snapshots)
@@ -295,6 +296,41 @@ def collect_snapshots(
     )
 
 
+def recover_collection(snapshots: SnapshotSet, *, seeds: Sequence[int] = (0,)) -> dict[str, Any] | None:
+    """The collection settings of a cache that predates their recording, where its content determines them.
+
+    The interval is the spacing of each kept episode's snapshot steps (0, interval, 2 * interval, ...). When the
+    kept episodes are episodes 0 to k-1, k teacher episodes were run and all were kept: ``teacher_episodes`` and
+    ``keep_best`` are k (more episodes, all worse than the first k, would leave the same content: the note says
+    so). The seed is the one in ``seeds`` whose reset gives episode 0's first observation. Returns None when
+    any of them cannot be told (steps not evenly spaced, episodes missing, no seed matches): the cache then
+    stays "unknown".
+    """
+    steps: dict[int, list[int]] = {}
+    for snapshot in snapshots.snapshots:
+        steps.setdefault(int(snapshot.episode), []).append(int(snapshot.step))
+    spacings = {b - a for episode in steps.values() for a, b in zip(sorted(episode), sorted(episode)[1:])}
+    if len(spacings) != 1 or any(min(episode) != 0 for episode in steps.values()):
+        return None
+    interval = spacings.pop()
+    kept = len(steps)
+    if set(steps) != set(range(kept)) or len(snapshots.episode_returns) != kept:
+        return None
+    first = next(s for s in snapshots.snapshots if s.episode == 0 and s.step == 0)
+    env = make_env(snapshots.env_id)
+    try:
+        seed = next((s for s in seeds if np.array_equal(env.reset(seed=int(s))[0], first.observation)), None)
+    finally:
+        env.close()
+    if seed is None:
+        return None
+    return {
+        "interval": interval, "teacher_episodes": kept, "keep_best": kept, "seed": int(seed),
+        "recovered": (f"inferred from the cache's content: snapshots every {interval} steps, teacher episodes 0-"
+                      f"{kept - 1} all kept (or more episodes, all worse), episode 0 starts at reset(seed={seed})"),
+    }
+
+
 # ----------------------------------------------------------------------------------------------------
 # The student's env
 
@@ -439,7 +475,7 @@ def get_or_collect_snapshots(
         differ = {k: (recorded[k], v) for k, v in wanted.items() if recorded is not None and recorded.get(k) != v}
         if differ:
             flags = {"interval": "--snapshot-interval", "teacher_episodes": "--teacher-episodes",
-                     "keep_best": "--keep-best", "seed": "the collection seed"}
+                     "keep_best": "--keep-best", "seed": "seed= (of get_or_collect_snapshots)"}
             said = "; ".join(f"{flags[k]} {old} in the cache, {new} asked" for k, (old, new) in differ.items())
             raise SnapshotFileError(
                 f"{str(snapshot_path)!r} was collected with other settings ({said}): pass the cache's settings, "

@@ -1,5 +1,6 @@
 """S3RL: snapshot collection and files, status classification, truncation, the switch back, the CLI."""
 
+import copy
 import json
 import pickle
 
@@ -17,8 +18,9 @@ from algos.snapshot import (
     get_or_collect_snapshots,
     load_teacher,
     main,
+    recover_collection,
 )
-from rl.env_state import StateNotRestorableError
+from rl.env_state import StateNotRestorableError, capture_state, restore_state
 from rl.envs import make_env
 
 EPISODE = 60  # short HalfCheetah episodes keep the tests fast
@@ -288,3 +290,76 @@ def test_a_cache_from_before_settings_were_recorded_is_used_and_says_so(teacher,
     config = configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(
         teacher=str(teacher[1]), snapshots=str(cache), teacher_episodes=3), progress=False)
     assert config.extra_record["snapshotrl"]["collection"].startswith("unknown")
+
+
+def test_collection_settings_of_an_old_cache_are_recovered_from_its_content(teacher):
+    env = make_env("HalfCheetah-v4", max_episode_steps=EPISODE)
+    collected = collect_snapshots(teacher[0], env, n_episodes=2, keep_best=2, interval=15, seed=3, progress=False)
+    settings = collected.collection
+    collected.collection = None  # as in a cache written before the settings were recorded
+    recovered = recover_collection(collected, seeds=range(5))
+    assert recovered is not None and recovered.pop("recovered").startswith("inferred from the cache's content")
+    assert recovered == settings == {"interval": 15, "teacher_episodes": 2, "keep_best": 2, "seed": 3}
+    assert recover_collection(collected, seeds=[0, 1]) is None  # no candidate seed starts episode 0
+    missing_first = SnapshotSet(env_id=collected.env_id, episode_returns=collected.episode_returns[:1],
+                                snapshots=[s for s in collected.snapshots if s.episode == 1])
+    assert recover_collection(missing_first, seeds=range(5)) is None  # episode 0 was not kept: how many ran?
+
+
+@pytest.mark.parametrize("env_id, n_snapshots", [("HalfCheetah-v4", 1000), ("Hopper-v4", 717)])
+def test_committed_teacher_caches_record_how_they_were_collected(env_id, n_snapshots):
+    """The benchmark's caches predate the recording; their settings were recovered from their content (and agree
+    with every committed S3RL run record: 10 episodes, 10 kept, every 10 steps) without touching the snapshots."""
+    from pathlib import Path
+
+    teachers = Path(__file__).parent.parent / "results" / "snapshot" / "teachers"
+    cache = teachers / env_id / "expert" / "model.snapshots.pkl"
+    snapshots = SnapshotSet.load(cache)
+    assert len(snapshots) == n_snapshots and snapshots.teacher_sha256
+    assert {k: snapshots.collection[k] for k in ("interval", "teacher_episodes", "keep_best", "seed")} == {
+        "interval": 10, "teacher_episodes": 10, "keep_best": 10, "seed": 0}
+    assert "recovered" in snapshots.collection
+
+
+def _continue_snapshot_resets(env: SnapshotReset, n_steps: int) -> list[tuple]:
+    """(snapshot index or None, truncated) of each step, resetting (without a seed) whenever an episode ends."""
+    out = []
+    for _ in range(n_steps):
+        obs, _, terminated, truncated, _ = env.step(np.full(6, 0.1, dtype=np.float32))
+        out.append(("step", truncated, obs.tobytes()))
+        if terminated or truncated:
+            obs, info = env.reset()
+            out.append(("reset", info.get("snapshot"), obs.tobytes()))
+    return out
+
+
+def test_snapshot_reset_resume_state_makes_a_fresh_wrapper_choose_the_same(snapshots):
+    """A killed run's wrapper, copied into a fresh one (what the checkpoint does), makes the same snapshot choices,
+    truncates at the same steps and switches to normal resets at the same step."""
+    def wrapper(seed: int) -> SnapshotReset:
+        return SnapshotReset(make_env("HalfCheetah-v4", max_episode_steps=EPISODE), snapshots, active_steps=25,
+                             max_steps=4, seed=seed)
+
+    source = wrapper(0)
+    source.reset(seed=0)
+    for _ in range(6):  # one truncation and reset behind it, 2 steps into the next snapshot trajectory
+        if source.step(np.zeros(6, dtype=np.float32))[3]:
+            source.reset()
+    state = source.get_resume_state()
+    assert set(state) == {"rng", "steps_taken", "steps_from_snapshot"}
+    assert (state["steps_taken"], state["steps_from_snapshot"]) == (6, 2)
+
+    def copied(with_resume_state: bool) -> SnapshotReset:
+        fresh = wrapper(123)
+        fresh.reset(seed=123)
+        restore_state(fresh, capture_state(source))
+        fresh.unwrapped.np_random.bit_generator.state = source.unwrapped.np_random.bit_generator.state
+        if with_resume_state:
+            fresh.set_resume_state(copy.deepcopy(state))
+        return fresh
+
+    resumed, unresumed = copied(True), copied(False)
+    expected = _continue_snapshot_resets(source, 40)
+    assert _continue_snapshot_resets(resumed, 40) == expected
+    assert [e[1] for e in expected if e[0] == "reset"][-1] is None  # normal resets after 25 steps
+    assert _continue_snapshot_resets(unresumed, 40) != expected

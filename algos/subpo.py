@@ -40,6 +40,8 @@ SUBMODULAR_TASKS = tuple(
                                        "ItemCollection", "AntCoverage") for suffix in ("", "-History")
 )
 """The registered envs with SubPO's interface (``envs/__init__.py``)."""
+SUBMODULAR_INTERFACE = ("F", "horizon")
+"""Attributes every SubPO env has (``envs.submodular.SubmodularGridEnv``, ``envs.ant_coverage.AntCoverageEnv``)."""
 BASELINES = ("time_step", "critic")
 COVERAGE_PICTURE = "coverage.png"
 """File name of :meth:`SubPO.write_run_artifacts`' picture in the run folder."""
@@ -262,12 +264,7 @@ class SubPO(OnPolicyAlgorithm):
         self.episodes_per_update = episodes_per_update
         self.reward = reward
         if self.env is not None:
-            if not self.env.has_attr("horizon"):
-                raise ValueError(
-                    f"SubPO trains on submodular tasks, whose envs expose their horizon and marginal-gain rewards; "
-                    f"{self.env.get_attr('spec')[0].id if self.env.get_attr('spec')[0] else 'this env'} does not. "
-                    f"Tasks that do: {', '.join(SUBMODULAR_TASKS)}"
-                )
+            self._check_submodular_env(self.env)
             if self.baseline == "time_step" and -(-episodes_per_update // self.n_envs) * self.n_envs < 2:
                 raise ValueError(
                     "episodes_per_update must be >= 2 with baseline='time_step': the baseline is the mean return-to-go "
@@ -282,6 +279,20 @@ class SubPO(OnPolicyAlgorithm):
         self.episode_length = episode_length
         if _init_setup_model:
             self._setup_model()
+
+    @staticmethod
+    def _check_submodular_env(env: VecEnv) -> None:
+        """Refuse, in one line naming the tasks that have it, an env without SubPO's interface: its set function
+        ``F`` (the modular reward and the coverage picture read it) and ``horizon`` (states per episode: the
+        update collects whole episodes), with marginal-gain rewards."""
+        missing = [name for name in SUBMODULAR_INTERFACE if not env.has_attr(name)]
+        if missing:
+            spec = env.get_attr("spec")[0] if env.has_attr("spec") else None
+            raise ValueError(
+                f"SubPO trains on submodular tasks, whose envs expose their set function F and horizon and pay "
+                f"marginal gains; {spec.id if spec is not None else 'this env'} has no {' or '.join(missing)}. "
+                f"Tasks that do: {', '.join(SUBMODULAR_TASKS)}"
+            )
 
     def _setup_model(self) -> None:
         if self.baseline == "time_step" and not isinstance(self.action_space, spaces.Discrete):

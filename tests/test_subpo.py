@@ -2,6 +2,7 @@
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -244,3 +245,57 @@ def test_critic_option_on_discrete_actions():
     assert model._n_updates == 2
     with pytest.raises(ValueError, match="baseline"):
         _model(baseline="value")
+
+
+# Settings and envs SubPO cannot learn from: refused in the constructor (the runner makes a ValueError one line).
+
+
+def test_one_episode_per_update_with_the_batch_mean_baseline_is_refused():
+    """b_t is the mean of G_t over the update's episodes: with one episode b_t = G_t and every advantage is zero."""
+    returns = np.array([[3.0], [2.0], [0.5]])
+    assert not (returns - time_step_baseline(returns, np.array([[0], [1], [2]]))).any()
+    with pytest.raises(ValueError, match="every advantage is zero") as error:
+        _model(episodes_per_update=1)
+    assert "\n" not in str(error.value) and "episodes_per_update must be >= 2" in str(error.value)
+
+
+def test_one_episode_per_update_is_accepted_where_the_batch_has_two_or_a_critic_baselines_it():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    two_envs = make_vec_env(_small_env, n_envs=2, seed=0)
+    assert _model(two_envs, episodes_per_update=1).n_steps == 9  # one episode in each of the two envs
+    assert _model(episodes_per_update=1, baseline="critic").baseline == "critic"
+
+
+class _HorizonOnlyEnv(gym.Env):
+    """An episodic env with a horizon but no set function: not SubPO's interface."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
+    action_space = gym.spaces.Discrete(5)
+    horizon = 10
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("env, named, missing", [
+    ("CartPole-v1", "CartPole-v1", "F or horizon"),
+    ("Pendulum-v1", "Pendulum-v1", "F or horizon"),
+], ids=["discrete", "box"])
+def test_an_env_without_the_submodular_interface_is_refused_naming_the_tasks_that_have_it(env, named, missing):
+    with pytest.raises(ValueError) as error:
+        SubPO("MlpPolicy", env)
+    message = str(error.value)
+    assert "\n" not in message and f"{named} has no {missing}" in message
+    for task in ("Coverage-Constant-v0", "Coverage-GP-History-v0", "ExperimentDesign-v0", "ItemCollection-History-v0",
+                 "AntCoverage-v0"):
+        assert task in message
+
+
+def test_an_env_with_a_horizon_but_no_set_function_is_refused():
+    with pytest.raises(ValueError, match="has no F. Tasks that do: Coverage-Constant-v0"):
+        SubPO("MlpPolicy", _HorizonOnlyEnv())

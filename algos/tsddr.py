@@ -53,6 +53,7 @@ import os
 import pickle
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,12 @@ ANNEALED_PHASE_FRACTIONS = (2 / 24, 2 / 24, 4 / 24)
 MODES = ("stage", "horizon")
 POLICIES = ("mlp", "lstm", "linear")
 SAMPLERS = ("stagewise", "scenario")
+CHECKPOINT_READ_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, OSError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
+    ValueError, AttributeError, ImportError,
+)
+"""What ``torch.load`` and applying its state raise for a truncated or foreign file (a cut zip archive: RuntimeError
+or OSError; a cut pickle: EOFError or UnpicklingError; a pickle naming missing classes: AttributeError/ImportError)."""
 
 
 class TSDDRConfigError(ValueError):
@@ -607,28 +614,37 @@ class TSDDR:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no TS-DDR model at {str(path)!r}")
+        def damaged(error: BaseException) -> TSDDRConfigError:
+            return TSDDRConfigError(
+                f"{str(path)!r} is truncated or not a TS-DDR checkpoint ({type(error).__name__}): delete it to start "
+                "the run over, or resume from a copy made before it was damaged"
+            )
+
         try:
             state = torch.load(path, weights_only=False)
             config = dict(state["config"])
-        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as error:
-            raise TSDDRConfigError(
-                f"{str(path)!r} is truncated or not a TS-DDR checkpoint ({type(error).__name__}): delete it to start "
-                "the run over, or resume from a copy made before it was damaged"
-            ) from error
+        except CHECKPOINT_READ_ERRORS as error:
+            raise damaged(error) from error
         if system is None:
             if not config.get("case"):
                 raise TSDDRConfigError(f"{path}: no case recorded; pass system= to load()")
             system = load_system(case_path(config["case"]))
         epochs = config.pop("epochs", None)
-        model = cls(system, **config)
+        try:
+            model = cls(system, **config)
+        except TypeError as error:  # settings this TSDDR does not take
+            raise damaged(error) from error
         if epochs is not None:
             model.config["epochs"] = epochs
-        model.policy.load_state_dict(state["policy"])
-        model.epoch, model.history = state.get("epoch", 0), list(state.get("history", []))
-        if "optimizer" in state:
-            model.optimizer.load_state_dict(state["optimizer"])
-            model.rng.bit_generator.state = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
+        try:  # a file that unpickles but whose tensors or generator states are cut short or of another model
+            model.policy.load_state_dict(state["policy"])
+            model.epoch, model.history = int(state.get("epoch", 0)), list(state.get("history", []))
+            if "optimizer" in state:
+                model.optimizer.load_state_dict(state["optimizer"])
+                model.rng.bit_generator.state = state["rng"]
+                torch.set_rng_state(state["torch_rng"])
+        except CHECKPOINT_READ_ERRORS as error:
+            raise damaged(error) from error
         return model
 
     def _write_progress(self, run_dir: Path) -> None:

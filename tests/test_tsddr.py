@@ -155,3 +155,36 @@ def test_cli_writes_a_run_folder(tmp_path):
     for name in ("config.json", "progress.csv", "history.json", "checkpoint.pt", "model.pt", "results.json",
                  "learning_curve.png"):
         assert (run / name).is_file(), name
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny run folder written by the CLI (its checkpoint.pt is what --resume reads)."""
+    root = tmp_path_factory.mktemp("tsddr_run")
+    assert main(["--epochs", "1", "--batches-per-epoch", "2", "--hidden", "8", "-f", str(root), "--no-progress"]) == 0
+    return root / "tsddr" / "toy_1"
+
+
+@pytest.mark.parametrize("damage", ["empty", "first 10 bytes", "a third", "all but the last byte", "other tensors"])
+def test_resume_from_a_damaged_checkpoint_is_one_line_naming_the_file_and_the_fix(
+    finished_run, tmp_path, capsys, damage
+):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    checkpoint = run_dir / "checkpoint.pt"
+    data = checkpoint.read_bytes()
+    cuts = {"empty": 0, "first 10 bytes": 10, "a third": len(data) // 3, "all but the last byte": len(data) - 1}
+    if damage in cuts:
+        checkpoint.write_bytes(data[: cuts[damage]])
+    else:  # a whole file whose network does not fit the recorded configuration
+        state = torch.load(checkpoint, weights_only=False)
+        state["policy"] = {name: value[..., :1] for name, value in state["policy"].items()}
+        torch.save(state, checkpoint)
+    capsys.readouterr()
+    assert main(["--epochs", "2", "--resume", str(run_dir), "--no-progress"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert str(checkpoint) in lines[0] and "truncated or not a TS-DDR checkpoint" in lines[0]
+    assert "delete it to start the run over" in lines[0]

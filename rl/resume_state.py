@@ -71,8 +71,8 @@ class SubEnvState:
     monitor: dict[str, Any] | None
     elapsed_steps: int | None = None
     """The TimeLimit counter (also inside ``physics`` for MuJoCo and PyBullet envs)."""
-    wrappers: list[dict[str, Any]] = field(default_factory=list)
-    """``get_resume_state()`` of each wrapper that has it, outermost first."""
+    wrappers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(class name, ``get_resume_state()``) of each wrapper that has it, outermost first."""
 
 
 @dataclass
@@ -158,7 +158,8 @@ def _capture_sub_env(env: gym.Env, not_captured: list[str], index: int) -> SubEn
         action_space_random=_generator_state(getattr(env.action_space, "_np_random", None)),
         monitor=None if monitor is None else {name: copy.deepcopy(getattr(monitor, name)) for name in _MONITOR_FIELDS},
         elapsed_steps=next((w._elapsed_steps for w in _wrapper_chain(env) if isinstance(w, TimeLimit)), None),
-        wrappers=[w.get_resume_state() for w in _wrapper_chain(env) if all(hasattr(w, h) for h in WRAPPER_HOOKS)],
+        wrappers=[(type(w).__qualname__, w.get_resume_state()) for w in _wrapper_chain(env)
+                  if all(hasattr(w, h) for h in WRAPPER_HOOKS)],
     )
 
 
@@ -226,9 +227,12 @@ def restore_vec_env(venv: VecEnv, state: VecEnvState | None) -> bool:
         if monitor is not None and sub.monitor is not None:
             for name, value in sub.monitor.items():
                 setattr(monitor, name, copy.deepcopy(value))
-        hooked = [w for w in _wrapper_chain(env) if all(hasattr(w, h) for h in WRAPPER_HOOKS)]
-        for wrapper, wrapper_state in zip(hooked, sub.wrappers):
-            wrapper.set_resume_state(copy.deepcopy(wrapper_state))
+        saved = list(sub.wrappers)
+        for wrapper in (w for w in _wrapper_chain(env) if all(hasattr(w, h) for h in WRAPPER_HOOKS)):
+            # by class, in order: a wrapper added or removed since the checkpoint does not get another's state
+            match = next((i for i, (name, _) in enumerate(saved) if name == type(wrapper).__qualname__), None)
+            if match is not None:
+                wrapper.set_resume_state(copy.deepcopy(saved.pop(match)[1]))
     # A checkpoint taken before the env's first reset keeps its seeds pending (e.g. no evaluation yet).
     inner._seeds = [seed if pending else None for seed, pending in zip(state.seeds, pending_seeds)]
     inner._options = copy.deepcopy(state.options)

@@ -397,41 +397,30 @@ def train(config: RunConfig) -> RunResult:
     new_folder = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     try:
-        return _train_in_folder(
-            config, spec, algo_class, dataset, params, algo_kwargs, runner, run_dir=run_dir, label=label,
-            resume_dir=resume_dir, resume_from=resume_from, n_timesteps=n_timesteps, offline_steps=offline_steps,
-            n_envs=n_envs, normalize=normalize, vec_env_class=vec_env_class, inputs=inputs, inputs_file=inputs_file,
-            changes=changes, fingerprint=fingerprint, skipped_checkpoints=plan.notes,
-        )
-    except _FailedStart as failure:
-        if new_folder:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise failure.error from failure.error.__cause__
-
-
-class _FailedStart(Exception):
-    """Carries an error raised before training began, so that the new run folder is removed."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _train_in_folder(
-    config: RunConfig, spec: AlgoSpec, algo_class: type, dataset: OfflineDataset | None, params: dict[str, Any],
-    algo_kwargs: dict[str, Any], runner: dict[str, Any], *, run_dir: str, label: str, resume_dir: str | None,
-    resume_from: Path | None, n_timesteps: int, offline_steps: int, n_envs: int, normalize: Any, vec_env_class: str,
-    inputs: dict[str, Any], inputs_file: dict[str, Any] | None, changes: dict[str, dict[str, Any]],
-    fingerprint: str | None, skipped_checkpoints: list[str],
-) -> RunResult:
-    try:
         setup = _set_up(
             config, spec, algo_class, dataset, params, algo_kwargs, runner, run_dir=run_dir, resume_dir=resume_dir,
             resume_from=resume_from, n_timesteps=n_timesteps, n_envs=n_envs, normalize=normalize,
             vec_env_class=vec_env_class, changes=changes,
         )
-    except BaseException as error:  # noqa: BLE001 - re-raised unchanged after the folder is cleaned up
-        raise _FailedStart(error) from error
+    except BaseException:
+        if new_folder:  # a failed start leaves no run folder behind (one that existed before is kept)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return _train_in_folder(
+        config, spec, dataset, setup, run_dir=run_dir, label=label, resume_dir=resume_dir, resume_from=resume_from,
+        n_timesteps=n_timesteps, offline_steps=offline_steps, n_envs=n_envs, inputs=inputs, inputs_file=inputs_file,
+        changes=changes, fingerprint=fingerprint, skipped_checkpoints=plan.notes,
+    )
+
+
+def _train_in_folder(
+    config: RunConfig, spec: AlgoSpec, dataset: OfflineDataset | None,
+    setup: tuple[BaseAlgorithm, VecEnv, VecEnv, resume_state.ResumeState | None, int, dict[str, Any]], *,
+    run_dir: str, label: str, resume_dir: str | None, resume_from: Path | None, n_timesteps: int, offline_steps: int,
+    n_envs: int, inputs: dict[str, Any], inputs_file: dict[str, Any] | None, changes: dict[str, dict[str, Any]],
+    fingerprint: str | None, skipped_checkpoints: list[str],
+) -> RunResult:
+    """Train the set-up model in its run folder, then write the final model, evaluation and records."""
     model, env, eval_env, state, remaining, recorded_params = setup
     resuming = resume_from is not None
 

@@ -20,6 +20,10 @@ Registered:
   tasks of TAXONS / SERENE / STAX (``envs.redundant_arm.RedundantArmEnv``, ``envs.hard_maze.HardMazeEnv``,
   ``envs.curling.CurlingEnv``, ``envs.ant_maze.AntMazeEnv``); each class carries its ``spec_qd``
   (``envs.qd_task.QDTaskSpec``).
+- ``mo-halfcheetah-bullet-v0`` and ``mo-hopper-bullet-v0``: C-MORL's PyBullet multi-objective tasks, PyBullet's
+  HalfCheetah with reward [x velocity, -sum(action^2)] and Hopper with [x velocity, 10 x jump height] (+ healthy
+  and control terms), as mo-gymnasium's ``mo-halfcheetah-v5`` / ``mo-hopper-2obj-v5``
+  (``envs.mo_bullet.MOHalfCheetahBullet``, ``envs.mo_bullet.MOHopperBullet``).
 """
 
 import gymnasium
@@ -66,3 +70,12 @@ for _env_id, _entry_point in (
 ):
     if _env_id not in gymnasium.registry:
         gymnasium.register(id=_env_id, entry_point=_entry_point)
+
+# C-MORL's PyBullet multi-objective tasks (envs.mo_bullet); PyBullet's 1000-step episodes (C-MORL's runner caps
+# its own episodes at 500).
+for _env_id, _entry_point in (
+    ("mo-halfcheetah-bullet-v0", "envs.mo_bullet:MOHalfCheetahBullet"),
+    ("mo-hopper-bullet-v0", "envs.mo_bullet:MOHopperBullet"),
+):
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point=_entry_point, max_episode_steps=1000)

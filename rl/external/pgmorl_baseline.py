@@ -1,0 +1,186 @@
+"""Run morl-baselines' PGMORL (the C-MORL benchmark's baseline) from the project's venv.
+
+:func:`run_pgmorl` makes sure morl-baselines' own venv exists (:func:`rl.external.morl_baselines_venv.ensure_venv`),
+runs ``pgmorl_run.py`` there as a subprocess (one thread per library), and returns the JSON it writes: the
+evaluated Pareto archive (``points``), PGMORL's own evaluations (``archive_reported``), ``env_steps``, ``wall_s``,
+``steps_per_s``, the PGMORL ``settings`` used and the ``budget`` plan (see :mod:`rl.external.pgmorl_run` for how a
+budget becomes PGMORL iterations, and for the evaluation protocol). The child's output (PGMORL prints a lot) goes
+to ``<out>.log`` beside the JSON.
+
+A JSON already at ``out_path`` made with the same inputs (env, budget, seed, reference point, episode cap,
+evaluation episodes) is returned without running again, so that a killed benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shlex
+import subprocess
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from rl.external.errors import ExternalBaselineError
+from rl.external.morl_baselines_venv import ensure_venv
+
+RUN_SCRIPT = Path(__file__).with_name("pgmorl_run.py")
+"""The standalone script run by the morl-baselines venv's python."""
+
+_TAIL_LINES = 40
+
+# Variables that would make the venv's python import this venv's packages, change its thread count, or log to wandb.
+_DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
+_CHILD_ENV = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+    "WANDB_MODE": "disabled", "WANDB_SILENT": "true",
+}
+
+
+def log_path(out_path: str | os.PathLike) -> Path:
+    """Where the child's stdout and stderr go: ``<out without .json>.log`` beside the JSON."""
+    out = Path(out_path)
+    return out.with_name((out.stem if out.suffix == ".json" else out.name) + ".log")
+
+
+def run_inputs(
+    env_id: str, total_timesteps: int, seed: int, ref_point: Sequence[float], *, max_episode_steps: int,
+    eval_episodes: int,
+) -> dict[str, Any]:
+    """The ``inputs`` record ``pgmorl_run.py`` writes (the same keys and types as its ``run_inputs``)."""
+    return {
+        "env": env_id,
+        "total_timesteps": int(total_timesteps),
+        "seed": int(seed),
+        "ref_point": [float(x) for x in ref_point],
+        "max_episode_steps": int(max_episode_steps),
+        "eval_episodes": int(eval_episodes),
+    }
+
+
+def pgmorl_command(
+    python: str | os.PathLike, env_id: str, total_timesteps: int, seed: int, ref_point: Sequence[float],
+    out_path: str | os.PathLike, *, max_episode_steps: int = 500, eval_episodes: int = 5,
+) -> list[str]:
+    """The command line that runs ``pgmorl_run.py`` with ``python`` (the output path made absolute)."""
+    return [
+        str(python), str(RUN_SCRIPT), "--env", env_id, "--total-timesteps", str(int(total_timesteps)),
+        "--seed", str(int(seed)), "--ref-point", *[repr(float(x)) for x in ref_point],
+        "--max-episode-steps", str(int(max_episode_steps)), "--eval-episodes", str(int(eval_episodes)),
+        "--out", str(Path(out_path).resolve()),
+    ]
+
+
+def read_result(out_path: str | os.PathLike, inputs: dict[str, Any]) -> dict | None:
+    """The JSON at ``out_path`` if it is a finished PGMORL run with these ``inputs``, else None."""
+    try:
+        record = json.loads(Path(out_path).read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(record, dict) and record.get("algorithm") == "PGMORL" and record.get("inputs") == inputs:
+        return record
+    return None
+
+
+def _pump(stream: IO[str], sink: IO[str], tail: collections.deque | None, lock: threading.Lock) -> None:
+    """Copy ``stream`` line by line to ``sink``, keeping the last lines in ``tail``."""
+    for line in stream:
+        with lock:
+            sink.write(line)
+            sink.flush()
+        if tail is not None:
+            tail.append(line.rstrip("\n"))
+
+
+def run_pgmorl(
+    env_id: str,
+    total_timesteps: int,
+    seed: int,
+    ref_point: Sequence[float],
+    out_path: str | os.PathLike,
+    *,
+    venv: str | os.PathLike | None = None,
+    max_episode_steps: int = 500,
+    eval_episodes: int = 5,
+    timeout: float | None = None,
+) -> dict:
+    """Train morl-baselines' PGMORL on ``env_id`` and evaluate its Pareto archive, in morl-baselines' own venv.
+
+    Args:
+        env_id: an MO-Gymnasium id with continuous actions (``mo-hopper-2obj-v5``, ``mo-halfcheetah-v5``).
+        total_timesteps: env steps in all, over PGMORL's envs and population; warm-up and evolution iterations are
+            scaled down to fit it (``pgmorl_run.plan_iterations``); at least 3072.
+        seed: seeds PGMORL, torch, numpy and the envs; our evaluation resets with ``seed + k``.
+        ref_point: one float per objective: PGMORL's hypervolume reference point and performance-buffer origin.
+        out_path: the JSON file to write (its folder is created); the child's output goes to :func:`log_path`.
+        venv: the venv's folder; default ``$FRONTIER_RL_MORL_VENV`` or ``~/.frontier-rl/venvs/morl-baselines-1.3.0``
+            (created or completed if needed).
+        max_episode_steps: episode cap of the training and evaluation envs (C-MORL's 500).
+        eval_episodes: episodes per archive policy in our evaluation.
+        timeout: seconds before the run is killed (ExternalBaselineError); None waits.
+
+    Returns:
+        The parsed JSON (``points``, ``archive_reported``, ``env_steps``, ``wall_s``, ``steps_per_s``, ``settings``,
+        ``budget``, ``policies``, ``versions``, ``inputs``, ...).
+
+    Raises:
+        ExternalBaselineError: the venv cannot be made, or the run fails, times out or leaves no readable JSON; one
+            line, with the last line of the child's stderr and the log's path.
+    """
+    out = Path(out_path)
+    inputs = run_inputs(env_id, total_timesteps, seed, ref_point, max_episode_steps=max_episode_steps,
+                        eval_episodes=eval_episodes)
+    done = read_result(out, inputs)
+    if done is not None:
+        return done
+    python = ensure_venv(venv)
+    command = pgmorl_command(python, env_id, total_timesteps, seed, ref_point, out,
+                             max_episode_steps=max_episode_steps, eval_episodes=eval_episodes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)  # another run's file: never returned after a failure
+    log = log_path(out)
+    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
+    env.update(_CHILD_ENV)
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    lock = threading.Lock()
+    what = f"PGMORL ({env_id}, {int(total_timesteps)} steps, seed {int(seed)})"
+    with open(log, "w") as sink:
+        sink.write("$ " + shlex.join(command) + "\n")
+        sink.flush()
+        try:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                cwd=out.parent,
+            )
+        except OSError as error:
+            raise ExternalBaselineError(
+                f"{what} could not start {str(python)!r} ({error}); `python -m rl.external.morl_baselines_venv` "
+                "makes the venv."
+            ) from error
+        threads = [
+            threading.Thread(target=_pump, args=(process.stdout, sink, None, lock), daemon=True),
+            threading.Thread(target=_pump, args=(process.stderr, sink, stderr_tail, lock), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = None
+        for thread in threads:
+            thread.join()
+    last = next((line.strip() for line in reversed(stderr_tail) if line.strip()), "(nothing on stderr)")
+    if code is None:
+        raise ExternalBaselineError(f"{what} timed out after {timeout} s and was killed: {last} (full output: {log})")
+    if code != 0:
+        raise ExternalBaselineError(f"{what} failed with exit status {code}: {last} (full output: {log})")
+    record = read_result(out, inputs)
+    if record is None:
+        raise ExternalBaselineError(
+            f"{what} exited normally but left no readable result for these inputs in {out} (full output: {log})"
+        )
+    return record

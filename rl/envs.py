@@ -19,6 +19,13 @@ import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+MO_GYMNASIUM_PLAIN_IDS = frozenset({
+    "deep-sea-treasure", "deep-sea-treasure-concave", "deep-sea-treasure-mirrored", "minecart",
+    "minecart-deterministic", "minecart-rgb", "resource-gathering", "fishwood", "breakable-bottles",
+    "fruit-tree", "four-room", "water-reservoir",
+})
+"""mo-gymnasium ids without the ``mo-`` prefix (its discrete tasks)."""
+
 
 @dataclass(frozen=True)
 class EnvProvider:
@@ -40,6 +47,11 @@ ENV_PROVIDERS: tuple[EnvProvider, ...] = (
         lambda env_id: "Bullet" in env_id,
     ),
     EnvProvider("panda_gym", "pip install panda-gym", lambda env_id: env_id.startswith("Panda")),
+    EnvProvider(
+        "mo_gymnasium",
+        "pip install mo-gymnasium",
+        lambda env_id: env_id.startswith("mo-") or env_id.split("-v")[0] in MO_GYMNASIUM_PLAIN_IDS,
+    ),
 )
 
 

@@ -43,6 +43,7 @@ from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from algos.cmorl_barrier import BARRIER_FLOOR, BARRIER_T, BETA, barrier_loss
+from algos.moppo_losses import clipped_surrogate, clipped_value_loss, scalar_advantages
 from algos.moppo_policies import MOActorCriticPolicy
 from rl.mo_buffer import VectorRolloutBuffer
 from rl.simplex import check_preference
@@ -211,20 +212,13 @@ class MOPPO(OnPolicyAlgorithm):
         return np.ones(self.n_objectives) if normalizer is None else normalizer.objective_scale()
 
     def scalar_advantages(self, advantages: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """The advantage PPO's clip sees, from per-objective advantages (..., n_objectives) in the normalised
-        scale: w . (scale * A) in the preference mode, A_i in the constrained mode; then standardised over
-        the whole rollout (unbiased std + 1e-5, as the authors)."""
-        raw = advantages * scale
-        scalar = raw[..., self.target_objective] if self.target_objective is not None else raw @ self.weights
-        if self.normalize_advantage:
-            scalar = (scalar - scalar.mean()) / (scalar.std(ddof=1) + 1e-5)
-        return scalar.astype(np.float32)
+        """The advantage PPO's clip sees (:func:`algos.moppo_losses.scalar_advantages` with this model's mode)."""
+        return scalar_advantages(advantages, scale, self.weights, self.target_objective, self.normalize_advantage)
 
     def policy_loss(self, ratio: th.Tensor, advantages: th.Tensor, returns: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """PPO's clipped surrogate (to minimise) plus, in the constrained mode, the barrier; returns both
         the total and the barrier (0 in the preference mode)."""
-        clipped = th.clamp(ratio, 1.0 - self.clip_range_value, 1.0 + self.clip_range_value)
-        surrogate = -th.min(ratio * advantages, clipped * advantages).mean()
+        surrogate = clipped_surrogate(ratio, advantages, self.clip_range_value)
         if self.target_objective is None:
             return surrogate, th.zeros(())
         barrier = barrier_loss(ratio, returns, self.target_objective, clip_range=self.clip_range_value,
@@ -232,13 +226,8 @@ class MOPPO(OnPolicyAlgorithm):
         return surrogate + barrier, barrier
 
     def value_loss(self, values: th.Tensor, old_values: th.Tensor, returns: th.Tensor) -> th.Tensor:
-        """0.5 * mean over batch and objectives of max((V - R)^2, (V_clip - R)^2) (the authors' clipped loss;
-        the unclipped 0.5 * (V - R)^2 when ``clip_range_vf`` is None)."""
-        losses = (values - returns).pow(2)
-        if self.clip_range_vf_value is not None:
-            clipped = old_values + (values - old_values).clamp(-self.clip_range_vf_value, self.clip_range_vf_value)
-            losses = th.max(losses, (clipped - returns).pow(2))
-        return 0.5 * losses.mean()
+        """The authors' clipped value loss over all objectives (:func:`algos.moppo_losses.clipped_value_loss`)."""
+        return clipped_value_loss(values, old_values, returns, self.clip_range_vf_value)
 
     def train(self) -> None:
         """``n_epochs`` passes of minibatch updates on the rollout."""

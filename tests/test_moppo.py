@@ -139,3 +139,10 @@ def test_an_env_id_makes_a_normalised_multi_objective_env():
     model = MOPPO("MlpPolicy", "deep-sea-treasure-v0", n_steps=16, seed=0)
     assert model.n_objectives == 2 and model.env.num_envs == 1
     np.testing.assert_array_equal(model.weights, [0.5, 0.5])
+
+
+def test_moppo_trains_on_the_pybullet_multi_objective_task():
+    env = make_mo_vec_env("mo-halfcheetah-bullet-v0", n_envs=1, seed=0, max_episode_steps=20)
+    model = MOPPO("MlpPolicy", env, weights=[0.5, 0.5], n_steps=32, n_epochs=1, seed=0).learn(64)
+    assert model.rollout_buffer.rewards.shape == (32, 1, 2)
+    assert np.isfinite(model.rollout_buffer.rewards).all() and model.num_timesteps == 64

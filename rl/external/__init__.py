@@ -16,6 +16,10 @@ Modules:
 - ``d3rlpy_baseline``: :func:`run_d3rlpy`, called from the project's venv by the benchmark harness;
 - ``d3rlpy_run``: the script run inside the d3rlpy venv (not meant to be imported here);
 - ``errors``: :class:`ExternalBaselineError`.
+
+PGMORL (morl-baselines 1.3.0), the baseline of C-MORL's benchmark (``algos.cmorl_benchmark``), runs the same way
+in its own venv: ``morl_baselines_venv`` (requirements, :func:`ensure_venv`), ``pgmorl_baseline``
+(:func:`run_pgmorl`) and ``pgmorl_run`` (the script run inside that venv).
 """
 
 from __future__ import annotations

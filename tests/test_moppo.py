@@ -10,6 +10,7 @@ import torch as th
 
 from algos.cmorl_barrier import barrier_loss
 from algos.moppo import MOPPO
+from algos.moppo_losses import clipped_surrogate, clipped_value_loss, scalar_advantages
 from rl.simplex import PreferenceVectorError
 from rl.vector_reward import make_mo_vec_env
 
@@ -59,24 +60,25 @@ def model() -> MOPPO:
     return model.learn(128)
 
 
-def test_preference_advantage_is_the_weighted_raw_advantage_standardised(model):
+def test_preference_advantage_is_the_weighted_raw_advantage_standardised():
     advantages = np.array([[1.0, -2.0], [0.5, 4.0], [-1.0, 0.0], [2.0, 2.0]])
-    scale = np.array([2.0, 0.5])
+    scale, weights = np.array([2.0, 0.5]), np.array([0.25, 0.75])
     raw = np.array([0.25 * 2 - 0.75 * 1, 0.25 * 1 + 0.75 * 2, 0.25 * -2 + 0, 0.25 * 4 + 0.75 * 1])
     expected = (raw - raw.mean()) / (raw.std(ddof=1) + 1e-5)
-    np.testing.assert_allclose(model.scalar_advantages(advantages, scale), expected, rtol=1e-5)
-    model.target_objective = 1
-    try:
-        column = advantages[:, 1] * 0.5
-        np.testing.assert_allclose(model.scalar_advantages(advantages, scale),
-                                   (column - column.mean()) / (column.std(ddof=1) + 1e-5), rtol=1e-5)
-    finally:
-        model.target_objective = None
+    np.testing.assert_allclose(scalar_advantages(advantages, scale, weights, None), expected, rtol=1e-5)
+    np.testing.assert_allclose(scalar_advantages(advantages, scale, weights, None, standardise=False), raw, rtol=1e-6)
+    column = advantages[:, 1] * 0.5
+    np.testing.assert_allclose(scalar_advantages(advantages, scale, weights, 1),
+                               (column - column.mean()) / (column.std(ddof=1) + 1e-5), rtol=1e-5)
 
 
 def test_policy_loss_is_the_clipped_surrogate_plus_the_barrier_in_the_constrained_mode(model):
     ratio, advantages, returns = th.tensor(RATIO), th.tensor([1.0, -1.0, 2.0]), th.tensor(RETURNS)
-    surrogate = -(min(0.9 * 1.0, 0.9 * 1.0) + min(-1.0, -1.0) + min(1.3 * 2.0, 1.2 * 2.0)) / 3
+    # min(r A, clip(r) A) per sample: (0.9, -1.0, min(2.6, 2.4))
+    surrogate = -(0.9 * 1.0 - 1.0 + 1.2 * 2.0) / 3
+    assert clipped_surrogate(ratio, advantages, 0.2).item() == pytest.approx(surrogate, rel=1e-6)
+    # a negative advantage with a ratio below the clip keeps the unclipped (smaller) term
+    assert clipped_surrogate(th.tensor([0.5]), th.tensor([-1.0]), 0.2).item() == pytest.approx(0.8, rel=1e-6)
     loss, barrier = model.policy_loss(ratio, advantages, returns)
     assert loss.item() == pytest.approx(surrogate, rel=1e-6) and barrier.item() == 0.0
     model.target_objective = 0
@@ -89,13 +91,19 @@ def test_policy_loss_is_the_clipped_surrogate_plus_the_barrier_in_the_constraine
     assert loss.item() == pytest.approx(surrogate + expected_barrier, rel=1e-5)
 
 
-def test_value_loss_is_the_authors_clipped_loss_over_all_objectives(model):
+def test_value_loss_is_the_authors_clipped_loss_over_all_objectives():
     values = th.tensor([[1.0, 0.0], [2.0, 3.0]])
     old = th.tensor([[0.5, 0.0], [2.0, 2.0]])
     returns = th.tensor([[0.0, 1.0], [2.5, 2.0]])
-    # clipped values: (0.7, 0.0), (2.0, 2.2)
-    per_element = [max(1.0, 0.49), max(1.0, 1.0), max(0.25, 0.25), max(1.0, 0.04)]
-    assert model.value_loss(values, old, returns).item() == pytest.approx(0.5 * np.mean(per_element), rel=1e-6)
+    # clipped values: (0.7, 0.0), (2.0, 2.2); squared errors unclipped (1, 1, 0.25, 1), clipped (0.49, 1, 0.25, 0.04)
+    assert clipped_value_loss(values, old, returns, 0.2).item() == pytest.approx(0.5 * (1 + 1 + 0.25 + 1) / 4)
+    # the larger of the two errors counts: here the unclipped one (V = 1 vs V_clip = 0.2, R = -0.1) ...
+    assert clipped_value_loss(th.tensor([[1.0]]), th.tensor([[0.0]]), th.tensor([[-0.1]]), 0.2).item() == \
+        pytest.approx(0.5 * 1.1 ** 2)
+    # ... and here the clipped one (V = 0.1 vs V_clip = 0.8, R = 0)
+    assert clipped_value_loss(th.tensor([[0.1]]), th.tensor([[1.0]]), th.tensor([[0.0]]), 0.2).item() == \
+        pytest.approx(0.5 * 0.8 ** 2)
+    assert clipped_value_loss(values, old, returns, None).item() == pytest.approx(0.5 * (1 + 1 + 0.25 + 1) / 4)
 
 
 def test_values_have_one_column_per_objective_and_save_load_keeps_actions_values_and_statistics(model, tmp_path):

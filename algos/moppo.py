@@ -311,6 +311,14 @@ class MOPPO(OnPolicyAlgorithm):
         model._setup_loaded()
         return model
 
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        """SB3's wrapping, after :class:`VectorRewardInInfo` on a bare mo-gymnasium env, so that ``load(env=...)``
+        and ``set_env`` accept the envs the constructor accepts (SB3 wraps them before ``__init__`` runs)."""
+        if isinstance(env, gym.Env):
+            env = _as_vector_reward_env(env, gamma=0.0, seed=None)  # gamma and seed are only used for an id
+        return OnPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset=force_reset)
         self._setup_loaded()

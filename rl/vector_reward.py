@@ -220,11 +220,33 @@ def make_mo_vec_env(env_id: str, *, n_envs: int = 1, seed: int | None = None, ma
     probe = _make_probe(env_id, env_kwargs)
     n_objectives = reward_dimension(probe)
     probe.close()
-    venv = make_training_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper=VectorRewardInInfo,
-                             vec_env_class=vec_env_class, monitor_dir=monitor_dir)
+    venv = make_training_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
+                             wrapper=_VectorRewardWrapper(env_id), vec_env_class=vec_env_class,
+                             monitor_dir=monitor_dir)
     if normalize:
         venv = MOVecNormalize(venv, n_objectives, gamma=gamma)
     return venv
+
+
+class _VectorRewardWrapper:
+    """:class:`VectorRewardInInfo` as ``make_training_env``'s per-copy wrapper, for "subproc" too.
+
+    SB3 starts SubprocVecEnv workers with forkserver or spawn: their Gymnasium registry lacks mo-gymnasium's
+    (and PyBullet's) ids, and ``gym.make`` in the worker fails. Unpickling this wrapper in the worker, before it
+    makes the env, registers the id's package.
+    """
+
+    def __init__(self, env_id: str) -> None:
+        self.env_id = env_id
+
+    def __call__(self, env: gym.Env) -> VectorRewardInInfo:
+        return VectorRewardInInfo(env)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from rl.envs import ensure_registered
+
+        self.__dict__.update(state)
+        ensure_registered(self.env_id)
 
 
 def _make_probe(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:

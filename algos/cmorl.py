@@ -63,6 +63,15 @@ CONFIG_FILE = "config.json"
 TASKS_DIR = "tasks"
 POLICIES_DIR = "policies"
 PARETO_DIR = "pareto"
+OBJECTIVE_NAMES: dict[str, tuple[str, ...]] = {
+    "mo-hopper-2obj-v5": ("forward speed", "jump height"),
+    "mo-halfcheetah-v5": ("forward speed", "-control cost"),
+    "mo-hopper-v5": ("forward speed", "jump height", "-control cost"),
+    "deep-sea-treasure-v0": ("treasure", "-time"),
+    "mo-halfcheetah-bullet-v0": ("forward speed", "-energy"),
+    "mo-hopper-bullet-v0": ("forward speed", "jump height"),
+}
+"""Axis labels of the front pictures (mo-gymnasium's reward definitions; ``envs.mo_bullet``'s)."""
 
 
 @dataclass(frozen=True)
@@ -464,8 +473,13 @@ class CMORL:
         write_json_atomic(folder / FRONT_FILE, {"settings": self.settings(), "total_timesteps": self.total_timesteps,
                                                 "front": front, "archive": _archive_json(self.archive.state_dict())})
         write_json_atomic(folder / METRICS_FILE, {**self.metrics(), "history": self.history})
-        plot_front(front, folder / PICTURE_FILE, title=f"C-MORL on {self.env_id}")
+        plot_front(front, folder / PICTURE_FILE, title=f"C-MORL on {self.env_id}", env_id=self.env_id)
         return folder
+
+    def discard_iterates(self) -> None:
+        """Delete ``policies/`` (every evaluated iterate) once the front is saved to ``pareto/``: a finished run
+        needs only its front; a resume of a finished run replays the task results without the files."""
+        shutil.rmtree(self._policies_dir(), ignore_errors=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CMORL:
@@ -522,8 +536,14 @@ def _archive_state(saved: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
+def objective_label(env_id: str | None, index: int) -> str:
+    """``objective i: <name>`` where the env's objectives are known."""
+    names = OBJECTIVE_NAMES.get(env_id or "", ())
+    return f"objective {index}: {names[index]}" if index < len(names) else f"objective {index}"
+
+
 def plot_front(front: list[dict[str, Any]], path: str | os.PathLike, title: str,
-               others: dict[str, np.ndarray] | None = None) -> Path:
+               others: dict[str, np.ndarray] | None = None, env_id: str | None = None) -> Path:
     """Scatter of the front coloured by stage (pairwise projections for 3+ objectives); ``others`` adds
     fronts of other methods (e.g. baselines) in grey shades."""
     import matplotlib
@@ -544,7 +564,7 @@ def plot_front(front: list[dict[str, Any]], path: str | os.PathLike, title: str,
             chosen = points[stages == stage] if len(points) else points
             if len(chosen):
                 axis.scatter(chosen[:, i], chosen[:, j], s=18, c=colour, label=f"C-MORL {stage}")
-        axis.set(xlabel=f"objective {i}", ylabel=f"objective {j}")
+        axis.set(xlabel=objective_label(env_id, i), ylabel=objective_label(env_id, j))
         axis.legend(fontsize="small")
     figure.suptitle(title)
     figure.tight_layout()
@@ -641,6 +661,7 @@ def run_from_args(args: argparse.Namespace, command: str) -> Path:
     started = time.time()
     driver.learn(inputs["n_timesteps"], progress_bar=args.progress)
     driver.save(run_dir)
+    driver.discard_iterates()
     write_json_atomic(run_dir / "run.json", {"command": command, "inputs": inputs, "settings": driver.settings(),
                                              "env_steps": driver.env_steps, "wall_s": time.time() - started,
                                              "metrics": driver.metrics(), **_versions()})

@@ -54,6 +54,7 @@ def _run_driver(env_id: str, seed: int, method: str, budget: int, run_dir: str, 
     driver.learn(budget)
     wall = time.time() - started
     driver.save(run_dir)
+    driver.discard_iterates()
     points = driver.archive.points
     summary = {"method": method, "env": env_id, "seed": seed, "budget": budget, "env_steps": driver.env_steps,
                "wall_s": wall, "steps_per_s": driver.env_steps / wall if wall > 0 else None,
@@ -116,6 +117,11 @@ def write_table(rows: list[dict[str, Any]], path: Path, budget: int, ref_points:
                      f"{cell(row, 'sparsity', 1)} | {cell(row, 'cardinality', 1)} | {row['steps_per_s']:.0f} | "
                      f"{len(row['seeds'])} |")
     lines += ["", "Reference points: " + ", ".join(f"{env} {tuple(point)}" for env, point in ref_points.items())]
+    lines += ["", "Per seed (hypervolume; env steps the method really used of the budget):", ""]
+    for row in rows:
+        cells = ", ".join(f"seed {seed}: {hv:.0f} ({steps:,} steps)" for seed, hv, steps in
+                          zip(row["seeds"], row["hypervolume"]["per_seed"], row["env_steps"], strict=True))
+        lines.append(f"- {row['env']} {row['method']}: {cells}")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -126,6 +132,7 @@ def plot_fronts(results: list[dict[str, Any]], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from algos.cmorl import objective_label
     from rl.pareto import non_dominated_indices
 
     paths = []
@@ -142,7 +149,8 @@ def plot_fronts(results: list[dict[str, Any]], out: Path) -> list[Path]:
             axis.plot(points[order, 0], points[order, 1], marker=markers[result["seed"] % len(markers)],
                       color=colours.get(result["method"], "black"), alpha=0.7, markersize=4, linewidth=0.8,
                       label=f"{result['method']} seed {result['seed']}")
-        axis.set(xlabel="objective 0", ylabel="objective 1", title=f"Pareto fronts on {env_id}")
+        axis.set(xlabel=objective_label(env_id, 0), ylabel=objective_label(env_id, 1),
+                 title=f"Pareto fronts on {env_id} (non-dominated points of each run)")
         axis.legend(fontsize="x-small", ncol=2)
         figure.tight_layout()
         path = out / f"fronts_{env_id}.png"

@@ -44,6 +44,15 @@ def test_beta_and_t_change_the_barrier():
     returns = th.tensor(RETURNS)
     loss = barrier_loss(th.tensor(RATIO), returns, 0, clip_range=0.2, beta=0.5, t=10.0)
     assert loss.item() == pytest.approx(-(math.log(1.6) + math.log(2.0) + math.log(2.8)) / 3 / 10, rel=1e-5)
+    # a ratio below 1 - eps is clipped up: 0.5 -> 0.8, slack 0.8 * 4 - 2 = 1.2 (unclipped it would be 0 -> floor)
+    loss = barrier_loss(th.tensor([0.5, 1.0, 1.3]), returns, 0, clip_range=0.2, beta=0.5, t=10.0)
+    assert loss.item() == pytest.approx(-(math.log(1.2) + math.log(2.0) + math.log(2.8)) / 3 / 10, rel=1e-5)
+
+
+@pytest.mark.parametrize("objective", [-1, 2])
+def test_an_objective_outside_the_returns_is_refused(objective):
+    with pytest.raises(ValueError, match=rf"^objective must be in 0\.\.1, got {objective}$"):
+        barrier_loss(th.tensor(RATIO), th.tensor(RETURNS), objective, clip_range=0.2)
 
 
 def test_three_objectives_average_over_the_constrained_ones():

@@ -102,7 +102,27 @@ def make_env(env_id: str, *, render_mode: str | None = None, **env_kwargs: Any) 
 
 
 def _make_wrapped(env_id: str, wrapper: Callable[[gym.Env], gym.Env], **env_kwargs: Any) -> gym.Env:
+    ensure_registered(env_id)  # a SubprocVecEnv worker starts with Gymnasium's own registry only
     return wrapper(gym.make(env_id, **env_kwargs))
+
+
+def _make_registered(env_id: str, **env_kwargs: Any) -> gym.Env:
+    """``gym.make`` in a SubprocVecEnv worker (forkserver/spawn: a fresh registry), after registering the id's
+    package; ``render_mode="rgb_array"`` by default, as SB3's ``make_vec_env`` does for an id."""
+    ensure_registered(env_id)
+    try:
+        return gym.make(env_id, **{"render_mode": "rgb_array", **env_kwargs})
+    except TypeError:
+        return gym.make(env_id, **env_kwargs)
+
+
+def _env_factory(env_id: str, wrapper: Callable[[gym.Env], gym.Env] | None,
+                 vec_env_class: str) -> str | Callable[..., gym.Env]:
+    """What ``make_vec_env`` makes each copy from: the id itself in-process (unchanged behaviour), a picklable
+    factory that registers the id's package first in a subprocess, or the wrapped env."""
+    if wrapper is not None:
+        return partial(_make_wrapped, env_id, wrapper)
+    return partial(_make_registered, env_id) if vec_env_class == "subproc" else env_id
 
 
 def make_training_env(
@@ -142,7 +162,7 @@ def make_training_env(
     if monitor_dir is not None:
         os.makedirs(monitor_dir, exist_ok=True)
     venv = make_vec_env(
-        env_id if wrapper is None else partial(_make_wrapped, env_id, wrapper),
+        _env_factory(env_id, wrapper, vec_env_class),
         n_envs=n_envs,
         seed=seed,
         monitor_dir=monitor_dir,

@@ -124,3 +124,17 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(argv, expected, tmp_path
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and expected in err, err
     assert "Traceback" not in err
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").rglob("*"))
+
+
+def test_three_objectives_get_pairwise_projections_and_a_3d_grid(tmp_path):
+    from algos.cmorl import plot_front
+
+    driver = CMORL("mo-hopper-v5", n_envs=1, moppo_kwargs={"n_steps": 16})
+    assert driver.n_objectives == 3 and len(driver.weights_grid) == 21
+    np.testing.assert_array_equal(driver.ref_point, [-100.0, -100.0, -100.0])
+    front = [{"objectives": [1.0, 2.0, 3.0], "stage": "init"}, {"objectives": [3.0, 1.0, 2.0], "stage": "extension"}]
+    path = plot_front(front, tmp_path / "front.png", title="3 objectives", env_id="mo-hopper-v5")
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width > 2.5 * height  # three panels side by side: (0, 1), (0, 2), (1, 2)

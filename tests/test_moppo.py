@@ -74,7 +74,9 @@ def test_preference_advantage_is_the_weighted_raw_advantage_standardised():
     scale, weights = np.array([2.0, 0.5]), np.array([0.25, 0.75])
     raw = np.array([0.25 * 2 - 0.75 * 1, 0.25 * 1 + 0.75 * 2, 0.25 * -2 + 0, 0.25 * 4 + 0.75 * 1])
     expected = (raw - raw.mean()) / (raw.std(ddof=1) + 1e-5)
-    np.testing.assert_allclose(scalar_advantages(advantages, scale, weights, None), expected, rtol=1e-5)
+    result = scalar_advantages(advantages, scale, weights, None)
+    np.testing.assert_allclose(result, expected, rtol=1e-5)
+    assert result.dtype == np.float32  # the rollout buffer's dtype
     np.testing.assert_allclose(scalar_advantages(advantages, scale, weights, None, standardise=False), raw, rtol=1e-6)
     column = advantages[:, 1] * 0.5
     np.testing.assert_allclose(scalar_advantages(advantages, scale, weights, 1),

@@ -191,7 +191,8 @@ def read_label_file(path: str | Path, known_ids: Collection[str] | None = None) 
         known = set(known_ids)
         unknown = sorted({s for row in rows for s in (row.segment_a, row.segment_b) if s not in known})
         if unknown:
-            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            shown = ", ".join(repr(s) for s in unknown[:5])
+            shown += f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise LabelFileError(
                 f"{path.name} names {len(unknown)} unknown segment id(s): {shown}; label only pairs written by "
                 "write_query_file for these segments, or pass the segments those ids came from"

@@ -399,7 +399,7 @@ def test_marker_decides_completeness(tmp_path):
     assert not d3rlpy_venv.is_complete(tmp_path / "ok")
 
 
-def test_half_installed_venv_is_repaired_and_marked_last(tmp_path, monkeypatch):
+def test_half_installed_venv_is_repaired_and_marked_last(tmp_path):
     path = tmp_path / "venv"
     make_venv_dir(path, None)
     calls = []
@@ -408,9 +408,7 @@ def test_half_installed_venv_is_repaired_and_marked_last(tmp_path, monkeypatch):
         calls.append((list(command), d3rlpy_venv.marker_path(path).exists()))
         return '{"d3rlpy": "2.8.1"}\n' if "-c" in command else ""
 
-    monkeypatch.setattr(d3rlpy_venv, "_run", fake_run)
-    monkeypatch.setattr(d3rlpy_venv, "_python_runs", lambda python: True)
-    python = d3rlpy_venv.ensure_venv(path)
+    python = d3rlpy_venv.ensure_venv(path, run=fake_run, python_runs=lambda python: True)
     assert python == d3rlpy_venv.venv_python(path)
     commands = [command for command, _ in calls]
     assert "venv" not in commands[0]  # its python still runs: repaired in place, not recreated
@@ -429,6 +427,7 @@ def test_failed_install_names_command_and_fix_and_leaves_no_marker(tmp_path):
     with pytest.raises(ExternalBaselineError) as error:
         d3rlpy_venv.ensure_venv(path, base_python=base)
     message = str(error.value)
+    assert "\n" not in message  # one line
     assert "-m venv" in message and "network unreachable" in message and "status 2" in message
     assert "Fix:" in message and d3rlpy_venv.VENV_ENV_VAR in message
     assert not d3rlpy_venv.marker_path(path).exists() and not d3rlpy_venv.is_complete(path)

@@ -81,7 +81,7 @@ def test_marker_decides_completeness(tmp_path):
     assert morl_baselines_venv.is_complete(tmp_path / "ok")
 
 
-def test_unmarked_venv_is_completed_in_place_and_marked_last(tmp_path, monkeypatch):
+def test_unmarked_venv_is_completed_in_place_and_marked_last(tmp_path):
     path = tmp_path / "venv"
     make_venv_dir(path, None)
     calls = []
@@ -90,9 +90,7 @@ def test_unmarked_venv_is_completed_in_place_and_marked_last(tmp_path, monkeypat
         calls.append((list(command), morl_baselines_venv.marker_path(path).exists()))
         return 'pip chatter\n{"morl-baselines": "1.3.0"}\n' if "-c" in command else ""
 
-    monkeypatch.setattr(morl_baselines_venv, "_run", fake_run)
-    monkeypatch.setattr(morl_baselines_venv, "_python_runs", lambda python: True)
-    python = morl_baselines_venv.ensure_venv(path)
+    python = morl_baselines_venv.ensure_venv(path, run=fake_run, python_runs=lambda python: True)
     assert python == morl_baselines_venv.venv_python(path)
     commands = [command for command, _ in calls]
     assert "venv" not in commands[0]  # its python runs (e.g. a venv built by hand): completed, not recreated

@@ -114,6 +114,9 @@ def test_value_loss_is_the_authors_clipped_loss_over_all_objectives():
     # ... and here the clipped one (V = 0.1 vs V_clip = 0.8, R = 0)
     assert clipped_value_loss(th.tensor([[0.1]]), th.tensor([[1.0]]), th.tensor([[0.0]]), 0.2).item() == \
         pytest.approx(0.5 * 0.8 ** 2)
+    # ... and the clipped one from above (V = 0.5 vs V_clip = 0.2, R = 2)
+    assert clipped_value_loss(th.tensor([[0.5]]), th.tensor([[0.0]]), th.tensor([[2.0]]), 0.2).item() == \
+        pytest.approx(0.5 * 1.8 ** 2)
     assert clipped_value_loss(values, old, returns, None).item() == pytest.approx(0.5 * (1 + 1 + 0.25 + 1) / 4)
 
 

@@ -12,20 +12,17 @@ with the fingerprint of the file's transitions and of the dataset it came from.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import shlex
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rl.external.child_process import run_logged
 from rl.external.d3rlpy_venv import ensure_venv
 from rl.external.errors import ExternalBaselineError
 
@@ -187,17 +184,6 @@ def d3rlpy_command(
     return command
 
 
-def _pump(stream: IO[str], sinks: Sequence[Any], tail: collections.deque | None, lock: threading.Lock) -> None:
-    """Copy ``stream`` line by line to ``sinks`` (files), keeping the last lines in ``tail``."""
-    for line in stream:
-        with lock:
-            for sink in sinks:
-                sink.write(line)
-                sink.flush()
-        if tail is not None:
-            tail.append(line.rstrip("\n"))
-
-
 def run_d3rlpy(
     algo: str,
     dataset_path: str | os.PathLike,
@@ -253,39 +239,14 @@ def run_d3rlpy(
     (out / "run.json").unlink(missing_ok=True)  # so that a stale one from an earlier run is never returned
     env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
     env.update(_THREAD_ENV)
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    lock = threading.Lock()
-    with open(out / LOG_NAME, "w") as log:
-        log.write("$ " + shlex.join(command) + "\n")
-        log.flush()
-        try:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                env=env, cwd=out,
-            )
-        except OSError as error:
-            raise ExternalBaselineError(
-                f"Could not start the d3rlpy run {shlex.join(command)}: {error}. Is {str(python)!r} the python "
-                "of a complete d3rlpy venv? `python -m rl.external.d3rlpy_venv` makes one."
-            ) from error
-        echo_sinks = [sys.stdout] if echo else []
-        threads = [
-            threading.Thread(target=_pump, args=(process.stdout, [log, *echo_sinks], None, lock), daemon=True),
-            threading.Thread(
-                target=_pump, args=(process.stderr, [log, *([sys.stderr] if echo else [])], stderr_tail, lock),
-                daemon=True,
-            ),
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            code = None
-        for thread in threads:
-            thread.join()
+    try:
+        code, stderr_tail = run_logged(command, out / LOG_NAME, env=env, cwd=out, timeout=timeout, echo=echo,
+                                       tail_lines=_TAIL_LINES)
+    except OSError as error:
+        raise ExternalBaselineError(
+            f"Could not start the d3rlpy run {shlex.join(command)}: {error}. Is {str(python)!r} the python "
+            "of a complete d3rlpy venv? `python -m rl.external.d3rlpy_venv` makes one."
+        ) from error
     tail = "\n".join(f"    {line}" for line in stderr_tail) or "    (nothing on stderr)"
     if code is None:
         raise ExternalBaselineError(

@@ -13,16 +13,13 @@ evaluation episodes) is returned without running again, so that a killed benchma
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import shlex
-import subprocess
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from rl.external.child_process import last_line, run_logged
 from rl.external.errors import ExternalBaselineError
 from rl.external.morl_baselines_venv import ensure_venv
 
@@ -84,16 +81,6 @@ def read_result(out_path: str | os.PathLike, inputs: dict[str, Any]) -> dict | N
     return None
 
 
-def _pump(stream: IO[str], sink: IO[str], tail: collections.deque | None, lock: threading.Lock) -> None:
-    """Copy ``stream`` line by line to ``sink``, keeping the last lines in ``tail``."""
-    for line in stream:
-        with lock:
-            sink.write(line)
-            sink.flush()
-        if tail is not None:
-            tail.append(line.rstrip("\n"))
-
-
 def run_pgmorl(
     env_id: str,
     total_timesteps: int,
@@ -143,37 +130,15 @@ def run_pgmorl(
     log = log_path(out)
     env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
     env.update(_CHILD_ENV)
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    lock = threading.Lock()
     what = f"PGMORL ({env_id}, {int(total_timesteps)} steps, seed {int(seed)})"
-    with open(log, "w") as sink:
-        sink.write("$ " + shlex.join(command) + "\n")
-        sink.flush()
-        try:
-            process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace", env=env,
-                cwd=out.parent,
-            )
-        except OSError as error:
-            raise ExternalBaselineError(
-                f"{what} could not start {str(python)!r} ({error}); `python -m rl.external.morl_baselines_venv` "
-                "makes the venv."
-            ) from error
-        threads = [
-            threading.Thread(target=_pump, args=(process.stdout, sink, None, lock), daemon=True),
-            threading.Thread(target=_pump, args=(process.stderr, sink, stderr_tail, lock), daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            code = None
-        for thread in threads:
-            thread.join()
-    last = next((line.strip() for line in reversed(stderr_tail) if line.strip()), "(nothing on stderr)")
+    try:
+        code, stderr_tail = run_logged(command, log, env=env, cwd=out.parent, timeout=timeout, tail_lines=_TAIL_LINES)
+    except OSError as error:
+        raise ExternalBaselineError(
+            f"{what} could not start {str(python)!r} ({error}); `python -m rl.external.morl_baselines_venv` "
+            "makes the venv."
+        ) from error
+    last = last_line(stderr_tail)
     if code is None:
         raise ExternalBaselineError(f"{what} timed out after {timeout} s and was killed: {last} (full output: {log})")
     if code != 0:

@@ -586,10 +586,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m algos.cmorl",
                                      description="Train C-MORL into a run folder (<log-folder>/cmorl/<env>_<n>/).")
     parser.add_argument("--env", default=None, help="multi-objective env id, e.g. mo-hopper-2obj-v5")
-    parser.add_argument("-n", "--n-timesteps", type=int, default=1_000_000, help="total env steps of both stages")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("-n", "--n-timesteps", type=int, default=None,
+                        help="total env steps of both stages (default 1,000,000)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")
-    parser.add_argument("--n-envs", type=int, default=4, help="envs per policy (the authors' 4)")
+    parser.add_argument("--n-envs", type=int, default=None, help="envs per policy (default: the authors' 4)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel task processes")
     parser.add_argument("--ref-point", type=float, nargs="+", default=None,
                         help="hypervolume reference point, one value per objective (default: the literature's)")
@@ -622,6 +623,12 @@ def split_hyperparams(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return driver, moppo
 
 
+DEFAULT_INPUTS: dict[str, Any] = {"env": None, "n_timesteps": 1_000_000, "seed": 0, "n_envs": 4, "ref_point": None,
+                                  "hyperparams": {}}
+"""What a new run uses for the flags not passed (the parser's defaults are None, so that a resume can tell a
+flag that was passed from one that was not)."""
+
+
 class ResumeMismatchError(ValueError):
     """Raised when a resume is asked with other inputs than the run was started with."""
 
@@ -632,23 +639,24 @@ def run_from_args(args: argparse.Namespace, command: str) -> Path:
     from rl.hyperparams import parse_overrides
     from rl.runner import next_run_dir
 
-    params = parse_overrides(args.hyperparams)
-    split_hyperparams(params)
-    inputs = {"env": args.env, "n_timesteps": args.n_timesteps, "seed": args.seed, "n_envs": args.n_envs,
-              "ref_point": args.ref_point, "hyperparams": {k: _printable(v) for k, v in params.items()}}
+    given = {key: getattr(args, key) for key in DEFAULT_INPUTS if getattr(args, key) is not None}
+    if "hyperparams" in given:
+        params = parse_overrides(given["hyperparams"])
+        split_hyperparams(params)
+        given["hyperparams"] = {key: _printable(value) for key, value in params.items()}
     if args.trained_agent:
         run_dir = Path(args.trained_agent)
         if not (run_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} is not a C-MORL run folder (no {CONFIG_FILE}); pass the folder "
                                     "python -m algos.cmorl printed")
-        recorded = json.loads((run_dir / CONFIG_FILE).read_text())["inputs"]
-        given = {key: value for key, value in inputs.items() if _given(args, key)}
-        changed = {key: (recorded.get(key), value) for key, value in given.items() if recorded.get(key) != value}
+        inputs = json.loads((run_dir / CONFIG_FILE).read_text())["inputs"]
+        changed = {key: (inputs.get(key), value) for key, value in given.items() if inputs.get(key) != value}
         if changed:
             described = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
             raise ResumeMismatchError(f"cannot resume {run_dir} with other inputs ({described}); drop those flags "
                                       "to continue it, or start a new run without -i")
-        inputs = recorded
+    else:
+        inputs = {**DEFAULT_INPUTS, **given}
     driver_params, moppo_params = split_hyperparams(inputs["hyperparams"])
     driver = CMORL(inputs["env"], seed=inputs["seed"], n_envs=inputs["n_envs"], ref_point=inputs["ref_point"],
                    workers=args.workers, moppo_kwargs=moppo_params, **driver_params)
@@ -666,13 +674,6 @@ def run_from_args(args: argparse.Namespace, command: str) -> Path:
                                              "env_steps": driver.env_steps, "wall_s": time.time() - started,
                                              "metrics": driver.metrics(), **_versions()})
     return run_dir
-
-
-def _given(args: argparse.Namespace, key: str) -> bool:
-    """Whether the user passed the flag (differs from the parser's default)."""
-    defaults = {"env": None, "n_timesteps": 1_000_000, "seed": 0, "n_envs": 4, "ref_point": None, "hyperparams": {}}
-    value = {"hyperparams": args.hyperparams and True}.get(key, getattr(args, key, None))
-    return value not in (defaults.get(key), None, False)
 
 
 def _versions() -> dict[str, Any]:

@@ -247,8 +247,13 @@ class CMORL:
         self.seed = int(seed)
         self.n_envs = _positive_int("n_envs", n_envs)
         self.workers = _positive_int("workers", workers)
+        if ref_point is None and env_id not in REFERENCE_POINTS:
+            raise ReferencePointError(
+                f"{env_id} has no reference point from the literature; pass one value per objective that every "
+                f"policy worth keeping beats, e.g. --ref-point {' '.join(['-100'] * self.n_objectives)}"
+            )
         if ref_point is None:
-            ref_point = REFERENCE_POINTS.get(env_id, (0.0,) * self.n_objectives)
+            ref_point = REFERENCE_POINTS[env_id]
         self.ref_point = np.asarray(ref_point, dtype=np.float64)
         if self.ref_point.shape != (self.n_objectives,):
             raise ReferencePointError(
@@ -565,7 +570,10 @@ def plot_front(front: list[dict[str, Any]], path: str | os.PathLike, title: str,
             if len(chosen):
                 axis.scatter(chosen[:, i], chosen[:, j], s=18, c=colour, label=f"C-MORL {stage}")
         axis.set(xlabel=objective_label(env_id, i), ylabel=objective_label(env_id, j))
-        axis.legend(fontsize="small")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize="small")
+        else:
+            axis.text(0.5, 0.5, "no policy above the reference point", ha="center", transform=axis.transAxes)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -684,6 +692,8 @@ def _versions() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors print one line and exit 2; no run folder is left behind by a failed start."""
+    from gymnasium.error import DependencyNotInstalled
+
     from rl.cli import run_and_report
     from rl.vector_reward import NotMultiObjectiveError
 
@@ -701,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["run_dir"] = run_from_args(args, command)
 
     status = run_and_report(start, extra_errors=(NotMultiObjectiveError, ReferencePointError, PreferenceVectorError,
-                                                 ResumeMismatchError, ValueError))
+                                                 ResumeMismatchError, ValueError, DependencyNotInstalled))
     if status == 0:
         print(f"run folder: {result['run_dir']}")
     return status

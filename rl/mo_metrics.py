@@ -37,6 +37,10 @@ REFERENCE_POINTS: dict[str, tuple[float, ...]] = {
     # Discrete benchmarks: morl-baselines' reference points (C-MORL's scripts/minecart.py also passes -1 -1 -200).
     "deep-sea-treasure-v0": (0.0, -25.0),
     "minecart-v0": (-1.0, -1.0, -200.0),
+    # The project's PyBullet tasks (envs.mo_bullet) define their objectives as mo-halfcheetah-v5 and
+    # mo-hopper-2obj-v5 do, on the same scales: the same point as those.
+    "mo-halfcheetah-bullet-v0": (-100.0, -100.0),
+    "mo-hopper-bullet-v0": (-100.0, -100.0),
 }
 
 

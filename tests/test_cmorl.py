@@ -115,9 +115,11 @@ def test_a_resume_with_other_inputs_is_refused(tiny_run, tmp_path, capsys):
     (["--env", DST, "-params", "num_select:0"], "num_select must be a positive integer"),
     (["--env", DST, "-params", "beta:-1"], "beta must be a positive number"),
     (["--env", DST, "-n", "100"], "is too small"),
+    (["--env", "mo-mountaincar-v0"], "has no reference point from the literature; pass one value per objective"),
+    (["--env", "mo-lunar-lander-v3", "--ref-point", "0", "0", "0", "0"], "Box2D is not installed"),
     (["-i", "/nonexistent/run"], "not a C-MORL run folder"),
 ], ids=["single objective", "unknown env", "reference point length", "unknown key", "num_select 0", "negative beta",
-        "budget too small", "resume of no run"])
+        "budget too small", "no literature reference point", "missing env dependency", "resume of no run"])
 def test_bad_input_is_one_line_exit_2_and_no_run_folder(argv, expected, tmp_path, capsys):
     assert main([*argv, "-f", str(tmp_path / "logs"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()

@@ -19,6 +19,10 @@ collects ``num_steps x num_processes`` steps (4 envs by default), so their state
 mo-hopper-2d are about 6M real steps; here ``-n`` is what the envs really step (evaluation episodes are not
 counted, as in the authors' code).
 
+Not here: the authors' code also has a CPO-style extension (``--update-method cmorl-cpo``, a trust-region step
+with the constraint's dual); this module implements the interior-point (log-barrier, ``cmorl-ipo``) extension that
+the authors' scripts run by default.
+
 Deliberate deviations, each where it is made: returns are evaluated undiscounted (``eval_gamma`` 1.0; the
 authors' ``evaluation`` discounts with 0.99 although their scripts pass ``--raw``, "use undiscounted
 evaluation"); float32 networks (the authors set float64); envs of one task are seeded ``seed + 1000 *
@@ -51,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from rl.hyperparams import printable
 from rl.mo_metrics import REFERENCE_POINTS, ReferencePointError, front_metrics
 from rl.pareto import ParetoArchive
 from rl.simplex import PreferenceVectorError, preference_grid
@@ -457,7 +462,7 @@ class CMORL:
                 "delta_weight": self.delta_weight, "init_fraction": self.init_fraction, "num_select": self.num_select,
                 "update_iter": self.update_iter, "eval_interval": self.eval_interval,
                 "archive_capacity": self.archive_capacity, "eval": asdict(self.eval_settings),
-                "moppo_kwargs": {key: _printable(value) for key, value in self.moppo_kwargs.items()}}
+                "moppo_kwargs": {key: printable(value) for key, value in self.moppo_kwargs.items()}}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the front to a folder: ``pareto/<id>.zip`` per policy, ``front.json``, ``metrics.json``,
@@ -507,7 +512,7 @@ class CMORL:
         driver.workers, driver._temporary, driver.run_dir = 1, None, folder
         driver.weights_grid = preference_grid(driver.n_objectives, driver.delta_weight)
         driver.archive = driver._new_archive()
-        driver.archive.load_state_dict(_archive_state(saved["archive"]))
+        driver.archive.load_state_dict(saved["archive"])
         driver.iterates = {row["policy_id"]: Iterate(**{k: row[k] for k in Iterate.__dataclass_fields__})
                            for row in saved["front"]}
         metrics = json.loads((folder / METRICS_FILE).read_text()) if (folder / METRICS_FILE).is_file() else {}
@@ -522,23 +527,15 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _printable(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else repr(value)
-
-
 def _task_record(task: Task) -> dict[str, Any]:
     record = asdict(task)
     record.pop("policies_dir")
-    record["moppo_kwargs"] = {key: _printable(value) for key, value in task.moppo_kwargs.items()}
+    record["moppo_kwargs"] = {key: printable(value) for key, value in task.moppo_kwargs.items()}
     return json.loads(json.dumps(record))
 
 
 def _archive_json(state: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(state, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else list(v)))
-
-
-def _archive_state(saved: dict[str, Any]) -> dict[str, Any]:
-    return saved
 
 
 def objective_label(env_id: str | None, index: int) -> str:
@@ -651,7 +648,7 @@ def run_from_args(args: argparse.Namespace, command: str) -> Path:
     if "hyperparams" in given:
         params = parse_overrides(given["hyperparams"])
         split_hyperparams(params)
-        given["hyperparams"] = {key: _printable(value) for key, value in params.items()}
+        given["hyperparams"] = {key: printable(value) for key, value in params.items()}
     if args.trained_agent:
         run_dir = Path(args.trained_agent)
         if not (run_dir / CONFIG_FILE).is_file():

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 __all__ = ["ParetoArchive", "crowding_distance", "dominates", "non_dominated_indices"]
 
@@ -63,17 +64,18 @@ def non_dominated_indices(points: Any, reference_point: Sequence[float] | np.nda
         if ref.shape[0] != pts.shape[1]:
             raise ValueError(f"reference point has {ref.shape[0]} values but the points have {pts.shape[1]} objectives")
         keep &= np.all(pts >= ref, axis=1)
-    for i in range(k):
-        if not keep[i]:
-            continue
-        p = pts[i]
-        # Dominated by any point (a point dominating p is itself >= ref, so filtering first changes nothing).
-        if np.any(np.all(pts >= p, axis=1) & np.any(pts > p, axis=1)):
-            keep[i] = False
-            continue
-        # An exact duplicate earlier in the input already represents p.
-        if i > 0 and np.any(np.all(pts[:i] == p, axis=1)):
-            keep[i] = False
+    candidates = np.flatnonzero(keep)
+    if candidates.size:
+        # pymoo's non-dominated sort minimises; on -points its dominance is ours (a point dominating a candidate is
+        # itself >= the reference point, so filtering by the reference first changes nothing)
+        front = NonDominatedSorting().do(-pts[candidates], only_non_dominated_front=True)
+        keep[:] = False
+        keep[candidates[front]] = True
+    # of exact duplicates (neither dominates the other) the first in input order represents them
+    _, first = np.unique(pts, axis=0, return_index=True)
+    duplicate = np.ones(k, dtype=bool)
+    duplicate[first] = False
+    keep &= ~duplicate
     idx = np.flatnonzero(keep)
     return idx[np.argsort(pts[idx, 0], kind="stable")].astype(np.int64)
 

@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, unwrap_vec_wrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 VECTOR_REWARD_KEY = "vector_reward"
@@ -196,12 +196,8 @@ def normalize_observation(obs: np.ndarray, statistics: dict[str, Any] | None) ->
 
 
 def find_mo_normalizer(venv: VecEnv | None) -> MOVecNormalize | None:
-    """The MOVecNormalize in a VecEnv wrapper chain, or None."""
-    while venv is not None:
-        if isinstance(venv, MOVecNormalize):
-            return venv
-        venv = venv.venv if isinstance(venv, VecEnvWrapper) else None
-    return None
+    """The MOVecNormalize in a VecEnv wrapper chain, or None (SB3's ``unwrap_vec_wrapper``)."""
+    return None if venv is None else unwrap_vec_wrapper(venv, MOVecNormalize)
 
 
 def make_mo_vec_env(env_id: str, *, n_envs: int = 1, seed: int | None = None, max_episode_steps: int | None = 500,
@@ -212,44 +208,17 @@ def make_mo_vec_env(env_id: str, *, n_envs: int = 1, seed: int | None = None, ma
 
     ``max_episode_steps`` caps episodes (C-MORL's paper caps them at 500 steps); None keeps the env's own.
     """
-    from rl.envs import make_training_env
+    from rl.envs import make_env, make_training_env
 
     env_kwargs: dict[str, Any] = {"disable_env_checker": True}  # the checker warns at every vector reward
     if max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = int(max_episode_steps)
-    probe = _make_probe(env_id, env_kwargs)
+    probe = make_env(env_id, **env_kwargs)  # refuses a single-objective env here, not inside a SubprocVecEnv worker
     n_objectives = reward_dimension(probe)
     probe.close()
     venv = make_training_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                             wrapper=_VectorRewardWrapper(env_id), vec_env_class=vec_env_class,
+                             wrapper=VectorRewardInInfo, vec_env_class=vec_env_class,
                              monitor_dir=monitor_dir)
     if normalize:
         venv = MOVecNormalize(venv, n_objectives, gamma=gamma)
     return venv
-
-
-class _VectorRewardWrapper:
-    """:class:`VectorRewardInInfo` as ``make_training_env``'s per-copy wrapper, for "subproc" too.
-
-    SB3 starts SubprocVecEnv workers with forkserver or spawn: their Gymnasium registry lacks mo-gymnasium's
-    (and PyBullet's) ids, and ``gym.make`` in the worker fails. Unpickling this wrapper in the worker, before it
-    makes the env, registers the id's package.
-    """
-
-    def __init__(self, env_id: str) -> None:
-        self.env_id = env_id
-
-    def __call__(self, env: gym.Env) -> VectorRewardInInfo:
-        return VectorRewardInInfo(env)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from rl.envs import ensure_registered
-
-        self.__dict__.update(state)
-        ensure_registered(self.env_id)
-
-
-def _make_probe(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
-    from rl.envs import make_env
-
-    return make_env(env_id, **env_kwargs)

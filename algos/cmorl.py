@@ -21,7 +21,7 @@ counted, as in the authors' code).
 
 Not here: the authors' code also has a CPO-style extension (``--update-method cmorl-cpo``, a trust-region step
 with the constraint's dual); this module implements the interior-point (log-barrier, ``cmorl-ipo``) extension that
-the authors' scripts run by default.
+the default of the authors' ``--update-method`` and what the issue asks for.
 
 Deliberate deviations, each where it is made: returns are evaluated undiscounted (``eval_gamma`` 1.0; the
 authors' ``evaluation`` discounts with 0.99 although their scripts pass ``--raw``, "use undiscounted

@@ -66,6 +66,8 @@ ALGORITHMS: dict[str, AlgoSpec] = {
 
 METHODS: dict[str, str] = {
     "s3rl": "algos.snapshot:configure",
+    "spo": "algos.spo:configure",
+    "rm": "algos.rm:configure",
     "sim": "sim2real._training:configure",
 }
 """Methods that change how an algorithm is trained, not the algorithm: ``name -> module:function``.

@@ -12,7 +12,8 @@ continued run also depends on, and what this module captures at a checkpoint and
 - the algorithm's last observation and episode starts (SB3 resets the env on load and would start a new
   episode), VecNormalize's running discounted return (not in ``vecnormalize.pkl``);
 - the evaluation env's generators, so later evaluations start from the same initial states;
-- the callbacks' step counters (an EvalCallback counts calls, not env steps), and the byte length of each
+- the callbacks' step counters (an EvalCallback counts calls, not env steps) and the state of callbacks that
+  define ``get_resume_state`` / ``set_resume_state`` (SPO's opponents and credits), and the byte length of each
   Monitor CSV, so the episodes that finished after the checkpoint are cut before the resumed run writes
   them again.
 
@@ -105,6 +106,8 @@ class ResumeState:
     """Byte length of each ``*.monitor.csv`` in the run folder at the checkpoint."""
     not_captured: list[str] = field(default_factory=list)
     """What could not be captured (and so restarts on resume), in words."""
+    callback_states: dict[str, Any] = field(default_factory=dict)
+    """``get_resume_state()`` of each callback that has it (e.g. SPO's opponents and credits), by callback key."""
 
 
 def innermost_vec_env(venv: VecEnv) -> VecEnv:
@@ -304,6 +307,11 @@ def capture(
         },
         monitor_sizes=monitor_sizes(run_dir) if run_dir is not None else {},
         not_captured=not_captured,
+        callback_states={
+            _callback_key(i, c): c.get_resume_state()
+            for i, c in enumerate(flatten_callbacks(list(callbacks or [])))
+            if all(hasattr(c, hook) for hook in WRAPPER_HOOKS)
+        },
     )
 
 
@@ -338,6 +346,9 @@ def restore(
         calls = state.callback_calls.get(_callback_key(i, callback))
         if calls is not None:
             callback.n_calls = calls
+        callback_state = getattr(state, "callback_states", {}).get(_callback_key(i, callback))
+        if callback_state is not None and hasattr(callback, "set_resume_state"):
+            callback.set_resume_state(callback_state)
     random.setstate(state.python_random)
     np.random.set_state(state.numpy_random)
     th.set_rng_state(state.torch_random)

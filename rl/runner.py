@@ -126,6 +126,10 @@ class RunConfig:
     """Stop once a periodic evaluation's mean return reaches this (SB3's StopTrainingOnRewardThreshold)."""
     save_best_model: bool = False
     """Keep the model of the best periodic evaluation as ``best_model.zip`` (written atomically)."""
+    model_callbacks: Callable[[BaseAlgorithm], list[BaseCallback]] | None = None
+    """Called once with the built (or loaded) model before training; returns callbacks to train with, which may
+    also wrap the model's env (SPO's reward-hiding recorder). A callback with ``get_resume_state`` /
+    ``set_resume_state`` has its state checkpointed and restored with the run."""
     extra_record: dict[str, Any] = field(default_factory=dict)
     """Added to run.json (e.g. the teacher and snapshot settings)."""
     dataset: str | None = None
@@ -255,7 +259,7 @@ def _run_inputs(
     }
     if config.dataset is not None:
         inputs["dataset"] = {"name": config.dataset, "fingerprint": dataset_fingerprint}
-    for key in ("sim", "snapshotrl"):
+    for key in ("sim", "snapshotrl", "spo", "rm"):
         if key in config.extra_record:
             inputs[key] = printable(config.extra_record[key])
     record = _config_record(config)
@@ -440,6 +444,8 @@ def _train_in_folder(
 
     clock = _TrainingClock()
     callbacks: list[BaseCallback] = [clock]
+    if config.model_callbacks is not None:
+        callbacks.extend(config.model_callbacks(model))
     eval_callback = None
     if config.eval_freq > 0:
         on_new_best: list[BaseCallback] = []
@@ -663,7 +669,10 @@ def _recorded_hyperparams(
 def _config_record(config: RunConfig) -> dict[str, Any]:
     """The run settings for run.json: the hyperparameters and extra records are stored apart, and the env
     wrapper by its name only (its arguments, e.g. S3RL's snapshots, are big; their summary is in extra_record)."""
-    record = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("hyperparams", "extra_record")}
+    record = {
+        f.name: getattr(config, f.name) for f in fields(config)
+        if f.name not in ("hyperparams", "extra_record", "model_callbacks")
+    }
     wrapper = record["env_wrapper"]
     if wrapper is not None:
         target = wrapper.func if isinstance(wrapper, partial) else wrapper

@@ -43,6 +43,11 @@ CASES: dict[str, tuple[str, list[str], tuple[int, int]]] = {
                               "buffer_size:2000", "batch_size:32", TINY], (110, 290)),
     "mdpo_off": ("rl.cli", ["--algo", "mdpo_off", "--env", "Hopper-v4", "-n", "400", "-params", *OFF_POLICY,
                             "old_policy_update_interval:50"], (110, 380)),
+    # SPO's opponents, credits of unfinished trajectories and label draws live in its callback
+    "spo_ppo": ("algos.spo", ["--algo", "ppo", "--env", "Hopper-v4", "--rater", "intransitive", "-n", "640",
+                              "-params", "n_steps:128", "batch_size:64", "n_epochs:2", TINY], (140, 600)),
+    "spo_sac": ("algos.spo", ["--algo", "sac", "--env", "Hopper-v4", "--rater", "bt", "--temperature", "1", "-n",
+                              "400", "-params", *OFF_POLICY], (110, 380)),
 }
 
 
@@ -79,9 +84,9 @@ def cases(tmp_path_factory):
 def _run_in_process(module: str, argv: list[str]) -> int:
     if module == "rl.cli":
         return rl_main(None, argv)
-    from algos.snapshot import main
+    from importlib import import_module
 
-    return main(argv)
+    return import_module(module).main(argv)
 
 
 def _run_folder(root: Path) -> Path:
@@ -114,7 +119,8 @@ def references(cases, tmp_path_factory):
 
 
 KILLS = [(name, seed) for name in ("ppo", "mdpo", "sac", "mdpo_off", "iql", "s3rl_sac") for seed in (0,)] + [
-    ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0), ("iql_offline_phase", 0),
+    ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0), ("iql_offline_phase", 0), ("spo_ppo", 0), ("spo_ppo", 1),
+    ("spo_sac", 0),
 ]
 
 

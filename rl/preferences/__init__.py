@@ -18,7 +18,10 @@ What a preference-based run uses::
 Labels are P(first segment preferred): 1, 0, or 0.5 for "equally good". Modules: ``segments`` (Trajectory,
 Segment, cutting, collection), ``raters`` (synthetic and human raters, ``make_rater``), ``label_files`` (query
 and label files for people), ``queue`` (comparisons, their count, recent trajectories, save/load),
-``reward_model`` (Bradley-Terry ensemble and reward wrappers), ``errors``.
+``reward_model`` (Bradley-Terry ensemble and reward wrappers), ``reward_terms`` (a locomotion reward's terms in
+``info``, for the intransitive rater), ``recorder`` (a training run's steps as trajectories, reward replacement),
+``win_rate`` (SPO's self-play win rates and their spread over steps), ``reward_learning`` (online reward-model
+learning for any SB3 algorithm), ``errors``.
 """
 
 from rl.preferences.errors import (
@@ -46,7 +49,10 @@ from rl.preferences.raters import (
     preference_matrix,
     true_return,
 )
+from rl.preferences.recorder import RecordingCallback, TrajectoryRecorder
+from rl.preferences.reward_learning import PreferenceRewardCallback
 from rl.preferences.reward_model import BradleyTerryRewardModel, RewardModelVecEnvWrapper, RewardModelWrapper
+from rl.preferences.reward_terms import RewardTermsInInfo
 from rl.preferences.segments import Segment, Trajectory, collect_trajectories, sample_segments
 
 __all__ = [
@@ -63,14 +69,18 @@ __all__ = [
     "LabelRow",
     "NoisyRater",
     "NonMarkovianRater",
+    "PreferenceRewardCallback",
     "Rater",
+    "RecordingCallback",
     "Region",
     "RewardModelError",
     "RewardModelVecEnvWrapper",
     "RewardModelWrapper",
+    "RewardTermsInInfo",
     "Segment",
     "SegmentError",
     "Trajectory",
+    "TrajectoryRecorder",
     "UnknownRaterError",
     "collect_trajectories",
     "find_cycle",

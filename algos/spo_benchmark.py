@@ -1,0 +1,221 @@
+"""SPO benchmark: SPO against a Bradley-Terry reward model + the same RL algorithm, at equal env steps and
+equal comparisons, under transitive, noisy and intransitive raters.
+
+    python -m algos.spo_benchmark --envs Hopper-v4 HalfCheetah-v4 HopperBulletEnv-v0 \\
+        --raters bt noisy intransitive --seeds 0 1 2 -n 150000
+
+Each (rater, env, seed) runs ``spo_<algo>@<rater>`` first; its run records how many comparisons it used, and
+``rm_<algo>@<rater>`` of the same (rater, env, seed) then gets exactly that budget (:mod:`algos.rm`). Runs go
+through :mod:`rl.benchmark` (one process each, two at a time, resumable from their checkpoints; finished runs
+are kept under ``results/<name>/runs/`` and not redone). Raters: ``bt`` = transitive (the larger true return
+wins, Bradley-Terry at temperature 0), ``noisy`` = that with labels flipped with probability 0.1 (B-Pref's
+"mistake" rater), ``intransitive`` = the majority of one voter per reward term of
+:class:`rl.preferences.RewardTermsInInfo` (Hopper: forward, control, survival; HalfCheetah: forward, control
+of the back leg, of the front leg; PyBullet: its five terms), each preferring the larger return of its term.
+On random-policy trajectories that majority disagrees with the true return on 25-57% of pairs and has
+3-cycles; voters that each leave one term out, or weigh one term up, agreed with it on (nearly) all pairs and
+were not used.
+
+Writes ``results/<name>/README.md`` (table: final true return, mean +- std over seeds, and comparisons used),
+``learning_curves.png`` (true return against env steps and against comparisons used), ``command.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl.benchmark import LOGS_ROOT, RESULTS_ROOT, ProcessBackend, RunSpec, _folder_name, execute, format_mean_std
+from rl.run_record import command_line
+
+RATER_LABELS = {"bt": "transitive (BT, T=0)", "noisy": "noisy (10% flips)", "intransitive": "intransitive (majority of terms)"}
+
+
+def _spec(name: str, label: str, env: str, seed: int, n_timesteps: int, hyperparams: dict[str, Any], *,
+          results_root: str, logs_root: str, command: str, eval_freq: int) -> RunSpec:
+    return RunSpec(
+        algo=label, env=env, seed=seed, n_timesteps=n_timesteps,
+        work_dir=os.path.join(logs_root, name, label, f"{_folder_name(env)}_seed{seed}"),
+        result_dir=os.path.join(results_root, name, "runs", label, f"{_folder_name(env)}_seed{seed}"),
+        hyperparams=hyperparams, eval_freq=eval_freq, command=command,
+    )
+
+
+def _record(spec: RunSpec) -> dict[str, Any] | None:
+    path = Path(spec.result_dir) / "run.json"
+    return json.loads(path.read_text()) if spec.done and path.is_file() else None
+
+
+def _curve(spec: RunSpec) -> tuple[np.ndarray, np.ndarray] | None:
+    path = Path(spec.result_dir) / "evaluations.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return data["timesteps"], data["results"].mean(axis=1)
+
+
+def run(
+    name: str, algo: str, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int], n_timesteps: int, *,
+    workers: int = 2, results_root: str = RESULTS_ROOT, logs_root: str = LOGS_ROOT, eval_freq: int = 10_000,
+    extra_hyperparams: dict[str, Any] | None = None,
+) -> Path:
+    """Run every unfinished SPO run, then every reward-model run whose SPO partner is done; write the report."""
+    command = command_line()
+    out = Path(results_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text(command + "\n")
+    common = dict(results_root=results_root, logs_root=logs_root, command=command, eval_freq=eval_freq)
+    extra = dict(extra_hyperparams or {})
+    cells = [(rater, env, seed) for seed in seeds for env in envs for rater in raters]
+    spo = {cell: _spec(name, f"spo_{algo}@{cell[0]}", cell[1], cell[2], n_timesteps, {**extra, "spo_rater": cell[0]},
+                       **common) for cell in cells}
+    rm: dict[tuple[str, str, int], RunSpec] = {}
+    backend = ProcessBackend(workers)
+    for seed in seeds:  # seed by seed, so that a cut-short benchmark has whole seeds
+        for phase in ("spo", "rm"):
+            if phase == "rm":
+                for cell, spec in spo.items():
+                    record = _record(spec)
+                    if cell[2] == seed and record is not None:
+                        budget = int(record["spo"]["comparisons_used"])
+                        rm[cell] = _spec(name, f"rm_{algo}@{cell[0]}", cell[1], seed, n_timesteps,
+                                         {**extra, "rm_rater": cell[0], "rm_total_comparisons": budget}, **common)
+            specs = spo if phase == "spo" else rm
+            todo = [spec for cell, spec in specs.items() if cell[2] == seed and not spec.done]
+            for outcome in backend.run_all(todo, execute):
+                if "error" in outcome:
+                    print(f"run failed: {outcome['spec']['algo']} {outcome['spec']['env']}\n{outcome['error']}",
+                          file=sys.stderr)
+            write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps)
+    return write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps)
+
+
+def _final(spec: RunSpec | None) -> tuple[float, int] | None:
+    record = _record(spec) if spec is not None else None
+    if record is None:
+        return None
+    method = "spo" if "spo" in record else "rm"
+    return float(record["final_evaluation"]["mean_reward"]), int(record[method]["comparisons_used"])
+
+
+def write_report(
+    out: Path, algo: str, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int],
+    spo: dict[tuple[str, str, int], RunSpec], rm: dict[tuple[str, str, int], RunSpec], n_timesteps: int,
+) -> Path:
+    """The table and the learning curves of whatever runs are finished."""
+    lines = [
+        f"# SPO vs reward model + {algo.upper()}: true return at equal env steps and comparisons",
+        "",
+        f"{n_timesteps:,} env steps per run; final true return = mean over 10 deterministic evaluation episodes; "
+        "mean +- std over seeds (population std); comparisons = rater queries (SPO: one per opponent per finished "
+        "trajectory, plus prefix queries at rollout ends; the reward model got the same number, queried in rounds).",
+        "",
+        "| env | rater | SPO true return | reward model true return | SPO - RM | comparisons (mean) | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env in envs:
+        for rater in raters:
+            pairs = [(_final(spo.get((rater, env, s))), _final(rm.get((rater, env, s)))) for s in seeds]
+            done = [(a, b) for a, b in pairs if a is not None and b is not None]
+            spo_returns = [a[0] for a, _ in done]
+            rm_returns = [b[0] for _, b in done]
+            if not done:
+                lines.append(f"| {env} | {RATER_LABELS.get(rater, rater)} | - | - | - | - | 0 |")
+                continue
+            difference = float(np.mean(spo_returns) - np.mean(rm_returns))
+            comparisons = np.mean([a[1] for a, _ in done])
+            lines.append(
+                f"| {env} | {RATER_LABELS.get(rater, rater)} | {format_mean_std(spo_returns)} | "
+                f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} |"
+            )
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    _plot(out, envs, raters, seeds, spo, rm)
+    return out / "README.md"
+
+
+def _comparisons_at(spec: RunSpec, steps: np.ndarray) -> np.ndarray | None:
+    record = _record(spec)
+    if record is None:
+        return None
+    method = "spo" if "spo" in record else "rm"
+    curve = np.asarray(record[method]["comparison_curve"], dtype=np.float64)
+    return np.interp(steps, curve[:, 0], curve[:, 1])
+
+
+def _plot(out: Path, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int],
+          spo: dict[tuple[str, str, int], RunSpec], rm: dict[tuple[str, str, int], RunSpec]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(envs), 2 * len(raters), figsize=(4.2 * 2 * len(raters), 3.2 * len(envs)),
+                                squeeze=False)
+    for row, env in enumerate(envs):
+        for k, rater in enumerate(raters):
+            for method, specs, colour in (("SPO", spo, "tab:blue"), ("reward model", rm, "tab:orange")):
+                for seed in seeds:
+                    spec = specs.get((rater, env, seed))
+                    curve = _curve(spec) if spec is not None and spec.done else None
+                    if curve is None:
+                        continue
+                    steps, returns = curve
+                    label = method if seed == seeds[0] else None
+                    axes[row, 2 * k].plot(steps, returns, color=colour, alpha=0.8, label=label)
+                    comparisons = _comparisons_at(spec, steps)
+                    if comparisons is not None:
+                        axes[row, 2 * k + 1].plot(comparisons, returns, color=colour, alpha=0.8, label=label)
+            axes[row, 2 * k].set_title(f"{env}\n{RATER_LABELS.get(rater, rater)}", fontsize=9)
+            axes[row, 2 * k].set_xlabel("env steps")
+            axes[row, 2 * k + 1].set_title(f"{env}\n{RATER_LABELS.get(rater, rater)}", fontsize=9)
+            axes[row, 2 * k + 1].set_xlabel("comparisons used")
+            axes[row, 2 * k].set_ylabel("true return")
+            axes[row, 2 * k].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "learning_curves.png", dpi=80)
+    plt.close(figure)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m algos.spo_benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default="spo", help="results/<name>/ (default spo)")
+    parser.add_argument("--algo", default="ppo", help="the RL algorithm both sides use (default ppo)")
+    parser.add_argument("--envs", nargs="+", default=["Hopper-v4", "HalfCheetah-v4", "HopperBulletEnv-v0"])
+    parser.add_argument("--raters", nargs="+", default=["bt", "noisy", "intransitive"], choices=sorted(RATER_LABELS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("-n", "--n-timesteps", type=int, default=150_000)
+    parser.add_argument("--eval-freq", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--results-root", default=RESULTS_ROOT)
+    parser.add_argument("--logs-root", default=LOGS_ROOT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.n_timesteps < 1:
+        print(f"error: -n must be >= 1, got {args.n_timesteps}", file=sys.stderr)
+        return 2
+    from rl.envs import UnknownEnvError, ensure_registered
+
+    try:
+        for env in args.envs:
+            ensure_registered(env)
+    except UnknownEnvError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = run(args.name, args.algo, args.envs, args.raters, args.seeds, args.n_timesteps, workers=args.workers,
+                results_root=args.results_root, logs_root=args.logs_root, eval_freq=args.eval_freq)
+    print(table.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -186,6 +186,10 @@ def run_imitation_preference_baseline(
             PyBullet (``HalfCheetahBulletEnv-v0``, ...); see ``imitation_venv.SUPPORTED_ENVS``.
         rater: ``bt``, ``noisy`` or ``intransitive`` (``rl.preferences.make_rater`` names), with ``rater_kwargs``
             (JSON values: ``{"temperature": 0.5}``, ``{"flip_probability": 0.2}``, ``{"terms_weights": [...]}``).
+            ``make_rater``'s defaults apply: ``bt`` is temperature 1 unless given, while ``algos.spo_benchmark``'s
+            ``bt`` is temperature 0 (pass ``{"temperature": 0.0}`` to match it; its ``noisy`` is the default
+            deterministic base with flips 0.1, its ``intransitive`` one voter per ``RewardTermsInInfo`` term:
+            ``reward_terms_wrapper=True``).
         total_timesteps: the env-step budget (``budget="all"``: every env step, agent and fragment sampling;
             ``"agent"``: imitation's own meaning, agent steps).
         total_comparisons: comparisons to ask the rater for (all of them are used).
@@ -197,7 +201,9 @@ def run_imitation_preference_baseline(
             (needed by the intransitive rater on Hopper-v4, whose info has no reward terms).
         eval_episodes: episodes of the final evaluation; ``curve_episodes`` those of each curve point.
         overrides: imitation settings to change (``imitation_run.OVERRIDES``: ``fragment_length``,
-            ``num_iterations``, ``rl_kwargs``, ...); default none, imitation's own.
+            ``num_iterations``, ``rl_kwargs``, ...); default none, imitation's own. Hopper-v4 needs a
+            ``fragment_length`` below imitation's 100 (its early episodes are shorter; see imitation_run's
+            "Known limits").
         venv: the venv's folder; default ``$FRONTIER_RL_IMITATION_VENV`` or ``~/.frontier-rl/venvs/imitation-1.0.1``
             (created or completed if needed).
         timeout: seconds before the run is killed (ExternalBaselineError); None waits.

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -411,3 +412,33 @@ def test_bad_data_raises_named_errors_from_python(dataset):
              segment_length=20)
     with pytest.raises(ValueError, match="context_length must be an integer"):
         make(dataset, context_length=0)
+
+
+# ----- the benchmark's learned-reward baseline -----------------------------------------------------------------
+
+
+def test_benchmark_relabels_the_data_with_a_reward_learned_from_oppos_own_pairs(dataset, tmp_path):
+    from algos.oppo_benchmark import BenchmarkConfig, plan_runs, relabel_with_bradley_terry
+    from rl.datasets import load_dataset
+    from rl.preferences import BradleyTerryRewardModel
+
+    path = write_hdf5(dataset, tmp_path / "tiny.hdf5")
+    config = BenchmarkConfig(out=str(tmp_path / "out"), work=str(tmp_path / "work"), datasets=(str(path),),
+                             seeds=(3,), n_updates=10, n_comparisons=40, segment_length=5, bt_epochs=1)
+    info = relabel_with_bradley_terry(config, str(path), 3)
+    oppo = make(str(path), seed=3)  # the OPPO run of the same dataset and seed draws the same pairs
+    assert info["labels_digest"] == oppo.labelled_pairs.digest() and info["comparisons_used"] == 40
+    relabelled = load_dataset(info["hdf5"])
+    reward_model = BradleyTerryRewardModel.load(tmp_path / "work" / "bt_reward" / "tiny_seed3" / "reward_model.pt")
+    np.testing.assert_allclose(relabelled.rewards, reward_model.predict(relabelled.observations, relabelled.actions),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(relabelled.observations, dataset.observations[: len(relabelled)])
+    assert relabelled.env_id == ENV_ID
+    assert (relabelled.ref_min, relabelled.ref_max) == (dataset.ref_min, dataset.ref_max)
+    made = Path(info["hdf5"]).stat().st_mtime_ns
+    assert relabel_with_bradley_terry(config, str(path), 3) == info  # made once, then read back
+    assert Path(info["hdf5"]).stat().st_mtime_ns == made
+    specs = plan_runs(config, {(str(path), 3): info}, "python -m algos.oppo_benchmark ...")
+    assert [(s.algo, s.dataset) for s in specs] == [("oppo", str(path)), ("iql", str(path)),
+                                                    ("iql@bt_reward", info["hdf5"])]
+    assert specs[0].hyperparams == {"n_comparisons": 40, "segment_length": 5}

@@ -256,7 +256,7 @@ class OPPO(BaseAlgorithm):
         """Train from ``dataset`` (an OfflineDataset or a spec for :func:`rl.datasets.load_dataset`).
 
         Sets the policy's observation statistics, cuts the episodes, and draws the labelled pairs unless the model
-        already holds pairs of this very dataset (same fingerprint).
+        already holds ``n_comparisons`` pairs of ``segment_length`` steps of this very dataset (same fingerprint).
 
         Raises:
             DatasetMismatchError: observations or actions that do not fit the env's spaces.
@@ -269,7 +269,9 @@ class OPPO(BaseAlgorithm):
         episodes = episode_index(dataset)
         check_episodes(dataset, episodes, segment_length=self.segment_length, max_ep_len=self.max_ep_len)
         fingerprint = dataset.fingerprint()
-        if self.labelled_pairs is None or self.labels_fingerprint != fingerprint:
+        pairs = self.labelled_pairs
+        if (pairs is None or self.labels_fingerprint != fingerprint or len(pairs.rows) != self.n_comparisons
+                or pairs.segment_length != self.segment_length):
             self.labelled_pairs = scripted_comparisons(
                 dataset, episodes, n_pairs=self.n_comparisons, segment_length=self.segment_length, seed=self.seed
             )

@@ -301,6 +301,9 @@ def test_set_parameters_and_loading_without_env_or_data(dataset, tmp_path):
     np.testing.assert_array_equal(bare.labelled_pairs.rows, model.labelled_pairs.rows)
     bare.learn(2, reset_num_timesteps=False)
     assert bare.num_timesteps == 6
+    bare.n_comparisons = 20  # e.g. changed on resume (--allow-changed-inputs): the pairs are drawn again
+    bare.load_offline_data(dataset)
+    assert bare.labelled_pairs.comparisons_used == 20
 
 
 def test_same_seed_same_training_other_seed_other_labels(dataset):

@@ -272,6 +272,8 @@ class OPPO(BaseAlgorithm):
         pairs = self.labelled_pairs
         if (pairs is None or self.labels_fingerprint != fingerprint or len(pairs.rows) != self.n_comparisons
                 or pairs.segment_length != self.segment_length):
+            # Deviation: a fixed set of labelled pairs, each segment judged by its own return; the authors label every
+            # batch afresh by the next 200 rewards from each window's start (experiment.py foresee=200).
             self.labelled_pairs = scripted_comparisons(
                 dataset, episodes, n_pairs=self.n_comparisons, segment_length=self.segment_length, seed=self.seed
             )
@@ -282,6 +284,7 @@ class OPPO(BaseAlgorithm):
                 "triplet loss has nothing to learn from; pass more comparisons (-params n_comparisons:...) or data "
                 "whose segments differ in return."
             )
+        # Deviation: the project's statistics (std + 1e-3, as CORL), not the authors' std + 1e-6.
         mean, std = observation_statistics(dataset.observations)
         self.policy.set_observation_statistics(mean, std)
         observations = (dataset.observations.reshape(len(dataset), -1) - mean) / std
@@ -345,13 +348,14 @@ class OPPO(BaseAlgorithm):
             update_learning_rate(actor.optimizer, actor_learning_rate)
             update_learning_rate(encoder.optimizer, learning_rate)  # the authors' encoder optimizer has no warm-up
 
-            # 1. Hindsight information matching on windows of the whole dataset.
+            # 1. Hindsight information matching on windows of the whole dataset. Deviation: the authors match on the
+            #    labelled windows themselves (every window of theirs is labelled); here labels are few, the data many.
             recon = self._hindsight_matching(sample_windows(self._data, 2 * batch_size, self.context_length))
             # 2. Preference modelling on labelled pairs: triplet with z* as the (fixed) anchor, and the norm term.
             preferred, other = self._sample_pairs(batch_size)
             z_preferred, z_other = self._encode(preferred), self._encode(other)
             triplet = preference_triplet_loss(z_star.detach(), z_preferred, z_other, self.triplet_margin)
-            norm = norm_loss(z_preferred) + norm_loss(z_other)
+            norm = norm_loss(z_preferred) + norm_loss(z_other)  # on the labelled pairs (theirs: the same windows)
             # 3. One step of the encoder and the policy on the sum.
             loss = encoder_policy_loss(
                 recon, triplet, norm, preference_weight=self.preference_weight, norm_weight=self.norm_weight

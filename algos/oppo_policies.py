@@ -121,7 +121,7 @@ class TrajectoryEncoder(nn.Module):
         x = self.dropout(self.bert_embeddings_ln(x))
         x = self.transformer(x, src_key_padding_mask=_padding_mask(mask, 2))
         real = mask.repeat_interleave(2, dim=1)[..., None]
-        return self.to_z((x * real).sum(dim=1))
+        return self.to_z((x * real).sum(dim=1))  # deviation: the authors' sum includes the padded tokens
 
 
 class ZConditionedTransformer(nn.Module):

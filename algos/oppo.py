@@ -461,7 +461,7 @@ class OPPO(BaseAlgorithm):
         self.logger.dump(step=self.num_timesteps)
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        """SB3's ``set_env``, refusing a VecNormalize env (OPPO standardises with the dataset's statistics)."""
+        """SB3's ``set_env``, refusing several envs and a VecNormalize env (see :func:`_check_env`)."""
         _check_env(env)
         super().set_env(env, force_reset=force_reset)
 
@@ -488,11 +488,18 @@ class OPPO(BaseAlgorithm):
 
 
 def _check_env(env: Any) -> None:
-    """Refuse a VecNormalize env: OPPO standardises observations with the dataset's statistics.
+    """Refuse several envs (OPPO counts one timestep per gradient step and never steps its env) and a VecNormalize
+    env (OPPO standardises observations with the dataset's statistics), as :func:`rl.offline.check_offline_env`
+    does for the replay-buffer algorithms.
 
     Raises:
         OfflineEnvError: one line naming the fix.
     """
+    if isinstance(env, VecEnv) and env.num_envs != 1:
+        raise OfflineEnvError(
+            f"n_envs must be 1 for OPPO: it takes one gradient step per timestep and never steps its env; got "
+            f"{env.num_envs} envs. Drop --n-envs (or set n_envs: 1); predict() and evaluate_policy take any number."
+        )
     if isinstance(env, VecEnv) and unwrap_vec_normalize(env) is not None:
         raise OfflineEnvError(
             "OPPO trains on raw dataset observations: do not wrap the env in VecNormalize (set normalize: false); it "

@@ -393,6 +393,8 @@ BAD = [
      "must not exceed max_ep_len"),
     ("text for a number", "good", ["-params", "z_star_learning_rate:fast"], "z_star_learning_rate"),
     ("online steps", "good", ["--online-steps", "5"], "OPPO learns offline only"),
+    ("several envs", "good", ["--n-envs", "2"], "n_envs must be 1 for OPPO"),
+    ("vecnormalize", "good", ["-params", "normalize:True"], "do not wrap the env in VecNormalize"),
 ]
 
 

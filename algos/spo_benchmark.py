@@ -61,10 +61,50 @@ def _curve(spec: RunSpec) -> tuple[np.ndarray, np.ndarray] | None:
         return data["timesteps"], data["results"].mean(axis=1)
 
 
+IMITATION_FRAGMENT_LENGTH = {"Hopper-v4": 25, "HopperBulletEnv-v0": 25}
+"""imitation's fragment_length where its default 100 cannot start: an untrained hopper's episodes are shorter
+(median 17 steps on Hopper-v4; no fragment can be cut and imitation stops). Elsewhere imitation's own 100."""
+
+
+def imitation_dir(results_root: str, name: str, rater: str, env: str, seed: int) -> Path:
+    return Path(results_root) / name / "runs" / f"imitation_pc@{rater}" / f"{_folder_name(env)}_seed{seed}"
+
+
+def run_imitation(cells: Sequence[tuple[str, str, int]], budgets: dict[tuple[str, str, int], int], n_timesteps: int, *,
+                  name: str, results_root: str, workers: int) -> None:
+    """imitation's PreferenceComparisons on each cell, with the SPO run's comparisons, in imitation's own venv."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rl.external.imitation_baseline import run_imitation_preference_baseline
+
+    def one(cell: tuple[str, str, int]) -> None:
+        rater, env, seed = cell
+        overrides = {"fragment_length": IMITATION_FRAGMENT_LENGTH[env]} if env in IMITATION_FRAGMENT_LENGTH else None
+        try:
+            run_imitation_preference_baseline(
+                env, rater, n_timesteps, budgets[cell], seed, imitation_dir(results_root, name, rater, env, seed),
+                rater_kwargs={"temperature": 0.0} if rater == "bt" else None,
+                reward_terms_wrapper=rater == "intransitive", overrides=overrides,
+            )
+        except Exception as error:  # one failed baseline must not stop the others; the table shows it missing
+            print(f"imitation failed: {rater} {env} seed {seed}: {error}", file=sys.stderr)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # each run is a subprocess: threads only wait
+        list(pool.map(one, [cell for cell in cells if cell in budgets]))
+
+
+def _imitation_final(results_root: str, name: str, cell: tuple[str, str, int]) -> float | None:
+    path = imitation_dir(results_root, name, *cell) / "imitation_pc.json"
+    if not path.is_file():
+        return None
+    return float(json.loads(path.read_text())["final"]["true_return_mean"])
+
+
 def run(
     name: str, algo: str, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int], n_timesteps: int, *,
     workers: int = 2, results_root: str = RESULTS_ROOT, logs_root: str = LOGS_ROOT, eval_freq: int = 10_000,
-    extra_hyperparams: dict[str, Any] | None = None,
+    extra_hyperparams: dict[str, Any] | None = None, imitation_seeds: Sequence[int] = (),
+    phases: Sequence[str] = ("spo", "rm", "imitation"),
 ) -> Path:
     """Run every unfinished SPO run, then every reward-model run whose SPO partner is done; write the report."""
     command = command_line()
@@ -80,6 +120,8 @@ def run(
     backend = ProcessBackend(workers)
     for seed in seeds:  # seed by seed, so that a cut-short benchmark has whole seeds
         for phase in ("spo", "rm"):
+            if phase not in phases:
+                continue
             if phase == "rm":
                 for cell, spec in spo.items():
                     record = _record(spec)
@@ -93,8 +135,14 @@ def run(
                 if "error" in outcome:
                     print(f"run failed: {outcome['spec']['algo']} {outcome['spec']['env']}\n{outcome['error']}",
                           file=sys.stderr)
-            write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps)
-    return write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps)
+            write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps, results_root=results_root, name=name)
+        if seed in imitation_seeds and "imitation" in phases:
+            cells = [cell for cell in spo if cell[2] == seed]
+            budgets = {cell: int(_record(spo[cell])["spo"]["comparisons_used"]) for cell in cells
+                       if _record(spo[cell]) is not None}
+            run_imitation(cells, budgets, n_timesteps, name=name, results_root=results_root, workers=workers)
+            write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps, results_root=results_root, name=name)
+    return write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps, results_root=results_root, name=name)
 
 
 def _final(spec: RunSpec | None) -> tuple[float, int] | None:
@@ -107,7 +155,8 @@ def _final(spec: RunSpec | None) -> tuple[float, int] | None:
 
 def write_report(
     out: Path, algo: str, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int],
-    spo: dict[tuple[str, str, int], RunSpec], rm: dict[tuple[str, str, int], RunSpec], n_timesteps: int,
+    spo: dict[tuple[str, str, int], RunSpec], rm: dict[tuple[str, str, int], RunSpec], n_timesteps: int, *,
+    results_root: str = RESULTS_ROOT, name: str = "spo",
 ) -> Path:
     """The table and the learning curves of whatever runs are finished."""
     lines = [
@@ -117,8 +166,9 @@ def write_report(
         "mean +- std over seeds (population std); comparisons = rater queries (SPO: one per opponent per finished "
         "trajectory, plus prefix queries at rollout ends; the reward model got the same number, queried in rounds).",
         "",
-        "| env | rater | SPO true return | reward model true return | SPO - RM | comparisons (mean) | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| env | rater | SPO true return | reward model true return | SPO - RM | comparisons (mean) | seeds | "
+        "imitation PC true return (seeds) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for env in envs:
         for rater in raters:
@@ -126,14 +176,16 @@ def write_report(
             done = [(a, b) for a, b in pairs if a is not None and b is not None]
             spo_returns = [a[0] for a, _ in done]
             rm_returns = [b[0] for _, b in done]
+            imitation = [v for v in (_imitation_final(results_root, name, (rater, env, s)) for s in seeds) if v is not None]
+            imitation_cell = f"{format_mean_std(imitation)} ({len(imitation)})" if imitation else "-"
             if not done:
-                lines.append(f"| {env} | {RATER_LABELS.get(rater, rater)} | - | - | - | - | 0 |")
+                lines.append(f"| {env} | {RATER_LABELS.get(rater, rater)} | - | - | - | - | 0 | {imitation_cell} |")
                 continue
             difference = float(np.mean(spo_returns) - np.mean(rm_returns))
             comparisons = np.mean([a[1] for a, _ in done])
             lines.append(
                 f"| {env} | {RATER_LABELS.get(rater, rater)} | {format_mean_std(spo_returns)} | "
-                f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} |"
+                f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} | {imitation_cell} |"
             )
     (out / "README.md").write_text("\n".join(lines) + "\n")
     _plot(out, envs, raters, seeds, spo, rm)
@@ -172,6 +224,16 @@ def _plot(out: Path, envs: Sequence[str], raters: Sequence[str], seeds: Sequence
                     comparisons = _comparisons_at(spec, steps)
                     if comparisons is not None:
                         axes[row, 2 * k + 1].plot(comparisons, returns, color=colour, alpha=0.8, label=label)
+            for seed in seeds:
+                path = imitation_dir(str(out.parents[0]), out.name, rater, env, seed) / "imitation_pc.json"
+                if path.is_file():
+                    curve = json.loads(path.read_text())["curve"]
+                    label = "imitation PC" if seed == seeds[0] else None
+                    returns = [point["true_return_mean"] for point in curve]
+                    axes[row, 2 * k].plot([p["env_steps"] for p in curve], returns, color="tab:green", alpha=0.8,
+                                          label=label)
+                    axes[row, 2 * k + 1].plot([p["comparisons"] for p in curve], returns, color="tab:green", alpha=0.8,
+                                              label=label)
             axes[row, 2 * k].set_title(f"{env}\n{RATER_LABELS.get(rater, rater)}", fontsize=9)
             axes[row, 2 * k].set_xlabel("env steps")
             axes[row, 2 * k + 1].set_title(f"{env}\n{RATER_LABELS.get(rater, rater)}", fontsize=9)
@@ -193,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", "--n-timesteps", type=int, default=150_000)
     parser.add_argument("--eval-freq", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--phases", nargs="+", choices=["spo", "rm", "imitation"], default=["spo", "rm", "imitation"],
+                        help="which side to run (e.g. imitation alone, beside a running invocation of the others)")
+    parser.add_argument("--imitation-seeds", nargs="*", type=int, default=[],
+                        help="also run imitation's PreferenceComparisons (own venv) for these seeds")
     parser.add_argument("--results-root", default=RESULTS_ROOT)
     parser.add_argument("--logs-root", default=LOGS_ROOT)
     return parser
@@ -212,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     table = run(args.name, args.algo, args.envs, args.raters, args.seeds, args.n_timesteps, workers=args.workers,
-                results_root=args.results_root, logs_root=args.logs_root, eval_freq=args.eval_freq)
+                results_root=args.results_root, logs_root=args.logs_root, eval_freq=args.eval_freq,
+                imitation_seeds=args.imitation_seeds, phases=args.phases)
     print(table.read_text())
     return 0
 

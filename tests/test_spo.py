@@ -1,0 +1,237 @@
+"""SPO: win rates and their spread against hand computations, the rewards the learner really stores (on- and
+off-policy), the reward-model baseline's schedule and rewards, the SB3 contract, and one-line bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3 import PPO, TD3
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from algos.spo import SPO, SelfPlayRewardCallback, SPOError, build_rater
+from algos.spo import main as spo_main
+from rl.preferences import (
+    BradleyTerryRewardModel,
+    ComparisonQueue,
+    PreferenceRewardCallback,
+    RewardTermsInInfo,
+    Trajectory,
+    make_rater,
+)
+from rl.preferences.reward_learning import query_schedule
+from rl.preferences.win_rate import credit_steps, head, prefix_win_rate, win_rate
+
+RNG = np.random.default_rng
+
+
+def trajectory(rewards: list[float], episode_id: int = 0) -> Trajectory:
+    steps = len(rewards)
+    return Trajectory(np.zeros((steps, 1)), np.zeros((steps, 1)), np.asarray(rewards, float), episode_id=episode_id)
+
+
+# ----- win rates and credits, by hand -----------------------------------------------------------------------
+
+
+def test_win_rates_match_a_hand_computation_and_count_every_query():
+    # returns: a = 6, b = 3, c = 6, d = 10; deterministic Bradley-Terry: win 1, tie 0.5, loss 0
+    a, b, c, d = (trajectory(r, i) for i, r in enumerate([[1, 2, 3], [3], [2, 2, 2], [5, 5]]))
+    rater, queue = make_rater("bt", temperature=0.0), ComparisonQueue()
+    assert win_rate(rater, a.as_segment(), [b.as_segment(), c.as_segment(), d.as_segment()], RNG(0), queue) == pytest.approx(
+        (1 + 0.5 + 0) / 3
+    )
+    assert queue.comparisons_used == 3 and len(queue) == 0  # counted, not stored
+    # a's first step (return 1) against the opponents' first steps: b 3, c 2, d 5 -> three losses
+    assert prefix_win_rate(rater, trajectory([1], 7), [b, c, d], RNG(0), queue) == 0.0
+    # a's first two steps (3) against b whole (3: it ended there), c's first two (4), d's first two (10)
+    assert prefix_win_rate(rater, trajectory([1, 2], 8), [b, c, d], RNG(0), queue) == pytest.approx(0.5 / 3)
+    assert queue.comparisons_used == 9
+    assert win_rate(rater, a.as_segment(), [], RNG(0), queue) == 0.5 and queue.comparisons_used == 9
+    assert len(head(d, 5)) == 2 and head(d, 1).true_return == 5
+
+
+def test_credits_telescope_to_scale_times_the_win_rate():
+    # uniform: 8 steps of a trajectory, scale 5; a prefix of 3 steps won 1/3, the whole trajectory 3/4
+    first = credit_steps(5 * (1 / 3), 0.0, 3, last_is_end=False, spread="uniform")
+    np.testing.assert_allclose(first, [5 / 9] * 3)
+    rest = credit_steps(5 * 0.75, 5 / 3, 5, last_is_end=True, spread="uniform")
+    np.testing.assert_allclose(rest, [(3.75 - 5 / 3) / 5] * 5)
+    assert first.sum() + rest.sum() == pytest.approx(3.75)
+    # terminal: nothing before the end, the whole target on the last step
+    np.testing.assert_array_equal(credit_steps(2.0, 0.0, 3, last_is_end=False, spread="terminal"), [0, 0, 0])
+    np.testing.assert_array_equal(credit_steps(2.0, 0.0, 3, last_is_end=True, spread="terminal"), [0, 0, 2.0])
+    with pytest.raises(ValueError, match="uniform, terminal"):
+        credit_steps(1.0, 0.0, 1, last_is_end=True, spread="linear")
+
+
+# ----- the rewards the learner stores ---------------------------------------------------------------------
+
+
+class CountingEnv(gym.Env):
+    """Episodes of 5 steps ending in a terminal state; episode k (from 1) pays k per step whatever the action."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self) -> None:
+        self.episode, self.t = 0, 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(1, np.float32), float(self.episode), self.t == 5, False, {}
+
+
+def test_on_policy_buffer_holds_win_rate_credits_not_env_rewards():
+    model = PPO("MlpPolicy", DummyVecEnv([CountingEnv]), n_steps=8, batch_size=8, n_epochs=1, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0)
+    model.learn(8, callback=callback)
+    # episode 1 (steps 0-4): no opponent, win rate 0.5 -> 5 * 0.5 / 5 each. Episode 2 is 3 steps in when the
+    # rollout ends: its prefix (return 6) beats episode 1's first 3 steps (3) -> 5 * 1 / 3 each.
+    np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], [0.5] * 5 + [5 / 3] * 3, rtol=1e-6)
+    assert callback.win_rates == [0.5] and callback.comparisons_used == 1
+    # GAE was recomputed on the written rewards: the last step's return bootstraps on the value of step 8
+    buffer = model.rollout_buffer
+    np.testing.assert_allclose(buffer.returns, buffer.advantages + buffer.values, rtol=1e-5)
+
+
+def test_on_policy_credits_continue_across_rollouts():
+    model = PPO("MlpPolicy", DummyVecEnv([CountingEnv]), n_steps=8, batch_size=8, n_epochs=1, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0)
+    model.learn(16, callback=callback)
+    # second rollout, steps 8-15: episode 2's last 2 steps (whole win rate 1, already credited 5 -> 0 each),
+    # episode 3 (pays 3; beats episodes 1 and 2 -> 5 / 5 each), episode 4 one step in (its first step, 4,
+    # beats 1, 2, 3 -> prefix win rate 1: 5 / 1)
+    np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], [0, 0, 1, 1, 1, 1, 1, 5], rtol=1e-6, atol=1e-6)
+    assert callback.win_rates == [0.5, 1.0, 1.0]
+
+
+def test_off_policy_replay_buffer_gets_each_trajectory_s_rewards_where_it_was_stored():
+    model = TD3("MlpPolicy", DummyVecEnv([CountingEnv]), learning_starts=1000, buffer_size=100, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, spread="terminal", seed=0)
+    model.learn(13, callback=callback)
+    rewards = model.replay_buffer.rewards[:13, 0]
+    # terminal spread: episode 1 ends with 5 * 0.5, episode 2 with 5 * 1 (beats 1); episode 3 unfinished: 0 so far
+    np.testing.assert_allclose(rewards, [0, 0, 0, 0, 2.5, 0, 0, 0, 0, 5, 0, 0, 0])
+
+
+def test_vec_normalize_off_policy_stores_the_replaced_reward():
+    venv = VecNormalize(DummyVecEnv([CountingEnv]), norm_obs=False)
+    model = TD3("MlpPolicy", venv, learning_starts=1000, buffer_size=100, seed=0)
+    model.learn(10, callback=SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0))
+    np.testing.assert_allclose(model.replay_buffer.rewards[:10, 0], [0.5] * 5 + [1.0] * 5)
+
+
+# ----- SB3 contract: EvalCallback with VecNormalize, evaluate_policy, seeding ------------------------------
+
+
+def _hopper_model(seed: int) -> PPO:
+    env = VecNormalize(make_vec_env("Hopper-v4", n_envs=2, seed=seed, wrapper_class=RewardTermsInInfo))
+    return PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=1, seed=seed, policy_kwargs=dict(net_arch=[16]))
+
+
+def test_spo_runs_with_vec_normalize_eval_callback_and_is_reproducible():
+    results = []
+    for _ in range(2):
+        model = _hopper_model(3)
+        eval_env = VecNormalize(make_vec_env("Hopper-v4", n_envs=1, seed=100), training=False)
+        spo = SPO(model, rater="intransitive", seed=3)
+        spo.learn(256, callback=EvalCallback(eval_env, eval_freq=64, n_eval_episodes=1, verbose=0))
+        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=1)
+        results.append((spo.comparisons_used, list(spo.callback.win_rates), model.policy.parameters_to_vector(), mean))
+    assert results[0][0] == results[1][0] > 0 and results[0][1] == results[1][1]
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+    # Monitor inside the envs still logs true (env) returns, not the zeros the learner stored
+    assert any(info["r"] != 0 for info in model.ep_info_buffer)
+
+
+def test_reward_terms_sum_to_the_reward_on_mujoco_and_pybullet():
+    import pybullet_envs_gymnasium  # noqa: F401  registers the PyBullet envs
+
+    for env_id, names in [("Hopper-v4", 3), ("HalfCheetah-v4", 3), ("HopperBulletEnv-v0", 5)]:
+        env = RewardTermsInInfo(gym.make(env_id))
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        for _ in range(5):
+            _, reward, *_, info = env.step(env.action_space.sample())
+            terms = [info[name] for name in env.term_names]
+            assert len(terms) == names and sum(terms) == pytest.approx(reward, rel=1e-4, abs=1e-5)
+        env.close()
+
+
+# ----- the reward-model baseline ---------------------------------------------------------------------------
+
+
+def test_query_schedule_by_hand():
+    np.testing.assert_array_equal(query_schedule(100, 4, 0.1), [10, 30, 30, 30])
+    np.testing.assert_array_equal(query_schedule(11, 3, 0.1), [1, 5, 5])
+    np.testing.assert_array_equal(query_schedule(7, 1, 0.1), [7])
+    assert query_schedule(1234, 12, 0.1).sum() == 1234
+
+
+def test_reward_model_baseline_stores_the_model_reward_and_spends_its_budget():
+    env = DummyVecEnv([CountingEnv])
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=8, n_epochs=1, seed=0)
+    reward_model = BradleyTerryRewardModel(env.observation_space, env.action_space, seed=0)
+    callback = PreferenceRewardCallback(
+        make_rater("bt", temperature=0.0), reward_model, total_comparisons=20, query_interval=8, segment_length=2, seed=0
+    )
+    model.learn(24, callback=callback)
+    assert callback.comparisons_used == 20 and callback.rounds_done == 3
+    np.testing.assert_array_equal(callback.schedule, [2, 9, 9])
+    # the last rollout's stored rewards are r_hat(s, a) of its steps, not the env's 3s, 4s and 5s
+    buffer = model.rollout_buffer
+    # (after the update SB3 keeps observations and actions flattened to (n_steps * n_envs, ...))
+    expected = reward_model.predict(buffer.observations, buffer.actions.clip(-1, 1))
+    np.testing.assert_allclose(buffer.rewards[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+# ----- bad input --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rater", "transitive"], "Unknown rater 'transitive'"),
+        (["--rater", "intransitive", "--env", "Pendulum-v1"], "not a MuJoCo or PyBullet locomotion task"),
+        (["--n-opponents", "0"], "--n-opponents must be an integer >= 1"),
+        (["--flip-probability", "1.5", "--rater", "noisy"], "--flip-probability must be in [0, 1]"),
+        (["--rater", "file"], "needs a person in the loop"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path: Path, capsys, flags: list[str], message: str):
+    argv = ["--algo", "ppo", "--env", "Hopper-v4", "-n", "64", "-f", str(tmp_path), "--no-progress"]
+    env_given = "--env" in flags
+    if env_given:
+        argv = [a for i, a in enumerate(argv) if a != "--env" and (i == 0 or argv[i - 1] != "--env")]
+    code = spo_main([*argv, *flags])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and message in error and "\n" not in error and "Traceback" not in error
+    assert not any(tmp_path.rglob("run_inputs.json"))
+
+
+def test_the_intransitive_rater_needs_three_terms():
+    with pytest.raises(SPOError, match="at least 3 reward terms"):
+        build_rater("intransitive", ("reward_forward", "reward_ctrl"))
+    assert build_rater("intransitive", ("a", "b", "c")).terms_weights is None
+
+
+def test_cli_run_records_comparisons(tmp_path: Path):
+    code = spo_main(["--algo", "ppo", "--env", "Hopper-v4", "-n", "128", "-f", str(tmp_path), "--no-progress",
+                     "--eval-freq", "-1", "--final-eval-episodes", "1", "-params", "n_steps:64", "batch_size:64",
+                     "n_epochs:1", "policy_kwargs:dict(net_arch=[16])", "--rater", "noisy"])
+    assert code == 0
+    record = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert record["spo"]["rater"] == "noisy" and record["spo"]["comparisons_used"] > 0
+    assert record["spo"]["comparison_curve"][-1] == [128, record["spo"]["comparisons_used"]]

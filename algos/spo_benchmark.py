@@ -187,6 +187,9 @@ def write_report(
                 f"| {env} | {RATER_LABELS.get(rater, rater)} | {format_mean_std(spo_returns)} | "
                 f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} | {imitation_cell} |"
             )
+    analysis = out / "analysis.md"  # the written reading of the numbers, kept across report rewrites
+    if analysis.is_file():
+        lines += ["", analysis.read_text().rstrip()]
     (out / "README.md").write_text("\n".join(lines) + "\n")
     _plot(out, envs, raters, seeds, spo, rm)
     return out / "README.md"

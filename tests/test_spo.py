@@ -9,6 +9,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gymnasium import spaces
 from stable_baselines3 import PPO, TD3
 from stable_baselines3.common.callbacks import EvalCallback
@@ -16,7 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from algos.spo import SPO, SelfPlayRewardCallback, SPOError, build_rater
+from algos.spo import SPO, SelfPlayRewardCallback, SPOError, SPOOptions, build_rater
 from algos.spo import main as spo_main
 from rl.preferences import (
     BradleyTerryRewardModel,
@@ -235,3 +237,22 @@ def test_cli_run_records_comparisons(tmp_path: Path):
     record = json.loads(next(tmp_path.rglob("run.json")).read_text())
     assert record["spo"]["rater"] == "noisy" and record["spo"]["comparisons_used"] > 0
     assert record["spo"]["comparison_curve"][-1] == [128, record["spo"]["comparisons_used"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    temperature=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5)),
+    flip=st.floats(allow_nan=True, allow_infinity=True),
+    n_opponents=st.one_of(st.integers(-3, 30), st.floats(allow_nan=True)),
+    spread=st.sampled_from(["uniform", "terminal", "linear", ""]),
+    scale=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+)
+def test_any_option_values_are_accepted_or_refused_with_an_spo_error(temperature, flip, n_opponents, spread, scale):
+    try:
+        options = SPOOptions(rater="noisy", temperature=temperature, flip_probability=flip, n_opponents=n_opponents,
+                             spread=spread, reward_scale=scale)
+    except SPOError as error:
+        assert str(error).startswith("--") and "\n" not in str(error)
+        return
+    assert options.n_opponents >= 1 and 0 <= options.flip_probability <= 1 and options.spread in ("uniform", "terminal")
+    assert options.temperature >= 0 and (scale is None or scale > 0)

@@ -204,6 +204,7 @@ class SelfPlayRewardCallback(RecordingCallback):
         self._pending = []
 
     def _on_training_end(self) -> None:
+        super()._on_training_end()
         self.comparison_curve.append((int(self.num_timesteps), self.comparisons_used))
         self.record.update(
             comparisons_used=self.comparisons_used, trajectories_rated=len(self.win_rates),

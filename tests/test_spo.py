@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from gymnasium import spaces
 from stable_baselines3 import PPO, TD3
-from stable_baselines3.common.callbacks import EvalCallback
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
@@ -77,13 +78,14 @@ def test_credits_telescope_to_scale_times_the_win_rate():
 
 
 class CountingEnv(gym.Env):
-    """Episodes of 5 steps ending in a terminal state; episode k (from 1) pays k per step whatever the action."""
+    """Episodes of ``length`` steps ending in a terminal state (or a time-limit truncation with ``truncate``);
+    episode k (from 1) pays k per step whatever the action."""
 
     observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
     action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
 
-    def __init__(self) -> None:
-        self.episode, self.t = 0, 0
+    def __init__(self, length: int = 5, truncate: bool = False) -> None:
+        self.episode, self.t, self.length, self.truncate = 0, 0, length, truncate
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -92,7 +94,8 @@ class CountingEnv(gym.Env):
 
     def step(self, action):
         self.t += 1
-        return np.zeros(1, np.float32), float(self.episode), self.t == 5, False, {}
+        end = self.t == self.length
+        return np.zeros(1, np.float32), float(self.episode), end and not self.truncate, end and self.truncate, {}
 
 
 def test_on_policy_buffer_holds_win_rate_credits_not_env_rewards():
@@ -117,6 +120,76 @@ def test_on_policy_credits_continue_across_rollouts():
     # beats 1, 2, 3 -> prefix win rate 1: 5 / 1)
     np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], [0, 0, 1, 1, 1, 1, 1, 5], rtol=1e-6, atol=1e-6)
     assert callback.win_rates == [0.5, 1.0, 1.0]
+
+
+def test_unfinished_trajectories_of_every_env_are_credited_at_the_rollout_end():
+    # env 0: episodes of 4 steps, the second ends exactly at the rollout's end; env 1: 5 steps, 3 into its second
+    venv = DummyVecEnv([lambda: CountingEnv(4), lambda: CountingEnv(5)])
+    model = PPO("MlpPolicy", venv, n_steps=8, batch_size=16, n_epochs=1, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=4.0, seed=0)
+    model.learn(16, callback=callback)
+    rewards = model.rollout_buffer.rewards
+    # finishing order: env 0 ep 1 (step 3, no opponent: 0.5), env 1 ep 1 (step 4; return 5 vs 4: wins), env 0 ep 2
+    # (step 7; 8 vs 4 and vs env 1's first 4 steps, 4: wins both) -> env 0: [4*0.5/4]*4 + [4*1/4]*4
+    np.testing.assert_allclose(rewards[:, 0], [0.5] * 4 + [1.0] * 4, rtol=1e-6)
+    # env 1: its episode 1 (return 5) beat env 0's episode 1 (4) -> 4 * 1 / 5 each; its episode 2 (each env counts
+    # its own episodes: pays 2), 3 steps in (return 6), against the first 3 steps of the three finished episodes:
+    # 3 (win), 3 (win), 6 (tie) -> win rate 2.5 / 3 -> 4 * (2.5 / 3) / 3 each
+    np.testing.assert_allclose(rewards[:, 1], [4 * 1.0 / 5] * 5 + [4 * (2.5 / 3) / 3] * 3, rtol=1e-6)
+    assert callback.comparisons_used == 0 + 1 + 2 + 3
+
+
+def test_terminal_spread_on_policy_puts_each_win_rate_on_its_last_step():
+    model = PPO("MlpPolicy", DummyVecEnv([CountingEnv]), n_steps=8, batch_size=8, n_epochs=1, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, spread="terminal", seed=0)
+    model.learn(16, callback=callback)
+    # second rollout (steps 8-15): episode 2 ends at step 9 (beats 1), episode 3 at 14 (beats 1 and 2)
+    np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], [0, 5.0, 0, 0, 0, 0, 5.0, 0])
+    assert callback.comparisons_used == 3  # no prefix queries under the terminal spread
+
+
+def test_a_time_limit_keeps_sb3_s_bootstrap_beside_the_spo_reward():
+    class Check(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            terminal_value = self.model.policy.predict_values(th.zeros((1, 1)))[0, 0].item()
+            self.expected = [0.5] * 4 + [0.5 + self.model.gamma * terminal_value] + [5 / 3] * 3
+            self.seen = self.model.rollout_buffer.rewards[:, 0].copy()
+
+    model = PPO("MlpPolicy", DummyVecEnv([lambda: CountingEnv(truncate=True)]), n_steps=8, batch_size=8, n_epochs=1,
+                seed=0)
+    check = Check()
+    model.learn(8, callback=[SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0), check])
+    np.testing.assert_allclose(check.seen, check.expected, rtol=1e-5)
+
+
+def test_a_new_learn_call_that_resets_the_env_starts_credits_afresh():
+    model = PPO("MlpPolicy", DummyVecEnv([CountingEnv]), n_steps=8, batch_size=8, n_epochs=1, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0)
+    model.learn(8, callback=callback)  # ends 3 steps into episode 2, credited 5 (its prefix won)
+    model.learn(8, callback=callback, reset_num_timesteps=True)  # resets: episode 2 is gone, episode 3 starts
+    # episode 3 (pays 3) beats episode 1 -> 5 / 5 each; episode 4 three steps in beats 1 and 3 -> 5 / 3 each
+    np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], [1.0] * 5 + [5 / 3] * 3, rtol=1e-6)
+
+
+def test_the_reward_scale_defaults_to_the_time_limit_and_the_curve_to_every_few_steps(monkeypatch):
+    import algos.spo
+
+    monkeypatch.setattr(algos.spo, "CURVE_EVERY", 16)
+    model = PPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=1, seed=0), n_steps=8, batch_size=8, n_epochs=1, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), seed=0)
+    model.learn(40, callback=callback)
+    assert callback.reward_scale == 200.0  # Pendulum-v1's time limit
+    assert [steps for steps, _ in callback.comparison_curve] == [8, 16, 32, 40]
+
+
+def test_circular_replay_buffer_slots_already_overwritten_are_left_alone():
+    model = TD3("MlpPolicy", DummyVecEnv([CountingEnv]), learning_starts=1000, buffer_size=4, seed=0)
+    model.learn(5, callback=SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0))
+    # steps 0-4 went to slots 0, 1, 2, 3, 0: step 0's slot holds step 4 now and gets step 4's reward only
+    np.testing.assert_allclose(model.replay_buffer.rewards[:, 0], [0.5, 0.5, 0.5, 0.5])
 
 
 def test_off_policy_replay_buffer_gets_each_trajectory_s_rewards_where_it_was_stored():

@@ -189,6 +189,8 @@ class RecordingCallback(BaseCallback):
         self.reward_terms, self.env_id = reward_terms, env_id
         self.recorder: TrajectoryRecorder | None = None
         self._resumed: dict[str, Any] | None = None
+        self._restored = False
+        self._last_obs_at_end: Any = None
 
     def _init_callback(self) -> None:
         if not isinstance(self.model, (OnPolicyAlgorithm, OffPolicyAlgorithm)) or self.model.env is None:
@@ -200,14 +202,21 @@ class RecordingCallback(BaseCallback):
             self.recorder = TrajectoryRecorder(self.model.env.num_envs, reward_terms=self.reward_terms, env_id=self.env_id)
         if self._resumed is not None:
             self._apply_resume_state(self._resumed)
-            self._resumed = None
+            self._resumed, self._restored = None, True
 
     def _on_training_start(self) -> None:
+        # learn() continues the episodes in progress only if it kept the model's last observation (SB3 resets the
+        # env, and makes a new one, on reset_num_timesteps=True); a resumed run continues its restored episodes
         assert self.recorder is not None
-        raw = self._raw_last_observations()
-        same_episode = self.recorder.started and np.allclose(self.recorder._observations, raw, rtol=1e-4, atol=1e-4)
-        if not same_episode:  # a fresh run, or learn() reset the env: the episodes in progress are gone
-            self.recorder.start(raw)
+        continuing = self._restored or (
+            self.recorder.started and self.model._last_obs is self._last_obs_at_end  # type: ignore[attr-defined]
+        )
+        if not continuing:  # a fresh run, or learn() reset the env: the episodes in progress are gone
+            self.recorder.start(self._raw_last_observations())
+        self._restored = False
+
+    def _on_training_end(self) -> None:
+        self._last_obs_at_end = self.model._last_obs  # type: ignore[attr-defined]
 
     def _vec_normalize(self) -> Any:
         return self.model.get_vec_normalize_env()

@@ -105,6 +105,7 @@ class PreferenceRewardCallback(RecordingCallback):
             self.schedule = query_schedule(self.total_comparisons, n_rounds, self.initial_fraction)
 
     def _on_training_end(self) -> None:
+        super()._on_training_end()
         self.comparison_curve.append((int(self.num_timesteps), self.comparisons_used))
         self.record.update(
             comparisons_used=self.comparisons_used, query_rounds=self.rounds_done,

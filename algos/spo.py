@@ -153,15 +153,18 @@ class SelfPlayRewardCallback(RecordingCallback):
             opponents = self.queue.recent_trajectories()
             rate = prefix_win_rate(self.rater, trajectory, opponents, self.rng, self.queue)
             self.win_rates.append(rate)
-            self._credit(index, rate, last_is_end=True)
+            self._credit(index, rate, last_is_end=True, trajectory_length=len(trajectory))
             self.queue.push_trajectory(trajectory)
         return True
 
-    def _credit(self, index: int, rate: float, *, last_is_end: bool) -> None:
+    def _credit(self, index: int, rate: float, *, last_is_end: bool, trajectory_length: int) -> None:
         assert self.reward_scale is not None
         positions = self._positions[index]
         target = self.reward_scale * rate
-        rewards = credit_steps(target, self._credited[index], len(positions), last_is_end=last_is_end, spread=self.spread)
+        rewards = credit_steps(
+            target, self._credited[index], len(positions), last_is_end=last_is_end, spread=self.spread,
+            gamma=float(getattr(self.model, "gamma", 1.0)), first_step=trajectory_length - len(positions),
+        )
         self._pending.append((index, positions, rewards))
         self._positions[index] = []
         self._credited[index] = 0.0 if last_is_end else target
@@ -181,7 +184,7 @@ class SelfPlayRewardCallback(RecordingCallback):
                 so_far = self.recorder.in_progress(index)
                 assert so_far is not None
                 rate = prefix_win_rate(self.rater, so_far, self.queue.recent_trajectories(), self.rng, self.queue)
-                self._credit(index, rate, last_is_end=False)
+                self._credit(index, rate, last_is_end=False, trajectory_length=len(so_far))
         self._write_pending(on_policy)
         if on_policy:
             self.model.rollout_buffer.compute_returns_and_advantage(
@@ -410,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-probability", type=float, default=0.1, help="noisy: label flip probability")
     parser.add_argument("--n-opponents", type=int, default=DEFAULT_N_OPPONENTS,
                         help="recent trajectories each finished one is compared with")
-    parser.add_argument("--spread", choices=SPREADS, default="uniform", help="how a win rate becomes step rewards")
+    parser.add_argument("--spread", choices=SPREADS, default="uniform",
+                        help="how a win rate becomes step rewards (see rl.preferences.win_rate)")
     parser.add_argument("--reward-scale", type=float, default=None,
                         help="a trajectory's total reward is this times its win rate (default: the time limit)")
     return parser

@@ -30,7 +30,7 @@ from rl.preferences import (
     make_rater,
 )
 from rl.preferences.reward_learning import query_schedule
-from rl.preferences.win_rate import credit_steps, head, prefix_win_rate, win_rate
+from rl.preferences.win_rate import SPREADS, credit_steps, head, prefix_win_rate, win_rate
 
 RNG = np.random.default_rng
 
@@ -70,7 +70,13 @@ def test_credits_telescope_to_scale_times_the_win_rate():
     # terminal: nothing before the end, the whole target on the last step
     np.testing.assert_array_equal(credit_steps(2.0, 0.0, 3, last_is_end=False, spread="terminal"), [0, 0, 0])
     np.testing.assert_array_equal(credit_steps(2.0, 0.0, 3, last_is_end=True, spread="terminal"), [0, 0, 2.0])
-    with pytest.raises(ValueError, match="uniform, terminal"):
+    # discounted: equal parts whose discounted sum from the trajectory's start is the increment
+    np.testing.assert_allclose(credit_steps(2.0, 0.0, 3, last_is_end=False, spread="discounted", gamma=0.5),
+                               [2 / 1.75] * 3)
+    later = credit_steps(3.0, 2.0, 2, last_is_end=True, spread="discounted", gamma=0.5, first_step=3)
+    np.testing.assert_allclose(later, [1 / (0.125 + 0.0625)] * 2)
+    assert later @ [0.5**3, 0.5**4] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="uniform, terminal, discounted"):
         credit_steps(1.0, 0.0, 1, last_is_end=True, spread="linear")
 
 
@@ -137,6 +143,15 @@ def test_unfinished_trajectories_of_every_env_are_credited_at_the_rollout_end():
     # 3 (win), 3 (win), 6 (tie) -> win rate 2.5 / 3 -> 4 * (2.5 / 3) / 3 each
     np.testing.assert_allclose(rewards[:, 1], [4 * 1.0 / 5] * 5 + [4 * (2.5 / 3) / 3] * 3, rtol=1e-6)
     assert callback.comparisons_used == 0 + 1 + 2 + 3
+
+
+def test_discounted_spread_makes_each_trajectory_worth_its_win_rate_at_its_start():
+    model = PPO("MlpPolicy", DummyVecEnv([CountingEnv]), n_steps=8, batch_size=8, n_epochs=1, gamma=0.5, seed=0)
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, spread="discounted", seed=0)
+    model.learn(8, callback=callback)
+    # episode 1: 5 * 0.5 over 5 steps discounted by 0.5^t; episode 2's 3-step prefix wins: 5 * 1 over 3 steps
+    expected = [2.5 / sum(0.5**k for k in range(5))] * 5 + [5.0 / sum(0.5**k for k in range(3))] * 3
+    np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], expected, rtol=1e-6)
 
 
 def test_terminal_spread_on_policy_puts_each_win_rate_on_its_last_step():
@@ -327,5 +342,5 @@ def test_any_option_values_are_accepted_or_refused_with_an_spo_error(temperature
     except SPOError as error:
         assert str(error).startswith("--") and "\n" not in str(error)
         return
-    assert options.n_opponents >= 1 and 0 <= options.flip_probability <= 1 and options.spread in ("uniform", "terminal")
+    assert options.n_opponents >= 1 and 0 <= options.flip_probability <= 1 and options.spread in SPREADS
     assert options.temperature >= 0 and (scale is None or scale > 0)

@@ -71,9 +71,9 @@ class BenchmarkConfig:
 
 
 def _folder(dataset: str) -> str:
-    from rl.benchmark import _folder_name
+    from rl.benchmark import folder_name
 
-    return _folder_name(dataset)
+    return folder_name(dataset)
 
 
 def bt_folder(config: BenchmarkConfig, dataset: str, seed: int) -> Path:

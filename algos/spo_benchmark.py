@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from rl.benchmark import LOGS_ROOT, RESULTS_ROOT, ProcessBackend, RunSpec, _folder_name, execute, format_mean_std
+from rl.benchmark import LOGS_ROOT, RESULTS_ROOT, ProcessBackend, RunSpec, execute, folder_name, format_mean_std
 from rl.run_record import command_line
 
 RATER_LABELS = {"bt": "transitive (BT, T=0)", "noisy": "noisy (10% flips)", "intransitive": "intransitive (majority of terms)"}
@@ -42,8 +42,8 @@ def _spec(name: str, label: str, env: str, seed: int, n_timesteps: int, hyperpar
           results_root: str, logs_root: str, command: str, eval_freq: int) -> RunSpec:
     return RunSpec(
         algo=label, env=env, seed=seed, n_timesteps=n_timesteps,
-        work_dir=os.path.join(logs_root, name, label, f"{_folder_name(env)}_seed{seed}"),
-        result_dir=os.path.join(results_root, name, "runs", label, f"{_folder_name(env)}_seed{seed}"),
+        work_dir=os.path.join(logs_root, name, label, f"{folder_name(env)}_seed{seed}"),
+        result_dir=os.path.join(results_root, name, "runs", label, f"{folder_name(env)}_seed{seed}"),
         hyperparams=hyperparams, eval_freq=eval_freq, command=command,
     )
 
@@ -67,7 +67,7 @@ IMITATION_FRAGMENT_LENGTH = {"Hopper-v4": 25, "HopperBulletEnv-v0": 25}
 
 
 def imitation_dir(results_root: str, name: str, rater: str, env: str, seed: int) -> Path:
-    return Path(results_root) / name / "runs" / f"imitation_pc@{rater}" / f"{_folder_name(env)}_seed{seed}"
+    return Path(results_root) / name / "runs" / f"imitation_pc@{rater}" / f"{folder_name(env)}_seed{seed}"
 
 
 def run_imitation(cells: Sequence[tuple[str, str, int]], budgets: dict[tuple[str, str, int], int], n_timesteps: int, *,

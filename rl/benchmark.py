@@ -219,7 +219,7 @@ class ProcessBackend:
                 yield future.result()
 
 
-def _folder_name(env_or_dataset: str) -> str:
+def folder_name(env_or_dataset: str) -> str:
     """A run-folder name for an env id, a dataset name, a Minari id (``a/b/c`` -> ``a-b-c``) or a file (its stem)."""
     if env_or_dataset.lower().endswith((".hdf5", ".h5")):
         return Path(env_or_dataset).stem
@@ -248,8 +248,8 @@ def plan(
     return [
         RunSpec(
             algo=algo, env=env, seed=seed, n_timesteps=n_timesteps,
-            work_dir=os.path.join(logs_root, name, algo, f"{_folder_name(env)}_seed{seed}"),
-            result_dir=os.path.join(results_root, name, "runs", algo, f"{_folder_name(env)}_seed{seed}"),
+            work_dir=os.path.join(logs_root, name, algo, f"{folder_name(env)}_seed{seed}"),
+            result_dir=os.path.join(results_root, name, "runs", algo, f"{folder_name(env)}_seed{seed}"),
             hyperparams=hyperparams.get(algo, {}), dataset=env if datasets else None,
             online_steps=online_steps if datasets else 0, **run_options,
         )

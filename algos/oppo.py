@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -46,7 +45,16 @@ from algos.oppo_losses import (
 )
 from algos.oppo_policies import OPPOPolicy
 from rl.datasets import OfflineDataset, load_dataset
-from rl.offline import NoOfflineDataError, OfflineEnvError, check_dataset_fits, dataset_spec, observation_statistics
+from rl.offline import (
+    NoOfflineDataError,
+    OfflineEnvError,
+    check_dataset_fits,
+    dataset_spec,
+    observation_statistics,
+    run_offline_updates,
+    setup_offline_data,
+    setup_offline_learn,
+)
 from rl.preferences import ComparisonQueue
 
 
@@ -85,8 +93,8 @@ class OPPO(BaseAlgorithm):
     Built on SB3's BaseAlgorithm, not OffPolicyAlgorithm with :class:`rl.offline.OfflineAlgorithmMixin` as the
     project's other offline algorithms: OPPO samples windows of whole episodes, not transitions from a replay
     buffer, and has no online phase (the shared runner's ``--online-steps`` is refused). It reuses the offline core's
-    checks (dataset vs env, no VecNormalize) and its dataset handling (only the dataset's spec is saved; ``load``
-    reads the data again).
+    checks (dataset vs env, no VecNormalize), its dataset handling (only the dataset's spec is saved; ``load``
+    reads the data again), its episode ends and its loop of gradient steps under SB3's callbacks.
 
     Deviations from the paper and the authors' code (each also commented where it is made):
 
@@ -231,19 +239,7 @@ class OPPO(BaseAlgorithm):
         self.policy = self.policy.to(self.device)
         self._data: DatasetTensors | None = None
         self._episodes: EpisodeIndex | None = None
-        dataset = self._dataset
-        if dataset is None and self.dataset_spec is not None:
-            try:
-                dataset = load_dataset(self.dataset_spec, env_id=None)
-            except (FileNotFoundError, ValueError) as error:
-                warnings.warn(
-                    f"Offline dataset {self.dataset_spec!r} could not be read ({error}); the model predicts, but "
-                    "learning needs data: call load_offline_data(dataset).", stacklevel=2,
-                )
-                return
-        if dataset is not None:
-            # Inside ``load`` this runs before the saved parameters are restored; they hold the same statistics.
-            self.load_offline_data(dataset)
+        setup_offline_data(self, needs="learning", stacklevel=2)  # the warning points at the caller of _setup_model
 
     # ----- data ---------------------------------------------------------------------------------------------
 
@@ -400,56 +396,29 @@ class OPPO(BaseAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> OPPO:
-        """Take ``total_timesteps`` gradient steps on the dataset (OPPO never steps the env).
+        """Take ``total_timesteps`` gradient steps on the dataset (OPPO never steps the env); ``learn_offline`` is the
+        same method, under the name the project's offline runner calls (:func:`rl.offline.offline_then_online`).
 
         Each gradient step counts as one timestep for callbacks, logs and the progress bar: ``on_step`` after every
         update, ``on_rollout_start`` before it (where the runner's checkpoints are taken). Logs are dumped every
-        ``log_interval`` updates; ``time/fps`` is then updates per second.
+        ``log_interval`` updates; ``time/fps`` is then updates per second. The loop is the offline algorithms'
+        (:func:`rl.offline.run_offline_updates`), and so is the setup of a model loaded without an env.
         """
         if self._data is None:
             raise NoOfflineDataError(
                 "OPPO has no dataset to learn from: pass dataset=... to the constructor or call load_offline_data(...)."
             )
-        if self.env is None:
-            # Loaded without an env: training needs none, but SB3's setup would reset one; a zero last observation
-            # stands in (set_env replaces it), as in rl.offline.
-            self._last_obs = np.zeros((1, *self.observation_space.shape), dtype=self.observation_space.dtype)  # type: ignore[assignment]
-            if reset_num_timesteps:
-                self.num_timesteps, self._episode_num = 0, 0
-                reset_num_timesteps = False
-        total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        total_timesteps, callback = setup_offline_learn(
+            self, total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         callback.on_training_start(locals(), globals())
-        dones = np.zeros(1, dtype=bool)  # noqa: F841 - callbacks read the locals "dones" and "total_timesteps"
-        while self.num_timesteps < total_timesteps:
-            callback.on_rollout_start()
-            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
-            self.train(gradient_steps=1, batch_size=self.batch_size)
-            self.num_timesteps += 1
-            self.offline_updates += 1
-            callback.update_locals(locals())
-            if not callback.on_step():
-                break
-            callback.on_rollout_end()
-            if log_interval > 0 and self.num_timesteps % log_interval == 0:
-                self._dump_logs()
+        run_offline_updates(self, total_timesteps, callback, log_interval)
         callback.on_training_end()
         return self
 
-    def learn_offline(
-        self,
-        n_updates: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 1000,
-        tb_log_name: str = "OPPO",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> OPPO:
-        """:meth:`learn` under the name the project's offline runner calls (:func:`rl.offline.offline_then_online`)."""
-        return self.learn(n_updates, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+    learn_offline = learn
 
-    def _dump_logs(self) -> None:
+    def dump_logs(self) -> None:
         elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
         fps = int((self.num_timesteps - self._num_timesteps_at_start) / elapsed)
         self.logger.record("time/updates", self.num_timesteps, exclude="tensorboard")

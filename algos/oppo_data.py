@@ -2,9 +2,9 @@
 preference labels (Kang et al., ICML 2023).
 
 - :func:`episode_index`: where each episode of an :class:`~rl.datasets.OfflineDataset` starts and ends (an episode
-  ends at a terminal or timeout row, or where the next row does not start from this row's next observation, the
-  same rule as :func:`rl.offline.episode_returns`), and each row's step within its episode (the timestep the
-  networks embed).
+  ends at a terminal or timeout row, or where the next row does not start from this row's next observation: the
+  offline core's rule, :func:`rl.offline.episode_stops`, which :func:`rl.offline.episode_returns` uses too), and
+  each row's step within its episode (the timestep the networks embed).
 - :func:`sample_windows`: the hindsight-information-matching batch, as the authors' ``get_batch``
   (oppo/scripted/gym/experiment.py): a row uniformly over the dataset (= an episode in proportion to its length,
   then a uniform start), the ``context_length`` steps from it, shorter at the end of an episode and then padded on
@@ -29,6 +29,7 @@ import numpy as np
 import torch as th
 
 from rl.datasets import MalformedDatasetError, OfflineDataset
+from rl.offline import episode_stops
 from rl.preferences import BradleyTerryRater, ComparisonQueue, Trajectory, sample_segments
 
 
@@ -73,13 +74,7 @@ class EpisodeIndex:
 def episode_index(dataset: OfflineDataset) -> EpisodeIndex:
     """Cut ``dataset`` into episodes (see the module docstring)."""
     n = len(dataset)
-    ends = dataset.terminals | dataset.timeouts
-    if n > 1:
-        flat_next = dataset.next_observations[:-1].reshape(n - 1, -1)
-        flat_obs = dataset.observations[1:].reshape(n - 1, -1)
-        ends[:-1] |= np.any(flat_next != flat_obs, axis=1)
-    ends[-1] = True
-    stops = np.flatnonzero(ends) + 1
+    stops = episode_stops(dataset)
     starts = np.concatenate([[0], stops[:-1]]).astype(np.int64)
     lengths = (stops - starts).astype(np.int64)
     row_end = np.repeat(stops, lengths).astype(np.int64)

@@ -90,8 +90,9 @@ def set_observation_statistics(module: nn.Module, mean: np.ndarray, std: np.ndar
     return count
 
 
-def episode_returns(dataset: OfflineDataset) -> np.ndarray:
-    """Returns of the dataset's (possibly truncated) episodes.
+def episode_stops(dataset: OfflineDataset) -> np.ndarray:
+    """One past the last row of each of the dataset's (possibly truncated) episodes, in order (the last is
+    ``len(dataset)``).
 
     An episode ends at a terminal or timeout step, or where the next row does not start from this row's
     next observation (the rows of a time-limit end are dropped by D4RL's rule, so this is how the end of a
@@ -103,7 +104,12 @@ def episode_returns(dataset: OfflineDataset) -> np.ndarray:
         flat_obs = dataset.observations[1:].reshape(len(dataset) - 1, -1)
         ends[:-1] |= np.any(flat_next != flat_obs, axis=1)
     ends[-1] = True
-    boundaries = np.flatnonzero(ends) + 1
+    return np.flatnonzero(ends) + 1
+
+
+def episode_returns(dataset: OfflineDataset) -> np.ndarray:
+    """Returns of the dataset's (possibly truncated) episodes, cut by :func:`episode_stops`."""
+    boundaries = episode_stops(dataset)
     return np.array([chunk.sum() for chunk in np.split(dataset.rewards.astype(np.float64), boundaries[:-1])])
 
 
@@ -191,6 +197,74 @@ def check_offline_env(env: Any, algo_name: str, *, vec_normalize_supported: bool
         )
 
 
+def setup_offline_data(model: Any, *, needs: str, stacklevel: int) -> None:
+    """Give ``model`` its dataset at the end of ``_setup_model``, through its ``load_offline_data``: the one passed
+    to the constructor (``model._dataset``), else the one ``model.dataset_spec`` names (inside ``load``, which
+    restores only the spec). A spec that cannot be read gives a warning, naming ``needs`` (what needs the data),
+    and no data: the model still predicts.
+
+    ``stacklevel`` is :func:`warnings.warn`'s as seen from the caller (1: the caller's line).
+    """
+    dataset = getattr(model, "_dataset", None)
+    if dataset is None and model.dataset_spec is not None:
+        try:
+            dataset = load_dataset(model.dataset_spec, env_id=None)
+        except (FileNotFoundError, ValueError) as error:
+            warnings.warn(
+                f"Offline dataset {model.dataset_spec!r} could not be read ({error}); the model predicts, but "
+                f"{needs} needs data: call load_offline_data(dataset).", stacklevel=stacklevel + 1,
+            )
+            return
+    if dataset is not None:
+        # Inside ``load`` this runs before the saved parameters are restored; they hold the same statistics.
+        model.load_offline_data(dataset)
+
+
+def setup_offline_learn(
+    model: BaseAlgorithm,
+    n_updates: int,
+    callback: MaybeCallback,
+    reset_num_timesteps: bool,
+    tb_log_name: str,
+    progress_bar: bool,
+) -> tuple[int, BaseCallback]:
+    """SB3's ``_setup_learn`` before ``n_updates`` gradient steps that never step the env; returns the total
+    timesteps and the callback.
+
+    Loaded without an env, the model needs none for them, but SB3's setup would reset one: the off-policy setup
+    (it only asserts the env) and the reset are skipped, a zero last observation stands in (``set_env`` replaces
+    it), and ``reset_num_timesteps`` restarts the count here.
+    """
+    setup_learn = model._setup_learn
+    if model.env is None:
+        setup_learn = partial(BaseAlgorithm._setup_learn, model)
+        model._last_obs = np.zeros((1, *model.observation_space.shape), dtype=model.observation_space.dtype)  # type: ignore[assignment]
+        if reset_num_timesteps:
+            model.num_timesteps, model._episode_num = 0, 0
+            reset_num_timesteps = False
+    return setup_learn(n_updates, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+
+def run_offline_updates(model: Any, total_timesteps: int, callback: BaseCallback, log_interval: int) -> None:
+    """One ``model.train(gradient_steps=1)`` per timestep until ``model.num_timesteps`` reaches ``total_timesteps``,
+    counted in ``offline_updates`` too, with SB3's callbacks around each (``on_rollout_start`` before it, where
+    checkpoints are taken; ``on_step`` after, which may stop the loop) and ``model.dump_logs()`` every
+    ``log_interval`` updates. Callbacks read the locals ``total_timesteps`` and ``dones`` (no episode ends here)."""
+    dones = np.zeros(1, dtype=bool)
+    while model.num_timesteps < total_timesteps:
+        callback.on_rollout_start()
+        model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+        model.num_timesteps += 1
+        model.offline_updates += 1
+        callback.update_locals({"total_timesteps": total_timesteps, "dones": dones})
+        if not callback.on_step():
+            break
+        callback.on_rollout_end()
+        if log_interval > 0 and model.num_timesteps % log_interval == 0:
+            model.dump_logs()
+
+
 class OfflineAlgorithmMixin:
     """Offline data and offline training for an SB3 OffPolicyAlgorithm (put it first in the bases).
 
@@ -238,20 +312,9 @@ class OfflineAlgorithmMixin:
         return policy_kwargs
 
     def _setup_offline(self) -> None:
-        """Load the dataset (if any) into the fresh replay buffer and the policy's statistics."""
-        dataset = getattr(self, "_dataset", None)
-        if dataset is None and self.dataset_spec is not None:
-            try:
-                dataset = load_dataset(self.dataset_spec, env_id=None)
-            except (FileNotFoundError, ValueError) as error:
-                warnings.warn(
-                    f"Offline dataset {self.dataset_spec!r} could not be read ({error}); the model predicts, but "
-                    "learn_offline needs data: call load_offline_data(dataset).", stacklevel=3,
-                )
-                return
-        if dataset is not None:
-            # Inside ``load`` this runs before the saved parameters are restored; they hold the same statistics.
-            self.load_offline_data(dataset)
+        """Load the dataset (if any) into the fresh replay buffer and the policy's statistics
+        (:func:`setup_offline_data`; the warning points at the caller of ``_setup_model``)."""
+        setup_offline_data(self, needs="learn_offline", stacklevel=3)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_dataset", "in_offline_phase"]  # type: ignore[misc]
@@ -327,39 +390,17 @@ class OfflineAlgorithmMixin:
             raise NoOfflineDataError(
                 "The replay buffer is empty: pass dataset=... to the constructor or call load_offline_data(...) first."
             )
-        setup_learn = self._setup_learn  # type: ignore[attr-defined]
-        if self.env is None:  # type: ignore[attr-defined]
-            # Loaded without an env: offline training needs none, but SB3's setup would reset one. Skip the
-            # off-policy setup (it only asserts the env) and the reset: a zero last observation stands in
-            # (set_env replaces it).
-            setup_learn = partial(BaseAlgorithm._setup_learn, self)
-            self._last_obs = np.zeros((1, *self.observation_space.shape), dtype=self.observation_space.dtype)  # type: ignore[attr-defined]
-            if reset_num_timesteps:
-                self.num_timesteps, self._episode_num = 0, 0  # type: ignore[attr-defined]
-                reset_num_timesteps = False
-        total_timesteps, callback = setup_learn(n_updates, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        total_timesteps, callback = setup_offline_learn(
+            self, n_updates, callback, reset_num_timesteps, tb_log_name, progress_bar  # type: ignore[arg-type]
+        )
         callback.on_training_start(locals(), globals())
         self.in_offline_phase = True
         try:
-            self._offline_updates_loop(total_timesteps, callback, log_interval)
+            run_offline_updates(self, total_timesteps, callback, log_interval)
         finally:
             self.in_offline_phase = False
         callback.on_training_end()
         return self
-
-    def _offline_updates_loop(self, total_timesteps: int, callback: BaseCallback, log_interval: int) -> None:
-        while self.num_timesteps < total_timesteps:  # type: ignore[attr-defined]
-            callback.on_rollout_start()
-            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)  # type: ignore[attr-defined]
-            self.train(gradient_steps=1, batch_size=self.batch_size)  # type: ignore[attr-defined]
-            self.num_timesteps += 1  # type: ignore[attr-defined]
-            self.offline_updates += 1
-            callback.update_locals(locals())
-            if not callback.on_step():
-                break
-            callback.on_rollout_end()
-            if log_interval > 0 and self.num_timesteps % log_interval == 0:  # type: ignore[attr-defined]
-                self.dump_logs()  # type: ignore[attr-defined]
 
 
 def offline_then_online(

@@ -28,7 +28,7 @@ from algos.oppo_losses import encoder_policy_loss, hindsight_matching_loss, norm
 from rl.checkpoint import list_checkpoints
 from rl.cli import main
 from rl.datasets import OfflineDataset
-from rl.offline import DatasetMismatchError, NoOfflineDataError
+from rl.offline import DatasetMismatchError, NoOfflineDataError, episode_returns
 
 ENV_ID = "Pendulum-v1"
 TINY_POLICY = dict(z_dim=2, hidden_size=8, n_layer=1, n_head=1, encoder_layers=1, encoder_heads=1)
@@ -183,6 +183,10 @@ def test_episodes_end_at_terminals_and_breaks():
     assert episodes.starts.tolist() == [0, 4, 7] and episodes.lengths.tolist() == [4, 3, 3]
     assert episodes.row_step.tolist() == [0, 1, 2, 3, 0, 1, 2, 0, 1, 2]
     assert episodes.row_end.tolist() == [4, 4, 4, 4, 7, 7, 7, 10, 10, 10]
+    # One rule with the offline core: its episode returns are the sums over these episodes.
+    data = _hand_dataset()
+    assert episode_returns(data).tolist() == [float(data.rewards[s:s + n].sum())
+                                              for s, n in zip(episodes.starts, episodes.lengths)] == [6, 30, 15]
 
 
 def test_windows_are_left_padded_at_an_episodes_end():

@@ -132,15 +132,8 @@ class ZConditionedTransformer(nn.Module):
     LayerNorm; GPT-2's extra down-scaling of the residual projections at initialisation is not applied); the heads
     they define but never train (next state, return) are left out.
 
-    :param state_dim: observation size.
-    :param act_dim: action size.
-    :param z_dim: size of z (8).
-    :param hidden_size: token width (128).
-    :param n_layer: transformer layers (3).
-    :param n_head: attention heads (1).
-    :param dropout: dropout of the layers and the embeddings (0.1).
-    :param activation: feed-forward activation (``"relu"``).
-    :param max_ep_len: steps the timestep embedding covers (1000).
+    Arguments as :class:`TrajectoryEncoder`'s (``z_dim``: the size of the z it is conditioned on), except that
+    ``n_head`` defaults to 1.
     """
 
     def __init__(self, state_dim: int, act_dim: int, *, z_dim: int = 8, hidden_size: int = 128, n_layer: int = 3,

@@ -10,17 +10,14 @@
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import json
 import os
 import shutil
-import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from external_helpers import check_script_imports, check_venv_location, fake_python, load_script, make_venv_dir
 
 from rl.datasets import qlearning_dataset
 from rl.external import d3rlpy_baseline, d3rlpy_venv
@@ -30,10 +27,7 @@ from rl.external.errors import ExternalBaselineError
 
 @pytest.fixture(scope="module")
 def run_module():
-    spec = importlib.util.spec_from_file_location("d3rlpy_run_under_test", RUN_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RUN_SCRIPT, "d3rlpy_run_under_test")
 
 
 # ------------------------------------------------------------------------------------------ data conversion
@@ -195,29 +189,10 @@ def test_cli_checks_eval_freq(run_module):
 
 
 def test_run_script_imports_only_what_the_d3rlpy_venv_has():
-    tree = ast.parse(RUN_SCRIPT.read_text())
-    imported = set()
-    top_level = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            roots = {name.split(".")[0] for name in names}
-            imported |= roots
-            if node in tree.body:
-                top_level |= roots
-    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "__future__"}
-    assert third_party == {"numpy", "h5py", "torch", "gymnasium", "d3rlpy", "mujoco"}
-    assert top_level - set(sys.stdlib_module_names) - {"__future__"} == {"numpy"}  # d3rlpy etc. inside functions
+    check_script_imports(RUN_SCRIPT, {"numpy", "h5py", "torch", "gymnasium", "d3rlpy", "mujoco"})
 
 
 # -------------------------------------------------------------------------------------------- run_d3rlpy
-
-
-def fake_python(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "fake-python"
-    path.write_text(f"#!{sys.executable}\nimport json, os, sys\n{body}\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 def call(python, out, **kwargs):
@@ -373,18 +348,7 @@ def test_an_hdf5_file_is_read_as_it_is(tmp_path):
 
 
 def test_venv_path_override(monkeypatch, tmp_path):
-    monkeypatch.setenv(d3rlpy_venv.VENV_ENV_VAR, str(tmp_path / "v"))
-    assert d3rlpy_venv.venv_path() == tmp_path / "v"
-    monkeypatch.delenv(d3rlpy_venv.VENV_ENV_VAR)
-    assert d3rlpy_venv.venv_path() == Path.home() / ".frontier-rl" / "venvs" / "d3rlpy-2.8.1"
-
-
-def make_venv_dir(path: Path, marker: dict | None) -> None:
-    python = d3rlpy_venv.venv_python(path)
-    python.parent.mkdir(parents=True)
-    python.write_text("")
-    if marker is not None:
-        d3rlpy_venv.marker_path(path).write_text(json.dumps(marker))
+    check_venv_location(d3rlpy_venv, monkeypatch, tmp_path, "d3rlpy-2.8.1")
 
 
 def test_marker_decides_completeness(tmp_path):

@@ -15,17 +15,16 @@
 
 from __future__ import annotations
 
-import ast
 import json
-import stat
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from external_helpers import check_script_imports, check_venv_location, count_child_runs, fake_child, make_venv_dir
+from external_helpers import fake_venv as marked_fake_venv
 
 from rl.external import imitation_baseline, imitation_run, imitation_venv
 from rl.external.errors import ExternalBaselineError
@@ -71,20 +70,7 @@ def test_requirements_are_exact_pins_with_torch_first():
 
 
 def test_location_follows_the_env_var(monkeypatch, tmp_path):
-    monkeypatch.setenv(imitation_venv.VENV_ENV_VAR, str(tmp_path / "v"))
-    assert imitation_venv.venv_path() == tmp_path / "v"
-    monkeypatch.delenv(imitation_venv.VENV_ENV_VAR)
-    assert imitation_venv.venv_path() == Path.home() / ".frontier-rl" / "venvs" / "imitation-1.0.1"
-
-
-def make_venv_dir(path: Path, marker: dict | None, python_text: str = "") -> Path:
-    python = imitation_venv.venv_python(path)
-    python.parent.mkdir(parents=True)
-    python.write_text(python_text)
-    python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    if marker is not None:
-        imitation_venv.marker_path(path).write_text(json.dumps(marker))
-    return python
+    check_venv_location(imitation_venv, monkeypatch, tmp_path, "imitation-1.0.1")
 
 
 def complete_marker() -> dict:
@@ -166,19 +152,8 @@ def test_command_line_round_trips_the_inputs(tmp_path):
 
 
 def test_run_script_imports_only_what_the_imitation_venv_has():
-    tree = ast.parse(RUN_SCRIPT.read_text())
-    imported, top_level = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            roots = {name.split(".")[0] for name in names}
-            imported |= roots
-            if node in tree.body:
-                top_level |= roots
-    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "__future__"}
-    assert third_party == {"numpy", "torch", "gymnasium", "imitation", "sacred", "stable_baselines3", "mujoco",
-                           "pybullet_envs_gymnasium"}  # the project's rl.preferences only through load_project
-    assert top_level - set(sys.stdlib_module_names) - {"__future__"} == {"numpy"}
+    check_script_imports(RUN_SCRIPT, {"numpy", "torch", "gymnasium", "imitation", "sacred", "stable_baselines3",
+                                      "mujoco", "pybullet_envs_gymnasium"})  # rl.preferences only by load_project
 
 
 # ----------------------------------------------------------------------------------------- label agreement
@@ -307,30 +282,16 @@ def test_bad_input_is_one_line_naming_the_fix_before_any_venv(tmp_path, changes,
 
 def fake_venv(tmp_path: Path, body: str) -> Path:
     """A venv whose marker says complete and whose python is a script of this venv running ``body``."""
-    path = tmp_path / "venv"
-    make_venv_dir(path, complete_marker(), f"#!{sys.executable}\nimport json, os, sys\n{body}\n")
-    return path
+    return marked_fake_venv(tmp_path, body, complete_marker())
 
 
-WRITE_RESULT = (  # the script loaded by path, as the child (numpy only: fast)
-    "import importlib.util\n"
-    "spec = importlib.util.spec_from_file_location('imitation_run', sys.argv[1])\n"
-    "m = importlib.util.module_from_spec(spec)\n"
-    "spec.loader.exec_module(m)\n"
-    "args = m.parse_args(sys.argv[2:])\n"
-    "open(os.environ['CALLS'], 'a').write('run\\n')\n"
-    "print('imitation chatter')\n"
-    "record = {'algorithm': m.ALGORITHM, 'inputs': m.run_inputs(args), 'final': {'true_return_mean': 1.5},\n"
-    "          'omp': os.environ.get('OMP_NUM_THREADS'), 'pythonpath': os.environ.get('PYTHONPATH'),\n"
-    "          'cwd': os.getcwd()}\n"
-    "m.write_json_atomic(args.out, record)\n"
+WRITE_RESULT = fake_child(
+    "{'algorithm': m.ALGORITHM, 'inputs': m.run_inputs(args), 'final': {'true_return_mean': 1.5}}", "imitation chatter"
 )
 
 
 def test_result_is_returned_and_a_finished_one_is_not_redone(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
-    calls = tmp_path / "calls"
-    monkeypatch.setenv("CALLS", str(calls))
+    calls = count_child_runs(monkeypatch, tmp_path)
     venv = fake_venv(tmp_path, WRITE_RESULT)
     out_dir = tmp_path / "runs" / "hopper"
     record = run_imitation_preference_baseline("Hopper-v4", "noisy", 5000, 50, 1, out_dir, venv=venv,

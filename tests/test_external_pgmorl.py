@@ -13,16 +13,22 @@
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import json
 import os
-import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from external_helpers import (
+    check_script_imports,
+    check_venv_location,
+    count_child_runs,
+    fake_child,
+    fake_python,
+    load_script,
+    make_venv_dir,
+)
+from external_helpers import fake_venv as marked_fake_venv
 
 from rl.external import morl_baselines_venv, pgmorl_baseline
 from rl.external.errors import ExternalBaselineError
@@ -31,10 +37,7 @@ from rl.external.pgmorl_baseline import RUN_SCRIPT, pgmorl_command, run_inputs, 
 
 @pytest.fixture(scope="module")
 def run_module():
-    spec = importlib.util.spec_from_file_location("pgmorl_run_under_test", RUN_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RUN_SCRIPT, "pgmorl_run_under_test")
 
 
 # -------------------------------------------------------------------------------------------------- the venv
@@ -51,20 +54,7 @@ def test_requirements_pin_torch_first_and_alone():
 
 
 def test_venv_path_override(monkeypatch, tmp_path):
-    monkeypatch.setenv(morl_baselines_venv.VENV_ENV_VAR, str(tmp_path / "v"))
-    assert morl_baselines_venv.venv_path() == tmp_path / "v"
-    monkeypatch.delenv(morl_baselines_venv.VENV_ENV_VAR)
-    assert morl_baselines_venv.venv_path() == Path.home() / ".frontier-rl" / "venvs" / "morl-baselines-1.3.0"
-
-
-def make_venv_dir(path: Path, marker: dict | None, python_text: str = "") -> Path:
-    python = morl_baselines_venv.venv_python(path)
-    python.parent.mkdir(parents=True)
-    python.write_text(python_text)
-    python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    if marker is not None:
-        morl_baselines_venv.marker_path(path).write_text(json.dumps(marker))
-    return python
+    check_venv_location(morl_baselines_venv, monkeypatch, tmp_path, "morl-baselines-1.3.0")
 
 
 def complete_marker() -> dict:
@@ -101,13 +91,6 @@ def test_unmarked_venv_is_completed_in_place_and_marked_last(tmp_path):
     assert morl_baselines_venv.read_marker(path)["versions"] == {"morl-baselines": "1.3.0"}
     calls.clear()
     assert morl_baselines_venv.ensure_venv(path) == python and calls == []  # complete: nothing runs
-
-
-def fake_python(tmp_path: Path, body: str, name: str = "fake-python") -> Path:
-    path = tmp_path / name
-    path.write_text(f"#!{sys.executable}\nimport json, os, sys\n{body}\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 def test_failed_install_is_one_line_with_the_last_output_and_the_fix(tmp_path):
@@ -207,18 +190,7 @@ def test_command_line_round_trips_and_carries_the_inputs(run_module, tmp_path):
 
 
 def test_run_script_imports_only_what_the_morl_venv_has():
-    tree = ast.parse(RUN_SCRIPT.read_text())
-    imported, top_level = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            roots = {name.split(".")[0] for name in names}
-            imported |= roots
-            if node in tree.body:
-                top_level |= roots
-    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "__future__"}
-    assert third_party == {"numpy", "torch", "gymnasium", "mo_gymnasium", "morl_baselines", "mujoco"}
-    assert top_level - set(sys.stdlib_module_names) - {"__future__"} == {"numpy"}
+    check_script_imports(RUN_SCRIPT, {"numpy", "torch", "gymnasium", "mo_gymnasium", "morl_baselines", "mujoco"})
 
 
 # ------------------------------------------------------------------------------------------- run_pgmorl
@@ -226,31 +198,15 @@ def test_run_script_imports_only_what_the_morl_venv_has():
 
 def fake_venv(tmp_path: Path, body: str) -> Path:
     """A venv folder whose marker says complete and whose python is a fake script running ``body``."""
-    path = tmp_path / "venv"
-    make_venv_dir(path, complete_marker(), f"#!{sys.executable}\nimport json, os, sys\n{body}\n")
-    return path
+    return marked_fake_venv(tmp_path, body, complete_marker())
 
 
-WRITE_RESULT = (
-    "args = sys.argv[1:]\n"
-    "value = lambda flag: args[args.index(flag) + 1]\n"
-    "i = args.index('--ref-point')\n"
-    "inputs = {'env': value('--env'), 'total_timesteps': int(value('--total-timesteps')),\n"
-    "          'seed': int(value('--seed')), 'ref_point': [float(args[i + 1]), float(args[i + 2])],\n"
-    "          'max_episode_steps': int(value('--max-episode-steps')),\n"
-    "          'eval_episodes': int(value('--eval-episodes'))}\n"
-    "open(os.environ['CALLS'], 'a').write('run\\n')\n"
-    "record = {'algorithm': 'PGMORL', 'inputs': inputs, 'points': [[1.0, 2.0]], 'argv': args,\n"
-    "          'omp': os.environ.get('OMP_NUM_THREADS'), 'pythonpath': os.environ.get('PYTHONPATH')}\n"
-    "print('lots of PGMORL chatter')\n"
-    "open(value('--out'), 'w').write(json.dumps(record))\n"
-)
+WRITE_RESULT = fake_child("{'algorithm': m.ALGORITHM, 'inputs': m.run_inputs(args), 'points': [[1.0, 2.0]]}",
+                          "lots of PGMORL chatter")
 
 
 def test_run_pgmorl_returns_the_result_and_resumes_from_a_finished_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
-    calls = tmp_path / "calls"
-    monkeypatch.setenv("CALLS", str(calls))
+    calls = count_child_runs(monkeypatch, tmp_path)
     venv = fake_venv(tmp_path, WRITE_RESULT)
     out = tmp_path / "runs" / "pgmorl.json"
     record = run_pgmorl("mo-hopper-2obj-v5", 20_000, 1, (-100, -100), out, venv=venv, eval_episodes=3)

@@ -1,20 +1,43 @@
 """Run an external baseline's script as a child process: its output streamed into a log file (and optionally
 echoed here), the last lines of its stderr kept for a one-line error, a timeout that kills it.
 
-Shared by :func:`rl.external.d3rlpy_baseline.run_d3rlpy` and :func:`rl.external.pgmorl_baseline.run_pgmorl`:
-each turns the exit status and the stderr tail into its own message.
+Shared by :func:`rl.external.d3rlpy_baseline.run_d3rlpy`, :func:`rl.external.pgmorl_baseline.run_pgmorl` and
+:func:`rl.external.imitation_baseline.run_imitation_preference_baseline`: :func:`child_env` is the environment
+each child gets; :func:`run_for_result` turns the exit status and the stderr tail into the one-line errors of
+the last two (d3rlpy's, over several lines with the command, are its own).
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shlex
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
+
+from rl.external.errors import ExternalBaselineError
+
+DROPPED_ENV: tuple[str, ...] = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
+"""Variables that would change what a baseline venv's python imports: this venv's packages, or (PYTHONSAFEPATH)
+not its script's folder."""
+
+THREAD_ENV: dict[str, str] = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+}
+"""One thread per library, and output that reaches the log as it is written."""
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without :data:`DROPPED_ENV`, with :data:`THREAD_ENV` and then ``extra``."""
+    env = {key: value for key, value in os.environ.items() if key not in DROPPED_ENV}
+    env.update(THREAD_ENV)
+    env.update(extra or {})
+    return env
 
 
 def _pump(stream: IO[str], sinks: Sequence[Any], tail: collections.deque | None, lock: threading.Lock) -> None:
@@ -70,4 +93,51 @@ def last_line(tail: Sequence[str]) -> str:
     return next((line.strip() for line in reversed(tail) if line.strip()), "(nothing on stderr)")
 
 
-__all__ = ["last_line", "run_logged"]
+def read_finished(path: str | os.PathLike, algorithm: str, inputs: Mapping[str, Any], *,
+                  blocks: Sequence[str] = ()) -> dict | None:
+    """The JSON object at ``path`` if it is a finished run of ``algorithm`` (its ``"algorithm"``) with these
+    ``inputs`` (its ``"inputs"``) and an object under each key of ``blocks``; else None (also when unreadable)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if (isinstance(record, dict) and record.get("algorithm") == algorithm and record.get("inputs") == dict(inputs)
+            and all(isinstance(record.get(key), dict) for key in blocks)):
+        return record
+    return None
+
+
+def run_for_result(command: Sequence[str], log_path: str | os.PathLike, read: Callable[[], dict | None], *,
+                   what: str, venv_module: str, out: str | os.PathLike, env: Mapping[str, str],
+                   cwd: str | os.PathLike, timeout: float | None = None, echo: bool = False,
+                   tail_lines: int = 40) -> dict:
+    """Run ``command`` (:func:`run_logged`; ``command[0]`` is the venv's python) and return ``read()``, its result.
+
+    Raises:
+        ExternalBaselineError: one line starting with ``what``: the python could not start (`python -m
+            <venv_module>` makes the venv), or the run timed out (killed), failed (with the last line of its
+            stderr) or left no result (``read()`` gave None; ``out`` is where it was expected); the last three with
+            the log's path.
+    """
+    log = Path(log_path)
+    try:
+        code, stderr_tail = run_logged(command, log, env=env, cwd=cwd, timeout=timeout, echo=echo,
+                                       tail_lines=tail_lines)
+    except OSError as error:
+        raise ExternalBaselineError(
+            f"{what} could not start {str(command[0])!r} ({error}); `python -m {venv_module}` makes the venv."
+        ) from error
+    last = last_line(stderr_tail)
+    if code is None:
+        raise ExternalBaselineError(f"{what} timed out after {timeout} s and was killed: {last} (full output: {log})")
+    if code != 0:
+        raise ExternalBaselineError(f"{what} failed with exit status {code}: {last} (full output: {log})")
+    record = read()
+    if record is None:
+        raise ExternalBaselineError(
+            f"{what} exited normally but left no readable result for these inputs in {out} (full output: {log})"
+        )
+    return record
+
+
+__all__ = ["DROPPED_ENV", "THREAD_ENV", "child_env", "last_line", "read_finished", "run_for_result", "run_logged"]

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rl.external.child_process import run_logged
+from rl.external.child_process import child_env, run_logged
 from rl.external.d3rlpy_venv import ensure_venv
 from rl.external.errors import ExternalBaselineError
 
@@ -46,10 +46,6 @@ LOG_NAME = "d3rlpy_output.log"
 """The subprocess's output, in the run folder."""
 
 _TAIL_LINES = 40
-
-# Variables that would make the venv's python import this venv's packages or change its thread count.
-_DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
-_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 EXPORT_RECORD_SUFFIX = ".source.json"
@@ -237,10 +233,8 @@ def run_d3rlpy(
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").unlink(missing_ok=True)  # so that a stale one from an earlier run is never returned
-    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
-    env.update(_THREAD_ENV)
     try:
-        code, stderr_tail = run_logged(command, out / LOG_NAME, env=env, cwd=out, timeout=timeout, echo=echo,
+        code, stderr_tail = run_logged(command, out / LOG_NAME, env=child_env(), cwd=out, timeout=timeout, echo=echo,
                                        tail_lines=_TAIL_LINES)
     except OSError as error:
         raise ExternalBaselineError(

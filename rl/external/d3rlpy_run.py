@@ -9,7 +9,8 @@ Run by the d3rlpy venv's python (see :mod:`rl.external.d3rlpy_venv`), usually th
 
 It imports only the standard library, numpy, h5py, torch, gymnasium, mujoco and d3rlpy (never the project, which is
 not installed in that venv); numpy alone at module level, so that the project's tests can import the pure
-functions here by path without d3rlpy.
+functions here by path without d3rlpy. The one project file it uses, ``child_io.py`` beside it (standard library
+and numpy: strict JSON, atomic writes), it loads by path.
 
 Data. The HDF5 rows become a d3rlpy ``MDPDataset`` whose transitions are exactly those of D4RL's
 ``qlearning_dataset`` (what our offline algorithms train on; see :func:`episode_flags`). d3rlpy 2.8 splits
@@ -30,10 +31,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import importlib.util
 import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,6 +49,11 @@ EVAL_SEED_OFFSET = 10_000
 
 REPRODUCTION_SOURCE = "https://github.com/takuseno/d3rlpy/blob/v2.8.1/reproductions/offline/{script}.py"
 SCRIPTS = {"iql": "iql", "cql": "cql", "awac": "awac", "td3_bc": "td3_plus_bc"}
+
+# The child scripts' shared helpers (child_io.py beside this file), by path: no project in d3rlpy's venv
+_spec = importlib.util.spec_from_file_location("frontier_rl_child_io", Path(__file__).with_name("child_io.py"))
+child_io = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(child_io)
 
 
 # ----------------------------------------------------------------------------------------------- data (numpy)
@@ -155,29 +160,6 @@ def read_hdf5(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str,
 # ---------------------------------------------------------------------------------------------------- output
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON for numpy scalars and arrays, paths; str for anything else."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync'd, then renamed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_evaluations(out: str | os.PathLike, timesteps: list[int], results: list, ep_lengths: list) -> Path:
     """Write ``evaluations.npz`` in SB3's EvalCallback format (``timesteps``, ``results``, ``ep_lengths``)."""
     import io
@@ -190,26 +172,13 @@ def write_evaluations(out: str | os.PathLike, timesteps: list[int], results: lis
         ep_lengths=np.asarray(ep_lengths, dtype=np.int64),
     )
     path = Path(out) / EVALUATIONS_FILE
-    write_atomic(path, buffer.getvalue())
+    child_io.write_atomic(path, buffer.getvalue())
     return path
 
 
 def write_run_json(out: str | os.PathLike, record: dict) -> Path:
-    """Write ``run.json`` (strict JSON: NaN and infinities become null)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-            return None
-        return value
-
-    path = Path(out) / RUN_FILE
-    text = json.dumps(clean(record), indent=2, default=_jsonable, allow_nan=False)
-    write_atomic(path, (text + "\n").encode())
-    return path
+    """Write ``run.json`` (strict JSON: NaN and infinities become null), atomically."""
+    return child_io.write_json_atomic(Path(out) / RUN_FILE, record)
 
 
 def summarize(returns: list[float], lengths: list[int]) -> dict[str, Any]:
@@ -415,14 +384,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([sys.executable, *(sys.argv if argv is None else [__file__, *argv])])
+    command = child_io.command_line(__file__, argv)
     import torch
 
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
+    child_io.single_thread_torch()
     import d3rlpy
     from d3rlpy.algos.utility import build_scalers_with_transition_picker
 

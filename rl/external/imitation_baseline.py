@@ -23,8 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rl.external import imitation_run
-from rl.external.child_process import last_line, run_logged
+from rl.external import child_process, imitation_run
 from rl.external.errors import ExternalBaselineError
 from rl.external.imitation_venv import SUPPORTED_ENVS, ensure_venv
 
@@ -39,12 +38,8 @@ LOG_NAME = "imitation_pc.log"
 
 _TAIL_LINES = 40
 
-# Variables that would make the venv's python import this venv's packages, or change its thread count.
-_DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
-_CHILD_ENV = {
-    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-    "WANDB_MODE": "disabled", "WANDB_SILENT": "true", "TQDM_DISABLE": "1",
-}
+_CHILD_ENV = {"WANDB_MODE": "disabled", "WANDB_SILENT": "true", "TQDM_DISABLE": "1"}
+"""Besides :func:`rl.external.child_process.child_env`'s cleaning and one thread per library: no wandb, no tqdm."""
 
 
 def result_path(out_dir: str | os.PathLike) -> Path:
@@ -143,21 +138,12 @@ def imitation_command(python: str | os.PathLike, out_path: str | os.PathLike, in
 
 def read_result(path: str | os.PathLike, inputs: Mapping[str, Any]) -> dict | None:
     """The JSON at ``path`` if it is a finished PreferenceComparisons run with these ``inputs``, else None."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if (isinstance(record, dict) and record.get("algorithm") == imitation_run.ALGORITHM
-            and record.get("inputs") == dict(inputs) and isinstance(record.get("final"), dict)):
-        return record
-    return None
+    return child_process.read_finished(path, imitation_run.ALGORITHM, inputs, blocks=("final",))
 
 
 def child_env() -> dict[str, str]:
     """This process's environment without what would leak into the venv's python, with one thread per library."""
-    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
-    env.update(_CHILD_ENV)
-    return env
+    return child_process.child_env(_CHILD_ENV)
 
 
 def run_imitation_preference_baseline(
@@ -240,27 +226,13 @@ def run_imitation_preference_baseline(
     out_dir.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)  # another run's file: never returned after a failure
     command = imitation_command(python, out, inputs)
-    log = log_path(out_dir)
     what = (f"imitation PreferenceComparisons ({env_id}, {int(total_timesteps)} steps, {int(total_comparisons)} "
             f"comparisons, rater {inputs['rater']}, seed {int(seed)})")
-    try:
-        code, stderr_tail = run_logged(command, log, env=child_env(), cwd=out_dir, timeout=timeout, echo=echo,
-                                       tail_lines=_TAIL_LINES)
-    except OSError as error:
-        raise ExternalBaselineError(
-            f"{what} could not start {str(python)!r} ({error}); `python -m rl.external.imitation_venv` makes the venv."
-        ) from error
-    last = last_line(stderr_tail)
-    if code is None:
-        raise ExternalBaselineError(f"{what} timed out after {timeout} s and was killed: {last} (full output: {log})")
-    if code != 0:
-        raise ExternalBaselineError(f"{what} failed with exit status {code}: {last} (full output: {log})")
-    record = read_result(out, inputs)
-    if record is None:
-        raise ExternalBaselineError(
-            f"{what} exited normally but left no readable result for these inputs in {out} (full output: {log})"
-        )
-    return record
+    return child_process.run_for_result(
+        command, log_path(out_dir), lambda: read_result(out, inputs), what=what,
+        venv_module="rl.external.imitation_venv", out=out, env=child_env(), cwd=out_dir, timeout=timeout,
+        echo=echo, tail_lines=_TAIL_LINES,
+    )
 
 
 __all__ = [

@@ -15,7 +15,8 @@ gymnasium, stable_baselines3, sacred, imitation, pybullet_envs_gymnasium (Bullet
 ``rl.preferences.reward_terms``), loaded from ``--project-root`` by :func:`load_project` *without* running
 ``rl/__init__.py`` or ``rl/preferences/__init__.py`` (those import the project's SB3-2.x code): these modules
 import only numpy, gymnasium and each other, and run unchanged in the venv's gymnasium 0.29 (the tests run them
-there).
+there). The child scripts' shared output helpers, ``rl/external/child_io.py`` (standard library and numpy), are
+loaded by path the same way.
 
 Labels. imitation's ``SyntheticGatherer`` (Bradley-Terry, temperature 1, on the float32 rewards of the fragments)
 is replaced by :class:`RaterGatherer` (made by :func:`rater_gatherer_class`), a ``PreferenceGatherer`` that asks
@@ -115,14 +116,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import math
 import os
 import platform
-import shlex
 import sys
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -171,9 +171,14 @@ REWARD_INFO_KEY = "frontier_reward"
 EVAL_SEED_OFFSET = 10_000
 LABEL_SEED_OFFSET = 20_000
 
+# The child scripts' shared helpers (child_io.py beside this file), by path: no project in imitation's venv
+_spec = importlib.util.spec_from_file_location("frontier_rl_child_io", Path(__file__).with_name("child_io.py"))
+child_io = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(child_io)
+
 
 def _one_line(error: BaseException | str) -> str:
-    return " ".join(str(error).split()) or (type(error).__name__ if isinstance(error, BaseException) else "")
+    return child_io.one_line(error) or (type(error).__name__ if isinstance(error, BaseException) else "")
 
 
 # ------------------------------------------------------------------------------------------ input checks (pure)
@@ -453,44 +458,8 @@ def rater_gatherer_class() -> type:
 # ---------------------------------------------------------------------------------------------------- output
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    return str(value)
-
-
-def write_json_atomic(path: str | os.PathLike, record: dict) -> Path:
-    """Write ``record`` as strict JSON (NaN and infinities become null) through a temporary file, then rename."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if isinstance(value, np.ndarray):
-            return clean(value.tolist())
-        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-            return None
-        return value
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(clean(record), indent=2, default=_jsonable, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+write_json_atomic = child_io.write_json_atomic
+"""Write a record as strict JSON (NaN and infinities become null) through a temporary file, then rename."""
 
 
 def progress_path(out: str | os.PathLike) -> Path:
@@ -705,11 +674,7 @@ def _run(args: argparse.Namespace, command: str, scratch: Path) -> dict[str, Any
 
     import torch
 
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
+    child_io.single_thread_torch()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import gymnasium as gym
     from imitation.algorithms import preference_comparisons as pc
@@ -820,7 +785,7 @@ def _run(args: argparse.Namespace, command: str, scratch: Path) -> dict[str, Any
     print(f"[imitation] {args.env}, seed {args.seed}, {args.total_timesteps} env steps ({args.budget}), "
           f"{args.total_comparisons} comparisons, rater {inputs['rater']} {json.dumps(inputs['rater_kwargs'])}; "
           f"plan {json.dumps(plan)}", flush=True)
-    print(f"[imitation] settings: {json.dumps(settings, default=_jsonable)}", flush=True)
+    print(f"[imitation] settings: {json.dumps(settings, default=child_io.jsonable)}", flush=True)
 
     curve: list[dict[str, Any]] = []
     eval_seconds = [0.0]
@@ -921,13 +886,11 @@ def label_file(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([sys.executable, *(sys.argv if argv is None else [__file__, *argv])])
+    command = child_io.command_line(__file__, argv)
     try:
         record = run(args, command) if args.command == "run" else label_file(args)
-    except Exception as error:  # the traceback for the log, then one line for the caller
-        traceback.print_exc()
-        print(f"error: {type(error).__name__}: {_one_line(error) or '(no message)'}", file=sys.stderr, flush=True)
-        return 1
+    except Exception as error:  # the traceback for the log, then one line for the caller (naming the type if empty)
+        return child_io.report_failure(error, _one_line(error))
     path = write_json_atomic(args.out, record)
     if args.command == "run":
         print(f"[imitation] final true return {record['final']['true_return_mean']:.1f} over "

@@ -13,14 +13,12 @@ evaluation episodes) is returned without running again, so that a killed benchma
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rl.external.child_process import last_line, run_logged
-from rl.external.errors import ExternalBaselineError
+from rl.external.child_process import child_env, read_finished, run_for_result
 from rl.external.morl_baselines_venv import ensure_venv
 
 RUN_SCRIPT = Path(__file__).with_name("pgmorl_run.py")
@@ -28,12 +26,8 @@ RUN_SCRIPT = Path(__file__).with_name("pgmorl_run.py")
 
 _TAIL_LINES = 40
 
-# Variables that would make the venv's python import this venv's packages, change its thread count, or log to wandb.
-_DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONSAFEPATH")
-_CHILD_ENV = {
-    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-    "WANDB_MODE": "disabled", "WANDB_SILENT": "true",
-}
+_CHILD_ENV = {"WANDB_MODE": "disabled", "WANDB_SILENT": "true"}
+"""Besides :func:`rl.external.child_process.child_env`'s cleaning and one thread per library: no wandb logging."""
 
 
 def log_path(out_path: str | os.PathLike) -> Path:
@@ -72,13 +66,7 @@ def pgmorl_command(
 
 def read_result(out_path: str | os.PathLike, inputs: dict[str, Any]) -> dict | None:
     """The JSON at ``out_path`` if it is a finished PGMORL run with these ``inputs``, else None."""
-    try:
-        record = json.loads(Path(out_path).read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(record, dict) and record.get("algorithm") == "PGMORL" and record.get("inputs") == inputs:
-        return record
-    return None
+    return read_finished(out_path, "PGMORL", inputs)
 
 
 def run_pgmorl(
@@ -127,25 +115,9 @@ def run_pgmorl(
                              max_episode_steps=max_episode_steps, eval_episodes=eval_episodes)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)  # another run's file: never returned after a failure
-    log = log_path(out)
-    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
-    env.update(_CHILD_ENV)
-    what = f"PGMORL ({env_id}, {int(total_timesteps)} steps, seed {int(seed)})"
-    try:
-        code, stderr_tail = run_logged(command, log, env=env, cwd=out.parent, timeout=timeout, tail_lines=_TAIL_LINES)
-    except OSError as error:
-        raise ExternalBaselineError(
-            f"{what} could not start {str(python)!r} ({error}); `python -m rl.external.morl_baselines_venv` "
-            "makes the venv."
-        ) from error
-    last = last_line(stderr_tail)
-    if code is None:
-        raise ExternalBaselineError(f"{what} timed out after {timeout} s and was killed: {last} (full output: {log})")
-    if code != 0:
-        raise ExternalBaselineError(f"{what} failed with exit status {code}: {last} (full output: {log})")
-    record = read_result(out, inputs)
-    if record is None:
-        raise ExternalBaselineError(
-            f"{what} exited normally but left no readable result for these inputs in {out} (full output: {log})"
-        )
-    return record
+    return run_for_result(
+        command, log_path(out), lambda: read_result(out, inputs),
+        what=f"PGMORL ({env_id}, {int(total_timesteps)} steps, seed {int(seed)})",
+        venv_module="rl.external.morl_baselines_venv", out=out, env=child_env(_CHILD_ENV), cwd=out.parent,
+        timeout=timeout, tail_lines=_TAIL_LINES,
+    )

@@ -8,7 +8,8 @@ Run by the morl-baselines venv's python (see :mod:`rl.external.morl_baselines_ve
 
 It imports only the standard library, numpy (at module level), and torch, gymnasium, mo_gymnasium and
 morl_baselines (inside :func:`main`), never the project (not installed in that venv), so that the project's
-tests can import the pure functions here by path without morl-baselines.
+tests can import the pure functions here by path without morl-baselines; the one project file it uses,
+``child_io.py`` beside it (standard library and numpy), it loads by path.
 
 How morl-baselines 1.3.0's PGMORL spends env steps. One *iteration* trains each of the ``pop_size`` (6) MOPPO
 agents once, each collecting ``steps_per_iteration`` (2048) steps in every one of the ``num_envs`` (4) envs of
@@ -45,16 +46,14 @@ Output: one JSON file (``--out``), written atomically at the end.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import math
-import os
 import platform
 import random
-import shlex
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,11 @@ OBS_CLIP = 10.0
 
 INTERNAL_EVAL_SEED_OFFSET = 10_000
 """PGMORL's own evaluation env is seeded once with ``seed + 10_000`` (ours resets with ``seed + k``)."""
+
+# The child scripts' shared helpers (child_io.py beside this file), by path: no project in morl-baselines' venv
+_spec = importlib.util.spec_from_file_location("frontier_rl_child_io", Path(__file__).with_name("child_io.py"))
+child_io = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(child_io)
 
 
 # -------------------------------------------------------------------------------------------- budget (pure)
@@ -177,43 +181,8 @@ def normalize(obs: Any, mean: np.ndarray, var: np.ndarray, epsilon: float, clip:
 # ---------------------------------------------------------------------------------------------------- output
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON for numpy scalars and arrays; str for anything else (paths, devices)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def write_json_atomic(path: str | os.PathLike, record: dict) -> Path:
-    """Write ``record`` as strict JSON (NaN and infinities become null) through a temporary file, then rename."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if isinstance(value, np.ndarray):
-            return clean(value.tolist())
-        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-            return None
-        return value
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(clean(record), indent=2, default=_jsonable, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+write_json_atomic = child_io.write_json_atomic
+"""Write a record as strict JSON (NaN and infinities become null) through a temporary file, then rename."""
 
 
 def run_inputs(args: argparse.Namespace) -> dict[str, Any]:
@@ -349,11 +318,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Train PGMORL and evaluate its archive; the output record."""
     import torch
 
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
+    child_io.single_thread_torch()
     import gymnasium as gym
     import mo_gymnasium as mo_gym
     from morl_baselines.common.pareto import ParetoArchive
@@ -425,7 +390,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
     print(f"[pgmorl] {args.env} (capped at {args.max_episode_steps} steps as {env_id}), seed {args.seed}, "
           f"budget {args.total_timesteps}: {json.dumps(plan)}", flush=True)
-    print(f"[pgmorl] settings: {json.dumps(settings, default=_jsonable)}", flush=True)
+    print(f"[pgmorl] settings: {json.dumps(settings, default=child_io.jsonable)}", flush=True)
     start = time.perf_counter()
     agent.train(total_timesteps=plan["train_total_timesteps"], eval_env=internal_eval_env, ref_point=ref_point)
     wall = time.perf_counter() - start
@@ -495,14 +460,11 @@ def _mean_var(stats: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([sys.executable, *(sys.argv if argv is None else [__file__, *argv])])
+    command = child_io.command_line(__file__, argv)
     try:
         record = run(args, command)
     except Exception as error:  # the traceback for the log, then one line for the caller
-        traceback.print_exc()
-        message = " ".join(str(error).split()) or "(no message)"
-        print(f"error: {type(error).__name__}: {message}", file=sys.stderr, flush=True)
-        return 1
+        return child_io.report_failure(error)
     path = write_json_atomic(args.out, record)
     print(f"[pgmorl] {len(record['points'])} archive policies; {record['env_steps']} env steps in "
           f"{record['wall_s']:.1f} s ({record['steps_per_s']:.0f} steps/s); wrote {path}", flush=True)

@@ -29,6 +29,7 @@ from rl.preferences import (
     Trajectory,
     make_rater,
 )
+from rl.preferences.recorder import env_term_names
 from rl.preferences.reward_learning import query_schedule
 from rl.preferences.win_rate import SPREADS, credit_steps, head, prefix_win_rate, win_rate
 
@@ -344,3 +345,119 @@ def test_any_option_values_are_accepted_or_refused_with_an_spo_error(temperature
         return
     assert options.n_opponents >= 1 and 0 <= options.flip_probability <= 1 and options.spread in SPREADS
     assert options.temperature >= 0 and (scale is None or scale > 0)
+
+
+# ----- what the recorder and the reward terms hold ----------------------------------------------------------
+
+
+def test_reward_terms_are_the_env_s_own_parts():
+    import pybullet_envs_gymnasium  # noqa: F401  registers the PyBullet envs
+
+    action = np.array([0.5, -1.0, 0.25])
+    env = RewardTermsInInfo(gym.make("Hopper-v4"))
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(action)
+    assert info["reward_forward"] == pytest.approx(info["x_velocity"])  # forward weight 1
+    assert info["reward_ctrl"] == pytest.approx(-1e-3 * np.sum(action**2))
+    assert info["reward_survive"] == pytest.approx(1.0) and not terminated  # the healthy reward
+    cheetah = RewardTermsInInfo(gym.make("HalfCheetah-v4"))
+    cheetah.reset(seed=0)
+    action = np.array([0.1, 0.2, 0.3, -0.4, 0.5, -0.6])
+    _, reward, *_, info = cheetah.step(action)
+    assert info["reward_forward"] == pytest.approx(info["reward_run"])
+    assert info["reward_ctrl_back"] == pytest.approx(-0.1 * (0.01 + 0.04 + 0.09))
+    assert info["reward_ctrl_front"] == pytest.approx(-0.1 * (0.16 + 0.25 + 0.36))
+    bullet = RewardTermsInInfo(gym.make("HopperBulletEnv-v0"))
+    bullet.reset(seed=0)
+    _, reward, *_, info = bullet.step(bullet.action_space.sample())
+    assert [info[name] for name in bullet.term_names] == [float(term) for term in bullet.unwrapped.rewards]
+    with pytest.raises(ValueError, match="not a MuJoCo or PyBullet locomotion task"):
+        RewardTermsInInfo(gym.make("Pendulum-v1"))
+
+
+def test_the_recorder_keeps_raw_observations_env_actions_true_rewards_and_terms():
+    venv = VecNormalize(make_vec_env("Hopper-v4", n_envs=1, seed=0, wrapper_class=RewardTermsInInfo))
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, policy_kwargs=dict(net_arch=[8]))
+    callback = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_terms=env_term_names(venv), seed=0)
+    callback.queue = ComparisonQueue(recent_capacity=100)  # keep every finished trajectory to look at
+    model.learn(256, callback=callback)
+    trajectories = callback.queue.recent_trajectories()
+    assert len(trajectories) >= 2 and all(t.terminated for t in trajectories)
+    replay = gym.make("Hopper-v4")  # the same episodes again, from the recorded actions
+    replay = RewardTermsInInfo(replay)
+    first = trajectories[0]
+    observation, _ = replay.reset(seed=0)
+    for step in range(len(first)):
+        np.testing.assert_allclose(first.observations[step], observation, rtol=1e-5, atol=1e-6)  # raw, not normalised
+        observation, reward, terminated, _, info = replay.step(first.actions[step])
+        np.testing.assert_allclose(first.rewards[step], [info[name] for name in replay.term_names], rtol=1e-5)
+        assert first.rewards[step].sum() == pytest.approx(reward, rel=1e-5)
+    assert terminated and first.reward_names == ("reward_forward", "reward_ctrl", "reward_survive")
+    assert first.true_return == pytest.approx(sum(e["r"] for e in [model.ep_info_buffer[0]]), rel=1e-4)
+    assert [t.episode_id for t in trajectories] == list(range(len(trajectories)))
+
+
+def test_missing_or_inconsistent_reward_terms_are_named():
+    from rl.preferences import SegmentError, TrajectoryRecorder
+
+    recorder = TrajectoryRecorder(1, reward_terms=("reward_a", "reward_b"))
+    recorder.start(np.zeros((1, 1)))
+    with pytest.raises(SegmentError, match=r"no reward terms \['reward_b'\]"):
+        recorder.record(np.zeros((1, 1)), np.array([1.0]), np.array([False]), [{"reward_a": 1.0}], np.zeros((1, 1)))
+    with pytest.raises(SegmentError, match="do not sum to the reward 1.0"):
+        recorder.record(np.zeros((1, 1)), np.array([1.0]), np.array([False]), [{"reward_a": 1.0, "reward_b": 0.5}],
+                        np.zeros((1, 1)))
+
+
+# ----- the reward-model baseline, more ----------------------------------------------------------------------
+
+
+def _reward_learning_run(seed: int, algo: type = PPO, **kwargs):
+    env = DummyVecEnv([CountingEnv])
+    model = (algo("MlpPolicy", env, n_steps=8, batch_size=8, n_epochs=1, seed=seed) if algo is PPO
+             else algo("MlpPolicy", env, learning_starts=1000, buffer_size=100, seed=seed))
+    reward_model = BradleyTerryRewardModel(env.observation_space, env.action_space, seed=seed)
+    callback = PreferenceRewardCallback(make_rater("bt", temperature=1.0), reward_model, total_comparisons=20,
+                                        query_interval=8, segment_length=2, seed=seed, epochs=2, **kwargs)
+    model.learn(24, callback=callback)
+    return model, reward_model, callback
+
+
+def test_reward_model_rounds_come_at_their_steps_and_runs_are_reproducible():
+    model, reward_model, callback = _reward_learning_run(0)
+    # round 0 when the first trajectory finishes (step 5), then at steps 8 and 16
+    assert callback.comparison_curve[:3] == [(5, 2), (8, 11), (16, 20)]
+    _, again, _ = _reward_learning_run(0)
+    for a, b in zip(reward_model.members.parameters(), again.members.parameters()):
+        assert th.equal(a, b)
+    _, other, _ = _reward_learning_run(1)
+    assert not all(th.equal(a, b) for a, b in zip(reward_model.members.parameters(), other.members.parameters()))
+
+
+def test_off_policy_replay_buffer_is_relabelled_with_the_new_reward_model():
+    model, reward_model, _ = _reward_learning_run(0, algo=TD3)
+    buffer = model.replay_buffer
+    actions = model.policy.unscale_action(buffer.actions[:24])
+    expected = reward_model.predict(buffer.observations[:24], actions)
+    # the last round (at the 16th step, before that step is stored) relabelled steps 0-14, which earlier models
+    # had labelled; step 15 keeps the reward the model before that round gave; steps 16-23 came after the round
+    np.testing.assert_allclose(buffer.rewards[:15], expected[:15], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(buffer.rewards[16:24], expected[16:24], rtol=1e-5, atol=1e-6)
+
+
+def test_query_schedule_spreads_the_remainder_over_the_first_rounds():
+    np.testing.assert_array_equal(query_schedule(12, 4, 0.1), [1, 4, 4, 3])
+    np.testing.assert_array_equal(query_schedule(10, 2, 0.25), [2, 8])  # round(2.5) = 2
+    assert query_schedule(12, 4, 0.1).dtype == np.int64
+
+
+@pytest.mark.parametrize("bad", [{"total_comparisons": 0}, {"query_interval": 0}, {"segment_length": 0},
+                                 {"initial_fraction": 1.5}, {"total_timesteps": 0}])
+def test_reward_learning_refuses_bad_settings(bad):
+    from rl.preferences.reward_learning import RewardLearningError
+
+    settings_ = {"total_comparisons": 10, **bad}
+    env = DummyVecEnv([CountingEnv])
+    with pytest.raises(RewardLearningError):
+        PreferenceRewardCallback(make_rater("bt"), BradleyTerryRewardModel(env.observation_space, env.action_space),
+                                 **settings_)

@@ -91,11 +91,12 @@ class SelfPlayRewardCallback(RecordingCallback):
         spread: str = "uniform",
         reward_scale: float | None = None,
         reward_terms: Sequence[str] | None = None,
+        info_keys: Sequence[str] = (),
         env_id: str | None = None,
         seed: int | None = 0,
         verbose: int = 0,
     ) -> None:
-        super().__init__(reward_terms=reward_terms, env_id=env_id, verbose=verbose)
+        super().__init__(reward_terms=reward_terms, info_keys=info_keys, env_id=env_id, verbose=verbose)
         if int(n_opponents) != n_opponents or n_opponents < 1:
             raise SPOError(f"n_opponents must be a positive integer, got {n_opponents!r}")
         if spread not in SPREADS:
@@ -326,6 +327,12 @@ class SPOOptions:
     n_opponents: int = DEFAULT_N_OPPONENTS
     spread: str = "uniform"
     reward_scale: float | None = None
+    region_first: tuple[str, float, float] | None = None
+    """``nonmarkovian``: region A as (info key, low, high), e.g. ("x_position", 2.0, inf); hyperparameter
+    ``spo_region_first`` or flag ``--region-first x_position:2:inf``."""
+    region_second: tuple[str, float, float] | None = None
+    """``nonmarkovian``: region B; a trajectory that reaches A before B (or A and never B) is preferred, ties
+    (both or neither) go to the larger true return (Bradley-Terry at temperature 0)."""
 
     def __post_init__(self) -> None:
         """Refuse settings no run can use, naming the flag."""
@@ -343,11 +350,32 @@ class SPOOptions:
 
         if self.rater.strip().lower() not in RATERS:
             make_rater(self.rater)  # raises UnknownRaterError with the close names
+        self.rater = self.rater.strip().lower()
         if self.rater in ("file", "human"):
             raise SPOError(
                 f"--rater {self.rater} needs a person in the loop; from the command line use bt, noisy, intransitive or "
                 "nonmarkovian, and in a script pass a HumanRater or LabelFileRater to SPO(model, rater=...)"
             )
+        if self.rater == "nonmarkovian":
+            if self.region_first is None or self.region_second is None:
+                raise SPOError(
+                    "--rater nonmarkovian needs --region-first KEY:LOW:HIGH and --region-second KEY:LOW:HIGH, e.g. "
+                    "--region-first x_position:2:inf --region-second x_position:-inf:-1"
+                )
+            for flag, region in (("--region-first", self.region_first), ("--region-second", self.region_second)):
+                key, low, high = region
+                if not isinstance(key, str) or not float(low) <= float(high):
+                    raise SPOError(f"{flag} must be KEY:LOW:HIGH with LOW <= HIGH, got {list(region)}")
+        if self.rater != "intransitive":  # built now, so that a bad setting fails before any run folder exists
+            try:
+                make_rater(self.rater, **self.rater_kwargs())
+            except (TypeError, ValueError) as error:
+                raise SPOError(f"--rater {self.rater}: {error}") from None
+
+    def info_keys(self) -> tuple[str, ...]:
+        """The info keys the rater reads (the non-Markovian regions' keys), recorded with each step."""
+        regions = (self.region_first, self.region_second) if self.rater == "nonmarkovian" else ()
+        return tuple(dict.fromkeys(str(region[0]) for region in regions if region is not None))
 
     @classmethod
     def pop_from(cls, hyperparams: dict[str, Any]) -> SPOOptions:
@@ -362,6 +390,12 @@ class SPOOptions:
             return {"temperature": float(self.temperature)}
         if name == "noisy":
             return {"flip_probability": float(self.flip_probability)}
+        if name == "nonmarkovian" and self.region_first is not None and self.region_second is not None:
+            return {
+                "region_first": (str(self.region_first[0]), float(self.region_first[1]), float(self.region_first[2])),
+                "region_second": (str(self.region_second[0]), float(self.region_second[1]), float(self.region_second[2])),
+                "tie_breaker": make_rater("bt", temperature=0.0),
+            }
         return {}
 
 
@@ -380,7 +414,7 @@ def configure(config: Any, options: SPOOptions | None = None, *, progress: bool 
         rater = build_rater(options.rater, terms, **options.rater_kwargs())
         callback = SelfPlayRewardCallback(
             rater, n_opponents=options.n_opponents, spread=options.spread, reward_scale=options.reward_scale,
-            reward_terms=terms, env_id=config.env, seed=seed,
+            reward_terms=terms, info_keys=options.info_keys(), env_id=config.env, seed=seed,
         )
         callback.record = record  # filled at the end of training, written to run.json
         return [callback]
@@ -415,9 +449,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recent trajectories each finished one is compared with")
     parser.add_argument("--spread", choices=SPREADS, default="uniform",
                         help="how a win rate becomes step rewards (see rl.preferences.win_rate)")
+    parser.add_argument("--region-first", metavar="KEY:LOW:HIGH", default=None,
+                        help="nonmarkovian: region A, an info key's range (e.g. x_position:2:inf)")
+    parser.add_argument("--region-second", metavar="KEY:LOW:HIGH", default=None,
+                        help="nonmarkovian: region B (e.g. x_position:-inf:-1); reaching A before B is preferred")
     parser.add_argument("--reward-scale", type=float, default=None,
                         help="a trajectory's total reward is this times its win rate (default: the time limit)")
     return parser
+
+
+def _region(text: str | None, flag: str) -> tuple[str, float, float] | None:
+    """``"x_position:2:inf"`` -> ("x_position", 2.0, inf)."""
+    if text is None:
+        return None
+    try:
+        key, low, high = text.rsplit(":", 2)
+        return key, float(low), float(high)
+    except ValueError:
+        raise SPOError(f"{flag} takes KEY:LOW:HIGH with numbers LOW and HIGH (inf allowed), got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -435,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = SPOOptions(
             rater=args.rater, temperature=args.temperature, flip_probability=args.flip_probability,
             n_opponents=args.n_opponents, spread=args.spread, reward_scale=args.reward_scale,
+            region_first=_region(args.region_first, "--region-first"),
+            region_second=_region(args.region_second, "--region-second"),
         )
         config = configure(config_from_args(args, args.algo), options)
         config.command = shlex.join(["python", "-m", "algos.spo", *(sys.argv[1:] if argv is None else argv)])

@@ -299,6 +299,11 @@ def test_reward_model_baseline_stores_the_model_reward_and_spends_its_budget():
         (["--n-opponents", "0"], "--n-opponents must be an integer >= 1"),
         (["--flip-probability", "1.5", "--rater", "noisy"], "--flip-probability must be in [0, 1]"),
         (["--rater", "file"], "needs a person in the loop"),
+        (["--rater", "nonmarkovian"], "needs --region-first KEY:LOW:HIGH"),
+        (["--rater", "nonmarkovian", "--region-first", "x_position:a:inf", "--region-second", "x_position:0:1"],
+         "--region-first takes KEY:LOW:HIGH"),
+        (["--rater", "nonmarkovian", "--region-first", "x_position:2:1", "--region-second", "x_position:0:1"],
+         "LOW <= HIGH"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path: Path, capsys, flags: list[str], message: str):
@@ -316,6 +321,16 @@ def test_the_intransitive_rater_needs_three_terms():
     with pytest.raises(SPOError, match="at least 3 reward terms"):
         build_rater("intransitive", ("reward_forward", "reward_ctrl"))
     assert build_rater("intransitive", ("a", "b", "c")).terms_weights is None
+
+
+def test_a_non_markovian_rater_reads_the_recorded_info_keys(tmp_path: Path):
+    code = spo_main(["--algo", "ppo", "--env", "Hopper-v4", "-n", "128", "-f", str(tmp_path), "--no-progress",
+                     "--eval-freq", "-1", "--final-eval-episodes", "1", "-params", "n_steps:64", "batch_size:64",
+                     "n_epochs:1", "policy_kwargs:dict(net_arch=[16])", "--rater", "nonmarkovian",
+                     "--region-first", "x_position:0.01:inf", "--region-second", "x_position:-inf:-0.01"])
+    assert code == 0
+    record = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert record["spo"]["region_first"][:2] == ["x_position", 0.01] and record["spo"]["comparisons_used"] > 0
 
 
 def test_cli_run_records_comparisons(tmp_path: Path):

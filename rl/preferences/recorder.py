@@ -184,9 +184,12 @@ class RecordingCallback(BaseCallback):
     ``self.recorder``, and get the buffer position of the current step from :meth:`buffer_position`.
     """
 
-    def __init__(self, *, reward_terms: Sequence[str] | None = None, env_id: str | None = None, verbose: int = 0) -> None:
+    def __init__(
+        self, *, reward_terms: Sequence[str] | None = None, info_keys: Sequence[str] = (), env_id: str | None = None,
+        verbose: int = 0,
+    ) -> None:
         super().__init__(verbose)
-        self.reward_terms, self.env_id = reward_terms, env_id
+        self.reward_terms, self.info_keys, self.env_id = reward_terms, tuple(info_keys), env_id
         self.recorder: TrajectoryRecorder | None = None
         self._resumed: dict[str, Any] | None = None
         self._restored = False
@@ -199,7 +202,9 @@ class RecordingCallback(BaseCallback):
                 f"{type(self.model).__name__} has none (or no env)"
             )
         if self.recorder is None:
-            self.recorder = TrajectoryRecorder(self.model.env.num_envs, reward_terms=self.reward_terms, env_id=self.env_id)
+            self.recorder = TrajectoryRecorder(
+                self.model.env.num_envs, reward_terms=self.reward_terms, info_keys=self.info_keys, env_id=self.env_id
+            )
         if self._resumed is not None:
             self._apply_resume_state(self._resumed)
             self._resumed, self._restored = None, True

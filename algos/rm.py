@@ -47,9 +47,13 @@ class RewardModelOptions:
     @classmethod
     def pop_from(cls, hyperparams: dict[str, Any]) -> RewardModelOptions:
         names = {f.name for f in fields(cls)}
-        options = {key[3:]: hyperparams.pop(key) for key in list(hyperparams) if key.startswith("rm_") and key[3:] in names}
+        options = {
+            key[3:]: hyperparams.pop(key) for key in list(hyperparams) if key.startswith("rm_") and key[3:] in names
+        }
         if "total_comparisons" not in options:
-            raise SPOError("the reward-model baseline needs a budget: pass rm_total_comparisons:<n> with its hyperparameters")
+            raise SPOError(
+                "the reward-model baseline needs a budget: pass rm_total_comparisons:<n> with its hyperparameters"
+            )
         return cls(**options)
 
 

@@ -102,7 +102,9 @@ class SelfPlayRewardCallback(RecordingCallback):
         if spread not in SPREADS:
             raise SPOError(f"unknown spread {spread!r}; pass one of {', '.join(SPREADS)}")
         if reward_scale is not None and not (np.isfinite(reward_scale) and reward_scale > 0):
-            raise SPOError(f"reward_scale must be a positive number or None (the env's time limit), got {reward_scale!r}")
+            raise SPOError(
+                f"reward_scale must be a positive number or None (the env's time limit), got {reward_scale!r}"
+            )
         self.rater = rater
         self.n_opponents = int(n_opponents)
         self.spread = spread
@@ -353,8 +355,8 @@ class SPOOptions:
         self.rater = self.rater.strip().lower()
         if self.rater in ("file", "human"):
             raise SPOError(
-                f"--rater {self.rater} needs a person in the loop; from the command line use bt, noisy, intransitive or "
-                "nonmarkovian, and in a script pass a HumanRater or LabelFileRater to SPO(model, rater=...)"
+                f"--rater {self.rater} needs a person in the loop; from the command line use bt, noisy, intransitive "
+                "or nonmarkovian, and in a script pass a HumanRater or LabelFileRater to SPO(model, rater=...)"
             )
         if self.rater == "nonmarkovian":
             if self.region_first is None or self.region_second is None:
@@ -381,7 +383,9 @@ class SPOOptions:
     def pop_from(cls, hyperparams: dict[str, Any]) -> SPOOptions:
         """Take SPO's keys (prefixed ``spo_``) out of a run's hyperparameters."""
         names = {f.name for f in fields(cls)}
-        options = {key[4:]: hyperparams.pop(key) for key in list(hyperparams) if key.startswith("spo_") and key[4:] in names}
+        options = {
+            key[4:]: hyperparams.pop(key) for key in list(hyperparams) if key.startswith("spo_") and key[4:] in names
+        }
         return cls(**options)
 
     def rater_kwargs(self) -> dict[str, Any]:
@@ -391,9 +395,10 @@ class SPOOptions:
         if name == "noisy":
             return {"flip_probability": float(self.flip_probability)}
         if name == "nonmarkovian" and self.region_first is not None and self.region_second is not None:
+            first, second = self.region_first, self.region_second
             return {
-                "region_first": (str(self.region_first[0]), float(self.region_first[1]), float(self.region_first[2])),
-                "region_second": (str(self.region_second[0]), float(self.region_second[1]), float(self.region_second[2])),
+                "region_first": (str(first[0]), float(first[1]), float(first[2])),
+                "region_second": (str(second[0]), float(second[1]), float(second[2])),
                 "tie_breaker": make_rater("bt", temperature=0.0),
             }
         return {}
@@ -443,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--algo", required=True, help="the RL algorithm: ppo, a2c, sac, td3, mdpo, mdpo_off, ...")
     parser.add_argument("--rater", default="bt", help="bt, noisy, intransitive or nonmarkovian (default bt)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="bt: Bradley-Terry temperature (0: deterministic)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="bt: Bradley-Terry temperature (0: deterministic)")
     parser.add_argument("--flip-probability", type=float, default=0.1, help="noisy: label flip probability")
     parser.add_argument("--n-opponents", type=int, default=DEFAULT_N_OPPONENTS,
                         help="recent trajectories each finished one is compared with")

@@ -35,7 +35,9 @@ import numpy as np
 from rl.benchmark import LOGS_ROOT, RESULTS_ROOT, ProcessBackend, RunSpec, execute, folder_name, format_mean_std
 from rl.run_record import command_line
 
-RATER_LABELS = {"bt": "transitive (BT, T=0)", "noisy": "noisy (10% flips)", "intransitive": "intransitive (majority of terms)"}
+RATER_LABELS = {
+    "bt": "transitive (BT, T=0)", "noisy": "noisy (10% flips)", "intransitive": "intransitive (majority of terms)"
+}
 
 
 def _spec(name: str, label: str, env: str, seed: int, n_timesteps: int, hyperparams: dict[str, Any], *,
@@ -176,7 +178,8 @@ def write_report(
             done = [(a, b) for a, b in pairs if a is not None and b is not None]
             spo_returns = [a[0] for a, _ in done]
             rm_returns = [b[0] for _, b in done]
-            imitation = [v for v in (_imitation_final(results_root, name, (rater, env, s)) for s in seeds) if v is not None]
+            finals = (_imitation_final(results_root, name, (rater, env, s)) for s in seeds)
+            imitation = [v for v in finals if v is not None]
             imitation_cell = f"{format_mean_std(imitation)} ({len(imitation)})" if imitation else "-"
             if not done:
                 lines.append(f"| {env} | {RATER_LABELS.get(rater, rater)} | - | - | - | - | 0 | {imitation_cell} |")
@@ -185,7 +188,8 @@ def write_report(
             comparisons = np.mean([a[1] for a, _ in done])
             lines.append(
                 f"| {env} | {RATER_LABELS.get(rater, rater)} | {format_mean_std(spo_returns)} | "
-                f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} | {imitation_cell} |"
+                f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} | "
+                f"{imitation_cell} |"
             )
     analysis = out / "analysis.md"  # the written reading of the numbers, kept across report rewrites
     if analysis.is_file():

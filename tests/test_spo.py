@@ -9,11 +9,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
+from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from gymnasium import spaces
 from stable_baselines3 import PPO, TD3
-import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -48,9 +48,8 @@ def test_win_rates_match_a_hand_computation_and_count_every_query():
     # returns: a = 6, b = 3, c = 6, d = 10; deterministic Bradley-Terry: win 1, tie 0.5, loss 0
     a, b, c, d = (trajectory(r, i) for i, r in enumerate([[1, 2, 3], [3], [2, 2, 2], [5, 5]]))
     rater, queue = make_rater("bt", temperature=0.0), ComparisonQueue()
-    assert win_rate(rater, a.as_segment(), [b.as_segment(), c.as_segment(), d.as_segment()], RNG(0), queue) == pytest.approx(
-        (1 + 0.5 + 0) / 3
-    )
+    opponents = [b.as_segment(), c.as_segment(), d.as_segment()]
+    assert win_rate(rater, a.as_segment(), opponents, RNG(0), queue) == pytest.approx((1 + 0.5 + 0) / 3)
     assert queue.comparisons_used == 3 and len(queue) == 0  # counted, not stored
     # a's first step (return 1) against the opponents' first steps: b 3, c 2, d 5 -> three losses
     assert prefix_win_rate(rater, trajectory([1], 7), [b, c, d], RNG(0), queue) == 0.0
@@ -177,7 +176,8 @@ def test_a_time_limit_keeps_sb3_s_bootstrap_beside_the_spo_reward():
     model = PPO("MlpPolicy", DummyVecEnv([lambda: CountingEnv(truncate=True)]), n_steps=8, batch_size=8, n_epochs=1,
                 seed=0)
     check = Check()
-    model.learn(8, callback=[SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0), check])
+    spo = SelfPlayRewardCallback(make_rater("bt", temperature=0.0), reward_scale=5.0, seed=0)
+    model.learn(8, callback=[spo, check])
     np.testing.assert_allclose(check.seen, check.expected, rtol=1e-5)
 
 
@@ -276,7 +276,8 @@ def test_reward_model_baseline_stores_the_model_reward_and_spends_its_budget():
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=8, n_epochs=1, seed=0)
     reward_model = BradleyTerryRewardModel(env.observation_space, env.action_space, seed=0)
     callback = PreferenceRewardCallback(
-        make_rater("bt", temperature=0.0), reward_model, total_comparisons=20, query_interval=8, segment_length=2, seed=0
+        make_rater("bt", temperature=0.0), reward_model, total_comparisons=20, query_interval=8, segment_length=2,
+        seed=0,
     )
     model.learn(24, callback=callback)
     assert callback.comparisons_used == 20 and callback.rounds_done == 3

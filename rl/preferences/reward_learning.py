@@ -47,7 +47,8 @@ def query_schedule(total_comparisons: int, n_rounds: int, initial_fraction: floa
         raise RewardLearningError(f"need at least one query round, got {n_rounds}")
     first = int(round(total_comparisons * initial_fraction)) if n_rounds > 1 else total_comparisons
     rest, rounds = total_comparisons - first, n_rounds - 1
-    counts = np.array([first] + [rest // rounds + (1 if i < rest % rounds else 0) for i in range(rounds)], dtype=np.int64)
+    later = [rest // rounds + (1 if i < rest % rounds else 0) for i in range(rounds)]
+    counts = np.array([first, *later], dtype=np.int64)
     return counts
 
 

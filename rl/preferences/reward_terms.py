@@ -26,7 +26,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-BULLET_TERMS = ("reward_alive", "reward_progress", "reward_electricity", "reward_joints_at_limit", "reward_feet_collision")
+BULLET_TERMS = (
+    "reward_alive", "reward_progress", "reward_electricity", "reward_joints_at_limit", "reward_feet_collision"
+)
 CHEETAH_TERMS = ("reward_forward", "reward_ctrl_back", "reward_ctrl_front")
 SURVIVAL_TERMS = ("reward_forward", "reward_ctrl", "reward_survive")
 _SUM_TOLERANCE = 1e-4

@@ -29,7 +29,6 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from rl.preferences.errors import SegmentError
-from rl.preferences.reward_model import TRUE_REWARD_KEY
 from rl.preferences.segments import Trajectory
 
 _SUM_TOLERANCE = 1e-4
@@ -246,10 +245,7 @@ class RecordingCallback(BaseCallback):
             actions = self.locals["clipped_actions"]
         else:
             actions = self.locals["actions"]
-        infos = self.locals["infos"]
-        for i, info in enumerate(infos):
-            info[TRUE_REWARD_KEY] = float(rewards[i])
-        self.recorder.record(actions, rewards, self.locals["dones"], infos, next_observations)
+        self.recorder.record(actions, rewards, self.locals["dones"], self.locals["infos"], next_observations)
         return True
 
     def replace_rewards(self, rewards: np.ndarray) -> None:

@@ -380,6 +380,10 @@ class RewardModelVecEnvWrapper(VecEnvWrapper):
     Put it inside VecNormalize (the model sees raw observations) and outside Monitor (Monitor then logs true
     returns). At an auto-reset SB3 returns the next episode's first observation; the finished step's reward
     uses the observation the action was taken at, kept from the previous step.
+
+    SB3's EvalCallback refuses a training env whose wrapper chain is deeper than the evaluation env's (its
+    ``sync_envs_normalization``): wrap the evaluation env the same way, or use
+    :class:`~rl.preferences.reward_learning.PreferenceRewardCallback`, which replaces the reward without a wrapper.
     """
 
     def __init__(self, venv: VecEnv, model: BradleyTerryRewardModel) -> None:

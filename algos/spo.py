@@ -292,10 +292,11 @@ class SPO:
         if model.env is None:
             raise SPOError("the model has no env; pass one to the algorithm (or set_env) before SPO")
         self.model = model
-        self.rater = build_rater(rater, env_term_names(model.env), **(rater_kwargs or {}))
+        terms = env_term_names(model.env)
+        self.rater = build_rater(rater, terms, **(rater_kwargs or {}))
         self.callback = SelfPlayRewardCallback(
-            self.rater, n_opponents=n_opponents, spread=spread, reward_scale=reward_scale,
-            reward_terms=env_term_names(model.env), seed=seed,
+            self.rater, n_opponents=n_opponents, spread=spread, reward_scale=reward_scale, reward_terms=terms,
+            seed=seed,
         )
 
     @property

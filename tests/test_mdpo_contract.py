@@ -24,11 +24,12 @@ from stable_baselines3.common.callbacks import (
 )
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import KVWriter, Logger, configure
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 from algos.mdpo import MDPO, OffPolicyMDPO, mirror_descent_step_size
 from algos.mdpo_policies import MDPOActorCriticPolicy, MDPOSACPolicy
+from tests.recording_logger import recording_logger
 
 ENV_ID = "Pendulum-v1"
 
@@ -82,24 +83,6 @@ def states_equal(a: dict[str, th.Tensor], b: dict[str, th.Tensor]) -> bool:
 
 def clone_state(module: th.nn.Module) -> dict[str, th.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-class RecordingWriter(KVWriter):
-    """A logger output that keeps every dumped row in memory."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.rows.append(dict(key_values))
-
-    def close(self) -> None:
-        pass
-
-
-def recording_logger() -> tuple[Logger, RecordingWriter]:
-    writer = RecordingWriter()
-    return Logger(folder=None, output_formats=[writer]), writer
 
 
 def observations(n: int = 8, seed: int = 0) -> np.ndarray:

@@ -25,13 +25,13 @@ from stable_baselines3.common.callbacks import (
     StopTrainingOnRewardThreshold,
 )
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from algos.moppo import MOPPO
 from algos.moppo_policies import MOActorCriticPolicy
 from rl.envs import make_env
 from rl.vector_reward import MOVecNormalize, VectorRewardInInfo, make_mo_vec_env
+from tests.recording_logger import recording_logger
 
 DST = "deep-sea-treasure-v0"
 HOPPER = "mo-hopper-2obj-v5"
@@ -72,24 +72,6 @@ def clone_state(module: th.nn.Module) -> dict[str, th.Tensor]:
 
 def states_equal(a: dict[str, th.Tensor], b: dict[str, th.Tensor]) -> bool:
     return set(a) == set(b) and all(th.equal(a[k], b[k]) for k in a)
-
-
-class RecordingWriter(KVWriter):
-    """A logger output that keeps every dumped row in memory."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        self.rows.append(dict(key_values))
-
-    def close(self) -> None:
-        pass
-
-
-def recording_logger() -> tuple[Logger, RecordingWriter]:
-    writer = RecordingWriter()
-    return Logger(folder=None, output_formats=[writer]), writer
 
 
 def hopper_observations(n: int = 8, seed: int = 0) -> np.ndarray:

@@ -24,6 +24,7 @@ from algos.spo import main as spo_main
 from rl.preferences import (
     BradleyTerryRewardModel,
     ComparisonQueue,
+    HumanRater,
     PreferenceRewardCallback,
     RewardTermsInInfo,
     Trajectory,
@@ -152,6 +153,16 @@ def test_discounted_spread_makes_each_trajectory_worth_its_win_rate_at_its_start
     # episode 1: 5 * 0.5 over 5 steps discounted by 0.5^t; episode 2's 3-step prefix wins: 5 * 1 over 3 steps
     expected = [2.5 / sum(0.5**k for k in range(5))] * 5 + [5.0 / sum(0.5**k for k in range(3))] * 3
     np.testing.assert_allclose(model.rollout_buffer.rewards[:, 0], expected, rtol=1e-6)
+
+
+def test_discounted_credit_after_a_prefix_is_discounted_from_the_trajectory_start():
+    # a judge who prefers whole 5-step episodes and dislikes prefixes: episode 2's 3-step prefix (rollout 1) wins
+    # nothing, the whole of it (rollout 2, steps 3 and 4 of the episode) wins: its credit 5 is discounted from step 3
+    judge = HumanRater(lambda a, b: 1 if len(a) == 5 else 0)
+    model = PPO("MlpPolicy", DummyVecEnv([CountingEnv]), n_steps=8, batch_size=8, n_epochs=1, gamma=0.5, seed=0)
+    callback = SelfPlayRewardCallback(judge, reward_scale=5.0, spread="discounted", seed=0)
+    model.learn(16, callback=callback)
+    np.testing.assert_allclose(model.rollout_buffer.rewards[:2, 0], [5.0 / (0.5**3 + 0.5**4)] * 2, rtol=1e-6)
 
 
 def test_terminal_spread_on_policy_puts_each_win_rate_on_its_last_step():

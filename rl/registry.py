@@ -68,6 +68,7 @@ METHODS: dict[str, str] = {
     "s3rl": "algos.snapshot:configure",
     "spo": "algos.spo:configure",
     "rm": "algos.rm:configure",
+    "parl": "algos.parl:configure",
     "sim": "sim2real._training:configure",
 }
 """Methods that change how an algorithm is trained, not the algorithm: ``name -> module:function``.

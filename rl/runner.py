@@ -259,7 +259,7 @@ def _run_inputs(
     }
     if config.dataset is not None:
         inputs["dataset"] = {"name": config.dataset, "fingerprint": dataset_fingerprint}
-    for key in ("sim", "snapshotrl", "spo", "rm"):
+    for key in ("sim", "snapshotrl", "spo", "rm", "parl"):
         if key in config.extra_record:
             inputs[key] = printable(config.extra_record[key])
     record = _config_record(config)

@@ -48,6 +48,10 @@ CASES: dict[str, tuple[str, list[str], tuple[int, int]]] = {
                               "-params", "n_steps:128", "batch_size:64", "n_epochs:2", TINY], (140, 600)),
     "spo_sac": ("algos.spo", ["--algo", "sac", "--env", "Hopper-v4", "--rater", "bt", "--temperature", "1", "-n",
                               "400", "-params", *OFF_POLICY], (110, 380)),
+    # PARL's queue, rounds and reward model live in its callback; rounds at 0, 200, 400 and 600 steps
+    "parl_ppo": ("algos.parl", ["--algo", "ppo", "--env", "Hopper-v4", "--rater", "bt", "--total-comparisons", "40",
+                                "--query-interval", "200", "--segment-length", "10", "--epochs", "2", "-n", "640",
+                                "-params", "n_steps:128", "batch_size:64", "n_epochs:2", TINY], (140, 600)),
 }
 
 
@@ -120,7 +124,7 @@ def references(cases, tmp_path_factory):
 
 KILLS = [(name, seed) for name in ("ppo", "mdpo", "sac", "mdpo_off", "iql", "s3rl_sac") for seed in (0,)] + [
     ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0), ("iql_offline_phase", 0), ("spo_ppo", 0), ("spo_ppo", 1),
-    ("spo_sac", 0),
+    ("spo_sac", 0), ("parl_ppo", 0),
 ]
 
 

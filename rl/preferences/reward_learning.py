@@ -139,13 +139,19 @@ class PreferenceRewardCallback(RecordingCallback):
             self.queue.compare_pairs(self.rater, list(zip(segments[::2], segments[1::2])), self.rng)
         if len(self.queue) == 0:
             return
-        stats = self.reward_model.train(self.queue, epochs=self.epochs, rng=self.rng)
+        correction = self._gradient_correction(n_pairs)
+        stats = self.reward_model.train(self.queue, epochs=self.epochs, rng=self.rng, gradient_correction=correction)
         if isinstance(self.model, OffPolicyAlgorithm):
             self._relabel_replay_buffer()
         for key, value in stats.items():
             self.logger.record(f"reward_model/{key}", value)
         self.logger.record("reward_model/comparisons_used", self.comparisons_used)
         self.comparison_curve.append((int(self.num_timesteps), self.comparisons_used))
+
+    def _gradient_correction(self, n_new: int) -> list[Any] | None:
+        """A term added to the reward model's loss gradient in this round's fitting, given the round's ``n_new``
+        comparisons (the newest in the queue). None here: plain reward learning; PARL adds its implicit term."""
+        return None
 
     def _relabel_replay_buffer(self) -> None:
         """PEBBLE's relabelling: every stored transition gets the new r_hat (on env-scale actions, as r_hat

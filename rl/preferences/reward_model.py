@@ -212,6 +212,7 @@ class BradleyTerryRewardModel:
         epochs: int = 10,
         batch_size: int = 64,
         rng: int | np.random.Generator | None = None,
+        gradient_correction: Sequence[th.Tensor] | None = None,
     ) -> dict[str, float]:
         """Fit every member on its own bootstrap resample of the comparisons.
 
@@ -220,6 +221,8 @@ class BradleyTerryRewardModel:
             epochs: passes over each member's resample.
             batch_size: comparisons per Adam step.
             rng: draws the bootstrap resamples and the minibatch order.
+            gradient_correction: one tensor per parameter of ``members`` (their order), added to the loss's
+                gradient before every Adam step (PARL adds its implicit term this way; None: plain fitting).
 
         Returns:
             ``loss`` (the last epoch's mean cross-entropy over members) and ``accuracy`` (the ensemble mean's
@@ -261,6 +264,10 @@ class BradleyTerryRewardModel:
                 loss = th.stack(losses).sum()
                 self.optimizer.zero_grad()
                 loss.backward()
+                if gradient_correction is not None:
+                    for parameter, correction in zip(self.members.parameters(), gradient_correction, strict=True):
+                        parameter.grad = correction.to(parameter.device) if parameter.grad is None \
+                            else parameter.grad + correction.to(parameter.device)
                 self.optimizer.step()
                 loss_sum = loss_sum + loss.detach() * len(batch)
         self.comparisons_trained = n

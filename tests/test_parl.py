@@ -1,0 +1,212 @@
+"""PARL for SB3 (algos.parl, algos.parl_estimators): the policy's log-probabilities against SB3's own, the
+implicit term against finite differences on a tiny linear policy and linear reward, the callback against the
+plain reward-learning baseline, and bad input through the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO, SAC, TD3
+
+from algos.parl import ParlOptions, ParlRewardCallback, main
+from algos.parl_estimators import (
+    PolicyNotStochasticError,
+    ensemble_reward,
+    implicit_term,
+    pair_log_likelihoods,
+    policy_log_prob,
+    reward_to_go,
+)
+from algos.spo import SPOError
+from rl.preferences.raters import make_rater
+from rl.preferences.reward_learning import PreferenceRewardCallback
+from rl.preferences.reward_model import BradleyTerryRewardModel
+from rl.preferences.segments import collect_trajectories
+
+ENV = "Pendulum-v1"
+
+
+def _trajectories(model, n: int = 2, steps: int = 40):
+    return collect_trajectories(gym.make(ENV), model, n_episodes=n, seed=0, max_steps=steps)
+
+
+def test_log_prob_of_recorded_actions_matches_sb3():
+    ppo = PPO("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
+    trajectory = _trajectories(ppo, n=1)[0]
+    observations = trajectory.observations[: len(trajectory)]
+    _, expected, _ = ppo.policy.evaluate_actions(th.as_tensor(observations), th.as_tensor(trajectory.actions))
+    assert th.allclose(policy_log_prob(ppo, observations, trajectory.actions), expected, atol=1e-5)
+
+    sac = SAC("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
+    squashed, expected = sac.actor.action_log_prob(th.as_tensor(observations))
+    env_actions = sac.policy.unscale_action(squashed.detach().numpy())  # Pendulum's actions are in [-2, 2]
+    assert th.allclose(policy_log_prob(sac, observations, env_actions), expected, atol=1e-3)
+
+
+def test_a_deterministic_policy_is_refused():
+    td3 = TD3("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
+    with pytest.raises(PolicyNotStochasticError, match="PARL needs a stochastic policy"):
+        policy_log_prob(td3, np.zeros((1, 3), dtype=np.float32), np.zeros((1, 1), dtype=np.float32))
+
+
+def test_reward_to_go_by_hand():
+    rewards = th.tensor([1.0, 2.0, 3.0])
+    assert th.allclose(reward_to_go(rewards, 0.5), th.tensor([1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3.0]))
+
+
+def _tiny_problem():
+    """A linear-Gaussian policy (5 parameters) and a linear one-member reward model (5 parameters)."""
+    model = PPO("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=dict(pi=[], vf=[8])))
+    trajectories = _trajectories(model, n=2, steps=30)
+    reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, n_members=1, net_arch=(),
+                                           seed=0)
+    pairs = [(trajectories[0].segment(0, 10), trajectories[1].segment(5, 10)),
+             (trajectories[0].segment(12, 10), trajectories[1].segment(15, 10)),
+             (trajectories[1].segment(0, 10), trajectories[0].segment(20, 10))]
+    return model, reward_model, trajectories, pairs, np.array([1.0, 0.0, 0.5])
+
+
+def _flat(parameters) -> th.Tensor:
+    return th.cat([p.detach().reshape(-1) for p in parameters]).double()
+
+
+def _nudge(parameters, index: int, amount: float) -> None:
+    with th.no_grad():
+        for p in parameters:
+            if index < p.numel():
+                p.view(-1)[index] += amount
+                return
+            index -= p.numel()
+
+
+def _surrogate_gradient(model, reward_model, trajectories, parameters, gamma, old_log_probs) -> th.Tensor:
+    """grad_theta of mean_t [pi_theta(a_t|s_t) / pi_old(a_t|s_t) (G_t - mean G)], written out again for the
+    finite differences (``old_log_probs``: the unperturbed policy's)."""
+    observations = np.concatenate([t.observations[: len(t)] for t in trajectories])
+    actions = np.concatenate([t.actions for t in trajectories])
+    rewards = ensemble_reward(reward_model, observations, actions).detach().double()
+    returns, start = [], 0
+    for t in trajectories:
+        chunk = rewards[start:start + len(t)]
+        returns.append(th.stack([sum(gamma ** (k - j) * chunk[k] for k in range(j, len(t))) for j in range(len(t))]))
+        start += len(t)
+    advantages = th.cat(returns)
+    advantages = advantages - advantages.mean()
+    ratios = th.exp(policy_log_prob(model, observations, actions) - old_log_probs)
+    gradients = th.autograd.grad((ratios * advantages.float()).mean(), parameters)
+    return _flat(gradients)
+
+
+def test_implicit_term_matches_finite_differences_on_a_tiny_problem():
+    model, reward_model, trajectories, pairs, labels = _tiny_problem()
+    gamma, damping, step = 0.9, 0.1, 1e-2
+    policy = [model.policy.action_net.weight, model.policy.action_net.bias, model.policy.log_std]
+    reward = list(reward_model.members.parameters())
+
+    # d_theta G: the likelihood-weighted score, by central differences of the segments' log-probabilities.
+    with th.no_grad():
+        weights = pair_log_likelihoods(reward_model, pairs, labels).double()
+    weights = weights - weights.mean()
+
+    def weighted_log_prob() -> float:
+        with th.no_grad():
+            return float(sum(w * (policy_log_prob(model, a.observations, a.actions).double().sum()
+                                  + policy_log_prob(model, b.observations, b.actions).double().sum())
+                             for w, (a, b) in zip(weights, pairs)) / len(pairs))
+
+    def central(function, parameters, index: int):
+        _nudge(parameters, index, step)
+        plus = function()
+        _nudge(parameters, index, -2 * step)
+        minus = function()
+        _nudge(parameters, index, step)
+        return (plus - minus) / (2 * step)
+
+    n_policy, n_reward = sum(p.numel() for p in policy), sum(p.numel() for p in reward)
+    score = th.tensor([central(weighted_log_prob, policy, i) for i in range(n_policy)], dtype=th.float64)
+
+    with th.no_grad():
+        old_log_probs = policy_log_prob(model, np.concatenate([t.observations[: len(t)] for t in trajectories]),
+                                        np.concatenate([t.actions for t in trajectories]))
+
+    def surrogate_gradient() -> th.Tensor:
+        return _surrogate_gradient(model, reward_model, trajectories, policy, gamma, old_log_probs)
+
+    hessian = th.stack([central(surrogate_gradient, policy, i) for i in range(n_policy)], dim=1)
+    mixed = th.stack([central(surrogate_gradient, reward, i) for i in range(n_reward)], dim=1)
+    system = -0.5 * (hessian + hessian.T) + damping * th.eye(n_policy, dtype=th.float64)
+    expected = mixed.T @ th.linalg.solve(system, score)
+
+    term = implicit_term(model, reward_model, trajectories, pairs, labels, gamma=gamma, iterations=n_policy,
+                         damping=damping)
+    found = _flat(term.gradients)
+    assert th.allclose(found, expected, rtol=2e-2, atol=1e-3 * float(expected.abs().max())), (found, expected)
+    assert float(expected.abs().max()) > 1e-3
+
+
+def _callbacks(weight: float):
+    model = PPO("MlpPolicy", ENV, seed=3, n_steps=256, batch_size=64, n_epochs=1, policy_kwargs=dict(net_arch=[8]))
+    reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, seed=3, net_arch=(16,))
+    settings = dict(total_comparisons=30, query_interval=256, segment_length=20, epochs=2, seed=3)
+    if weight is None:
+        callback = PreferenceRewardCallback(make_rater("bt", temperature=0.0), reward_model, **settings)
+    else:
+        callback = ParlRewardCallback(make_rater("bt", temperature=0.0), reward_model, implicit_weight=weight,
+                                      **settings)
+    model.learn(768, callback=callback)
+    return callback, reward_model
+
+
+def test_without_the_implicit_term_parl_is_the_reward_learning_baseline_and_with_it_differs():
+    _, baseline = _callbacks(None)
+    parl_zero, zero = _callbacks(0.0)
+    _, corrected = _callbacks(1.0)
+    baseline_state, zero_state = baseline.members.state_dict(), zero.members.state_dict()
+    assert all(th.equal(baseline_state[key], zero_state[key]) for key in baseline_state)
+    assert any(not th.equal(baseline_state[key], value) for key, value in corrected.members.state_dict().items())
+    assert parl_zero.comparisons_used == 30
+
+
+def test_options_from_hyperparameters_and_their_errors():
+    hyperparams = {"parl_total_comparisons": 50, "parl_rater": "noisy", "parl_damping": 0.5, "learning_rate": 1e-3}
+    options = ParlOptions.pop_from(hyperparams)
+    assert (options.reward.total_comparisons, options.reward.rater, options.parl.damping) == (50, "noisy", 0.5)
+    assert hyperparams == {"learning_rate": 1e-3}
+    with pytest.raises(SPOError, match="parl_total_comparisons"):
+        ParlOptions.pop_from({"parl_rater": "bt"})
+    with pytest.raises(SPOError, match="inverse_method must be one of cg, neumann"):
+        ParlOptions.pop_from({"parl_total_comparisons": 5, "parl_inverse_method": "lu"})
+
+
+def test_cli_run_records_the_comparisons_and_settings(tmp_path):
+    argv = ["--algo", "ppo", "--env", ENV, "-n", "512", "--total-comparisons", "20", "--query-interval", "256",
+            "--segment-length", "20", "--epochs", "1", "-params", "n_steps:256", "batch_size:64", "n_epochs:1",
+            "policy_kwargs:dict(net_arch=[8])", "--eval-freq", "512", "--eval-episodes", "1",
+            "--final-eval-episodes", "1", "--no-progress", "--verbose", "0", "-f", str(tmp_path)]
+    assert main(argv) == 0
+    (run,) = tmp_path.glob("parl_ppo/*/run.json")
+    record = json.loads(run.read_text())
+    assert record["parl"]["comparisons_used"] == 20 and record["parl"]["implicit_weight"] == 1.0
+    assert record["parl"]["query_rounds"] == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--algo", "td3"], "td3 has a deterministic policy"),
+    (["--rater", "oracle"], "oracle"),
+    (["--total-comparisons", "-3"], "total_comparisons must be an integer >= 1"),
+    (["--implicit-trajectories", "0"], "implicit_trajectories must be an integer >= 1"),
+    (["--damping", "-1"], "damping must be >= 0"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_run_folder(extra, message, tmp_path, capsys):
+    argv = ["--env", ENV, "-n", "64", "--no-progress", "-f", str(tmp_path / "logs"), *extra]
+    if "--algo" not in extra:
+        argv = ["--algo", "ppo", *argv]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error, error
+    assert not any(Path(tmp_path / "logs").glob("*/*/run_inputs.json"))

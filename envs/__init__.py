@@ -24,6 +24,9 @@ Registered:
   HalfCheetah with reward [x velocity, -sum(action^2)] and Hopper with [x velocity, 10 x jump height] (+ healthy
   and control terms), as mo-gymnasium's ``mo-halfcheetah-v5`` / ``mo-hopper-2obj-v5``
   (``envs.mo_bullet.MOHalfCheetahBullet``, ``envs.mo_bullet.MOHopperBullet``).
+- ``HopperTargetSpeed-v4``, ``HalfCheetahTargetSpeed-v4`` and ``HopperBulletTargetSpeed-v0``: PARL's tasks, the
+  base locomotion reward with forward progress replaced by a hidden target-speed term
+  (``envs.target_speed.TargetSpeedReward``).
 """
 
 import gymnasium
@@ -79,3 +82,13 @@ for _env_id, _entry_point in (
 ):
     if _env_id not in gymnasium.registry:
         gymnasium.register(id=_env_id, entry_point=_entry_point, max_episode_steps=1000)
+
+# PARL's hidden-reward tasks (envs.target_speed): the base task's reward with target-speed tracking.
+for _env_id, (_base_id, _target) in {
+    "HopperTargetSpeed-v4": ("Hopper-v4", 1.0),
+    "HalfCheetahTargetSpeed-v4": ("HalfCheetah-v4", 3.0),
+    "HopperBulletTargetSpeed-v0": ("HopperBulletEnv-v0", 1.0),
+}.items():
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point="envs.target_speed:make_target_speed_env", max_episode_steps=1000,
+                           kwargs={"base_id": _base_id, "target_speed": _target})

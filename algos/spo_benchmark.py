@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,34 +32,18 @@ from typing import Any
 import numpy as np
 
 from rl.benchmark import LOGS_ROOT, RESULTS_ROOT, ProcessBackend, RunSpec, execute, folder_name, format_mean_std
+from rl.preferences.benchmark_runs import (
+    comparisons_at,
+    evaluation_curve,
+    final_return_and_comparisons,
+    finished_record,
+    run_spec,
+)
 from rl.run_record import command_line
 
 RATER_LABELS = {
     "bt": "transitive (BT, T=0)", "noisy": "noisy (10% flips)", "intransitive": "intransitive (majority of terms)"
 }
-
-
-def _spec(name: str, label: str, env: str, seed: int, n_timesteps: int, hyperparams: dict[str, Any], *,
-          results_root: str, logs_root: str, command: str, eval_freq: int) -> RunSpec:
-    return RunSpec(
-        algo=label, env=env, seed=seed, n_timesteps=n_timesteps,
-        work_dir=os.path.join(logs_root, name, label, f"{folder_name(env)}_seed{seed}"),
-        result_dir=os.path.join(results_root, name, "runs", label, f"{folder_name(env)}_seed{seed}"),
-        hyperparams=hyperparams, eval_freq=eval_freq, command=command,
-    )
-
-
-def _record(spec: RunSpec) -> dict[str, Any] | None:
-    path = Path(spec.result_dir) / "run.json"
-    return json.loads(path.read_text()) if spec.done and path.is_file() else None
-
-
-def _curve(spec: RunSpec) -> tuple[np.ndarray, np.ndarray] | None:
-    path = Path(spec.result_dir) / "evaluations.npz"
-    if not path.is_file():
-        return None
-    with np.load(path) as data:
-        return data["timesteps"], data["results"].mean(axis=1)
 
 
 IMITATION_FRAGMENT_LENGTH = {"Hopper-v4": 25, "HopperBulletEnv-v0": 25}
@@ -116,8 +99,8 @@ def run(
     common = dict(results_root=results_root, logs_root=logs_root, command=command, eval_freq=eval_freq)
     extra = dict(extra_hyperparams or {})
     cells = [(rater, env, seed) for seed in seeds for env in envs for rater in raters]
-    spo = {cell: _spec(name, f"spo_{algo}@{cell[0]}", cell[1], cell[2], n_timesteps, {**extra, "spo_rater": cell[0]},
-                       **common) for cell in cells}
+    spo = {cell: run_spec(name, f"spo_{algo}@{cell[0]}", cell[1], cell[2], n_timesteps,
+                          {**extra, "spo_rater": cell[0]}, **common) for cell in cells}
     rm: dict[tuple[str, str, int], RunSpec] = {}
     backend = ProcessBackend(workers)
     for seed in seeds:  # seed by seed, so that a cut-short benchmark has whole seeds
@@ -126,10 +109,10 @@ def run(
                 continue
             if phase == "rm":
                 for cell, spec in spo.items():
-                    record = _record(spec)
+                    record = finished_record(spec)
                     if cell[2] == seed and record is not None:
                         budget = int(record["spo"]["comparisons_used"])
-                        rm[cell] = _spec(name, f"rm_{algo}@{cell[0]}", cell[1], seed, n_timesteps,
+                        rm[cell] = run_spec(name, f"rm_{algo}@{cell[0]}", cell[1], seed, n_timesteps,
                                          {**extra, "rm_rater": cell[0], "rm_total_comparisons": budget}, **common)
             specs = spo if phase == "spo" else rm
             todo = [spec for cell, spec in specs.items() if cell[2] == seed and not spec.done]
@@ -140,19 +123,11 @@ def run(
             write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps, results_root=results_root, name=name)
         if seed in imitation_seeds and "imitation" in phases:
             cells = [cell for cell in spo if cell[2] == seed]
-            budgets = {cell: int(_record(spo[cell])["spo"]["comparisons_used"]) for cell in cells
-                       if _record(spo[cell]) is not None}
+            budgets = {cell: int(finished_record(spo[cell])["spo"]["comparisons_used"]) for cell in cells
+                       if finished_record(spo[cell]) is not None}
             run_imitation(cells, budgets, n_timesteps, name=name, results_root=results_root, workers=workers)
             write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps, results_root=results_root, name=name)
     return write_report(out, algo, envs, raters, seeds, spo, rm, n_timesteps, results_root=results_root, name=name)
-
-
-def _final(spec: RunSpec | None) -> tuple[float, int] | None:
-    record = _record(spec) if spec is not None else None
-    if record is None:
-        return None
-    method = "spo" if "spo" in record else "rm"
-    return float(record["final_evaluation"]["mean_reward"]), int(record[method]["comparisons_used"])
 
 
 def write_report(
@@ -174,7 +149,8 @@ def write_report(
     ]
     for env in envs:
         for rater in raters:
-            pairs = [(_final(spo.get((rater, env, s))), _final(rm.get((rater, env, s)))) for s in seeds]
+            pairs = [(final_return_and_comparisons(spo.get((rater, env, s))),
+                      final_return_and_comparisons(rm.get((rater, env, s)))) for s in seeds]
             done = [(a, b) for a, b in pairs if a is not None and b is not None]
             spo_returns = [a[0] for a, _ in done]
             rm_returns = [b[0] for _, b in done]
@@ -199,15 +175,6 @@ def write_report(
     return out / "README.md"
 
 
-def _comparisons_at(spec: RunSpec, steps: np.ndarray) -> np.ndarray | None:
-    record = _record(spec)
-    if record is None:
-        return None
-    method = "spo" if "spo" in record else "rm"
-    curve = np.asarray(record[method]["comparison_curve"], dtype=np.float64)
-    return np.interp(steps, curve[:, 0], curve[:, 1])
-
-
 def _plot(out: Path, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int],
           spo: dict[tuple[str, str, int], RunSpec], rm: dict[tuple[str, str, int], RunSpec]) -> None:
     import matplotlib
@@ -222,13 +189,13 @@ def _plot(out: Path, envs: Sequence[str], raters: Sequence[str], seeds: Sequence
             for method, specs, colour in (("SPO", spo, "tab:blue"), ("reward model", rm, "tab:orange")):
                 for seed in seeds:
                     spec = specs.get((rater, env, seed))
-                    curve = _curve(spec) if spec is not None and spec.done else None
+                    curve = evaluation_curve(spec) if spec is not None and spec.done else None
                     if curve is None:
                         continue
                     steps, returns = curve
                     label = method if seed == seeds[0] else None
                     axes[row, 2 * k].plot(steps, returns, color=colour, alpha=0.8, label=label)
-                    comparisons = _comparisons_at(spec, steps)
+                    comparisons = comparisons_at(spec, steps)
                     if comparisons is not None:
                         axes[row, 2 * k + 1].plot(comparisons, returns, color=colour, alpha=0.8, label=label)
             for seed in seeds:

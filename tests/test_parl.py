@@ -210,3 +210,29 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(extra, message, tmp_path
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error, error
     assert not any(Path(tmp_path / "logs").glob("*/*/run_inputs.json"))
+
+
+def test_benchmark_runs_both_methods_at_the_same_budget_and_reports(tmp_path):
+    from algos.parl_benchmark import first_reach, run
+
+    table = run("tiny", "ppo", ["Pendulum-v1"], ["bt"], [0], 512, comparisons=20, query_interval=256,
+                segment_length=20, workers=1, results_root=str(tmp_path / "results"),
+                logs_root=str(tmp_path / "logs"), eval_freq=256, levels={"Pendulum-v1": -1e9},
+                extra_hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 1,
+                                   "policy_kwargs": {"net_arch": [8]}})
+    text = table.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| Pendulum-v1"))
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[5] == "20" and cells[6] == "1"  # the queries both used, one seed
+    # the level -1e9 is reached at the first evaluation (step 256), after both query rounds (steps 200 and 256)
+    assert cells[8] == cells[9] == "20 queries, 256 steps (1/1)"
+    runs = tmp_path / "results" / "tiny" / "runs"
+    records = {label: json.loads((runs / label / "Pendulum-v1_seed0" / "run.json").read_text())
+               for label in ("parl_ppo@bt", "rm_ppo@bt")}
+    assert records["parl_ppo@bt"]["parl"]["total_comparisons"] == records["rm_ppo@bt"]["rm"]["total_comparisons"] == 20
+    assert (tmp_path / "results" / "tiny" / "learning_curves.png").is_file()
+    from rl.preferences.benchmark_runs import run_spec
+
+    spec = run_spec("tiny", "rm_ppo@bt", "Pendulum-v1", 0, 512, {}, results_root=str(tmp_path / "results"),
+                    logs_root=str(tmp_path / "logs"), command="", eval_freq=256)
+    assert first_reach(spec, 1e9) is None

@@ -129,7 +129,8 @@ class RunConfig:
     model_callbacks: Callable[[BaseAlgorithm], list[BaseCallback]] | None = None
     """Called once with the built (or loaded) model before training; returns callbacks to train with, which may
     also wrap the model's env (SPO's reward-hiding recorder). A callback with ``get_resume_state`` /
-    ``set_resume_state`` has its state checkpointed and restored with the run."""
+    ``set_resume_state`` has its state checkpointed and restored with the run; one with ``write_run_artifacts(run_dir)``
+    writes its own files into the finished run folder."""
     extra_record: dict[str, Any] = field(default_factory=dict)
     """Added to run.json (e.g. the teacher and snapshot settings)."""
     dataset: str | None = None
@@ -550,6 +551,10 @@ def _train_in_folder(
     )
     plot_run(run_dir, f"{label} on {config.env} (seed {config.seed})", offline_steps=offline_steps,
              stochastic_eval=config.stochastic_eval)
+    for callback in callbacks:  # a method's own plots (the preference learners' alignment.png)
+        write_artifacts = getattr(callback, "write_run_artifacts", None)
+        if callable(write_artifacts):
+            write_artifacts(run_dir)
     env.close()
     eval_env.close()
     if config.verbose and evaluation is not None:

@@ -193,6 +193,34 @@ def test_cli_run_records_the_comparisons_and_settings(tmp_path):
     record = json.loads(run.read_text())
     assert record["parl"]["comparisons_used"] == 20 and record["parl"]["implicit_weight"] == 1.0
     assert record["parl"]["query_rounds"] == 2
+    curve = record["parl"]["alignment_curve"]
+    assert [point["comparisons"] for point in curve] == [2, 20]  # 10% in round 0, the rest in round 1
+    assert all(-1 <= point["reward_correlation"] <= 1 for point in curve)
+    assert (run.parent / "alignment.png").is_file()
+
+
+class _AffineReward:
+    """A stand-in reward model: ``scale`` x the first observation entry + 1."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def predict(self, observations, actions):
+        return self.scale * observations[:, 0] + 1.0
+
+
+def test_alignment_is_the_recent_true_return_and_the_reward_correlation():
+    from rl.preferences.reward_learning import alignment_of
+    from rl.preferences.segments import Trajectory
+
+    first = Trajectory(observations=np.array([[0.0], [1.0], [2.0]]), actions=np.zeros((3, 1)),
+                       rewards=np.array([0.0, 1.0, 2.0]))
+    second = Trajectory(observations=np.array([[3.0], [5.0]]), actions=np.zeros((2, 1)),
+                        rewards=np.array([[1.0, 2.0], [4.0, 1.0]]))  # terms: true rewards 3 and 5
+    assert alignment_of(_AffineReward(2.0), [first, second]) == {"recent_true_return": (3.0 + 8.0) / 2,
+                                                                 "reward_correlation": pytest.approx(1.0)}
+    assert alignment_of(_AffineReward(-1.0), [first, second])["reward_correlation"] == pytest.approx(-1.0)
+    assert np.isnan(alignment_of(_AffineReward(0.0), [first])["reward_correlation"])  # constant prediction
 
 
 @pytest.mark.parametrize("extra, message", [

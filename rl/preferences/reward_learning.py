@@ -19,6 +19,10 @@ each step instead of the env's reward:
   whole trajectories are compared);
 - training: ``epochs`` passes over all labels so far after each round (PEBBLE retrains on its whole label
   buffer); off-policy learners get their replay buffer relabelled with the new r_hat (PEBBLE's relabelling).
+
+After each round the callback notes how aligned the learner is (``alignment_curve`` in the run record, and
+``alignment.png`` in the run folder): the mean true return of the recent trajectories and the Pearson correlation
+between r_hat and the true reward on their steps, against the rater queries used so far.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from rl.preferences.queue import ComparisonQueue
 from rl.preferences.raters import Rater
 from rl.preferences.recorder import RecordingCallback
 from rl.preferences.reward_model import BradleyTerryRewardModel
-from rl.preferences.segments import Segment, sample_segments
+from rl.preferences.segments import Segment, Trajectory, sample_segments
 
 
 class RewardLearningError(ValueError):
@@ -91,6 +95,8 @@ class PreferenceRewardCallback(RecordingCallback):
         self.record: dict[str, Any] = {}
         """Filled at the end of training: comparisons used and their curve (the runner's run.json gets it)."""
         self.comparison_curve: list[tuple[int, int]] = []
+        self.alignment_curve: list[dict[str, float]] = []
+        """Per query round: env steps, comparisons used, recent true return, corr(r_hat, true reward)."""
         self.rng = np.random.default_rng(seed)
         self.queue = ComparisonQueue(recent_capacity=int(recent_trajectories))
 
@@ -111,6 +117,7 @@ class PreferenceRewardCallback(RecordingCallback):
         self.record.update(
             comparisons_used=self.comparisons_used, query_rounds=self.rounds_done,
             comparison_curve=[list(point) for point in self.comparison_curve],
+            alignment_curve=list(self.alignment_curve),
         )
 
     def _on_step(self) -> bool:
@@ -147,6 +154,14 @@ class PreferenceRewardCallback(RecordingCallback):
             self.logger.record(f"reward_model/{key}", value)
         self.logger.record("reward_model/comparisons_used", self.comparisons_used)
         self.comparison_curve.append((int(self.num_timesteps), self.comparisons_used))
+        alignment = {"steps": int(self.num_timesteps), "comparisons": self.comparisons_used,
+                     **alignment_of(self.reward_model, self.queue.recent_trajectories())}
+        self.alignment_curve.append(alignment)
+        self.logger.record("reward_model/true_reward_correlation", alignment["reward_correlation"])
+
+    def write_run_artifacts(self, run_dir: str) -> None:
+        """``alignment.png`` in the finished run's folder (the runner calls this after writing run.json)."""
+        plot_alignment(self.alignment_curve, f"{run_dir}/alignment.png")
 
     def _gradient_correction(self, n_new: int) -> list[Any] | None:
         """A term added to the reward model's loss gradient in this round's fitting, given the round's ``n_new``
@@ -175,6 +190,7 @@ class PreferenceRewardCallback(RecordingCallback):
             "rounds_done": self.rounds_done,
             "schedule": self.schedule.tolist(),
             "comparison_curve": list(self.comparison_curve),
+            "alignment_curve": list(self.alignment_curve),
             "reward_model": {
                 "members": self.reward_model.members.state_dict(),
                 "optimizer": self.reward_model.optimizer.state_dict(),
@@ -190,8 +206,44 @@ class PreferenceRewardCallback(RecordingCallback):
         self.rounds_done = int(state["rounds_done"])
         self.schedule = np.asarray(state["schedule"], dtype=np.int64)
         self.comparison_curve = [tuple(point) for point in state["comparison_curve"]]
+        self.alignment_curve = list(state.get("alignment_curve", []))
         model_state = state["reward_model"]
         self.reward_model.members.load_state_dict(model_state["members"])
         self.reward_model.optimizer.load_state_dict(model_state["optimizer"])
         self.reward_model.reward_mean, self.reward_model.reward_std = model_state["mean_std"]
         self.reward_model.comparisons_trained = int(model_state["comparisons_trained"])
+
+
+def alignment_of(reward_model: BradleyTerryRewardModel, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """The mean true return of ``trajectories`` and the Pearson correlation between the model's reward and the
+    true reward (the sum of the terms, if the trajectories keep terms) over their steps (nan if either is
+    constant or there are no steps)."""
+    if not trajectories:
+        return {"recent_true_return": float("nan"), "reward_correlation": float("nan")}
+    true = np.concatenate([t.rewards if t.rewards.ndim == 1 else t.rewards.sum(axis=1) for t in trajectories])
+    predicted = np.concatenate([reward_model.predict(t.observations[: len(t)], t.actions) for t in trajectories])
+    varied = len(true) > 1 and np.std(true) > 0 and np.std(predicted) > 0
+    return {
+        "recent_true_return": float(np.mean([t.true_return for t in trajectories])),
+        "reward_correlation": float(np.corrcoef(predicted, true)[0, 1]) if varied else float("nan"),
+    }
+
+
+def plot_alignment(curve: Sequence[dict[str, float]], path: str) -> None:
+    """The recent true return and corr(r_hat, true reward) against the rater queries used."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (returns, correlation) = plt.subplots(1, 2, figsize=(10, 3.8))
+    queries = [point["comparisons"] for point in curve]
+    returns.plot(queries, [point["recent_true_return"] for point in curve], "o-", color="tab:blue")
+    returns.set(xlabel="rater queries used", ylabel="true return (recent trajectories)")
+    correlation.plot(queries, [point["reward_correlation"] for point in curve], "o-", color="tab:green")
+    correlation.set(xlabel="rater queries used", ylabel="corr(learned reward, true reward)", ylim=(-1.05, 1.05))
+    for axis in (returns, correlation):
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)

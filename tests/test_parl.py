@@ -197,6 +197,26 @@ def test_cli_run_records_the_comparisons_and_settings(tmp_path):
     assert [point["comparisons"] for point in curve] == [2, 20]  # 10% in round 0, the rest in round 1
     assert all(-1 <= point["reward_correlation"] <= 1 for point in curve)
     assert (run.parent / "alignment.png").is_file()
+    # The learned reward is kept and loads back to the same function.
+    from rl.preferences.reward_model import BradleyTerryRewardModel as Model
+
+    loaded = Model.load(run.parent / "reward_model.pt")
+    observations = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    actions = np.random.default_rng(1).uniform(-2, 2, size=(5, 1)).astype(np.float32)
+    assert np.isfinite(loaded.predict(observations, actions)).all() and loaded.comparisons_trained == 20
+
+
+def test_a_reward_model_for_other_spaces_is_refused_before_training():
+    from gymnasium import spaces
+
+    from rl.preferences.reward_learning import RewardLearningError
+
+    model = PPO("MlpPolicy", ENV, seed=0, n_steps=64, batch_size=64, policy_kwargs=dict(net_arch=[8]))
+    wrong = BradleyTerryRewardModel(spaces.Box(-1, 1, shape=(4,)), model.action_space, seed=0)
+    callback = ParlRewardCallback(make_rater("bt"), wrong, total_comparisons=10)
+    with pytest.raises(RewardLearningError, match=r"takes observations \['box', \[4\]\].*build it with"):
+        model.learn(64, callback=callback)
+    assert model.num_timesteps == 0
 
 
 class _AffineReward:

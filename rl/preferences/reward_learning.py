@@ -39,6 +39,9 @@ from rl.preferences.recorder import RecordingCallback
 from rl.preferences.reward_model import BradleyTerryRewardModel
 from rl.preferences.segments import Segment, Trajectory, sample_segments
 
+REWARD_MODEL_FILE = "reward_model.pt"
+"""The learned reward in a finished run folder."""
+
 
 class RewardLearningError(ValueError):
     """A bad setting of the reward-learning baseline."""
@@ -106,6 +109,7 @@ class PreferenceRewardCallback(RecordingCallback):
 
     def _on_training_start(self) -> None:
         super()._on_training_start()
+        self._check_reward_model_fits(self.model.observation_space, self.model.action_space)
         if len(self.schedule) == 0:
             total = self.total_timesteps or int(self.model._total_timesteps)
             n_rounds = max(1, -(-total // self.query_interval))
@@ -160,8 +164,23 @@ class PreferenceRewardCallback(RecordingCallback):
         self.logger.record("reward_model/true_reward_correlation", alignment["reward_correlation"])
 
     def write_run_artifacts(self, run_dir: str) -> None:
-        """``alignment.png`` in the finished run's folder (the runner calls this after writing run.json)."""
+        """``alignment.png`` and the learned reward (``reward_model.pt``, :meth:`BradleyTerryRewardModel.load`)
+        in the finished run's folder (the runner calls this after writing run.json)."""
         plot_alignment(self.alignment_curve, f"{run_dir}/alignment.png")
+        self.reward_model.save(f"{run_dir}/{REWARD_MODEL_FILE}")
+
+    def _check_reward_model_fits(self, observation_space: Any, action_space: Any) -> None:
+        """The reward model must take the env's observations (and actions): say so before any step is taken."""
+        expected = BradleyTerryRewardModel(observation_space, action_space, n_members=1, net_arch=(), seed=0)
+        wanted = (expected.observation_spec, expected.action_spec if self.reward_model.use_actions else None)
+        found = (self.reward_model.observation_spec,
+                 self.reward_model.action_spec if self.reward_model.use_actions else None)
+        if wanted != found:
+            raise RewardLearningError(
+                f"the reward model takes observations {found[0]} and actions {found[1]} but the env gives "
+                f"{wanted[0]} and {wanted[1]}: build it with BradleyTerryRewardModel(model.observation_space, "
+                "model.action_space)"
+            )
 
     def _gradient_correction(self, n_new: int) -> list[Any] | None:
         """A term added to the reward model's loss gradient in this round's fitting, given the round's ``n_new``

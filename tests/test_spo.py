@@ -488,3 +488,22 @@ def test_reward_learning_refuses_bad_settings(bad):
     with pytest.raises(RewardLearningError):
         PreferenceRewardCallback(make_rater("bt"), BradleyTerryRewardModel(env.observation_space, env.action_space),
                                  **settings_)
+
+
+def test_benchmark_gives_the_reward_model_spos_comparison_count_and_reports_the_pair(tmp_path):
+    from algos.spo_benchmark import run
+
+    table = run("tiny", "ppo", ["Pendulum-v1"], ["bt"], [0], 512, workers=1, results_root=str(tmp_path / "results"),
+                logs_root=str(tmp_path / "logs"), eval_freq=256, phases=("spo", "rm"),
+                extra_hyperparams={"n_steps": 256, "batch_size": 64, "n_epochs": 1,
+                                   "policy_kwargs": {"net_arch": [8]}})
+    runs = tmp_path / "results" / "tiny" / "runs"
+    spo = json.loads((runs / "spo_ppo@bt" / "Pendulum-v1_seed0" / "run.json").read_text())
+    rm = json.loads((runs / "rm_ppo@bt" / "Pendulum-v1_seed0" / "run.json").read_text())
+    used = spo["spo"]["comparisons_used"]
+    assert used > 0 and rm["rm"]["total_comparisons"] == rm["rm"]["comparisons_used"] == used
+    row = next(line for line in table.read_text().splitlines() if line.startswith("| Pendulum-v1"))
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    difference = spo["final_evaluation"]["mean_reward"] - rm["final_evaluation"]["mean_reward"]
+    assert cells[4] == f"{difference:+.1f}" and cells[5] == f"{used:,}" and cells[6] == "1"
+    assert (tmp_path / "results" / "tiny" / "learning_curves.png").is_file()

@@ -33,6 +33,7 @@ from rl.preferences.benchmark_runs import (
     evaluation_curve,
     final_return_and_comparisons,
     run_spec,
+    write_readme,
 )
 from rl.run_record import command_line
 
@@ -146,12 +147,8 @@ def write_report(out: Path, algo: str, envs: Sequence[str], raters: Sequence[str
                 f"{np.mean(parl) - np.mean(rm):+.1f} | {queries:,.0f} | {len(finished)} | {level:.1f} | "
                 f"{_reach_cell([a for a, _ in finished], level)} | {_reach_cell([b for _, b in finished], level)} |"
             )
-    analysis = out / "analysis.md"  # the written reading of the numbers, kept across report rewrites
-    if analysis.is_file():
-        lines += ["", analysis.read_text().rstrip()]
-    (out / "README.md").write_text("\n".join(lines) + "\n")
     _plot(out, envs, raters, seeds, specs)
-    return out / "README.md"
+    return write_readme(out, lines)
 
 
 def _plot(out: Path, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int],

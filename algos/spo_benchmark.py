@@ -38,6 +38,7 @@ from rl.preferences.benchmark_runs import (
     final_return_and_comparisons,
     finished_record,
     run_spec,
+    write_readme,
 )
 from rl.run_record import command_line
 
@@ -167,12 +168,8 @@ def write_report(
                 f"{format_mean_std(rm_returns)} | {difference:+.1f} | {comparisons:,.0f} | {len(done)} | "
                 f"{imitation_cell} |"
             )
-    analysis = out / "analysis.md"  # the written reading of the numbers, kept across report rewrites
-    if analysis.is_file():
-        lines += ["", analysis.read_text().rstrip()]
-    (out / "README.md").write_text("\n".join(lines) + "\n")
     _plot(out, envs, raters, seeds, spo, rm)
-    return out / "README.md"
+    return write_readme(out, lines)
 
 
 def _plot(out: Path, envs: Sequence[str], raters: Sequence[str], seeds: Sequence[int],

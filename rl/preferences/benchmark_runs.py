@@ -72,3 +72,17 @@ def comparisons_at(spec: RunSpec, steps: np.ndarray) -> np.ndarray | None:
         return None
     curve = np.asarray(method_record(record)["comparison_curve"], dtype=np.float64)
     return np.interp(steps, curve[:, 0], curve[:, 1])
+
+
+ANALYSIS_FILE = "analysis.md"
+"""A benchmark folder's hand-written reading of its numbers, appended to every rewrite of its README."""
+
+
+def write_readme(out: Path, lines: list[str]) -> Path:
+    """``out/README.md`` from the report's ``lines``, with ``analysis.md`` appended when the folder has one."""
+    analysis = out / ANALYSIS_FILE
+    if analysis.is_file():
+        lines = [*lines, "", analysis.read_text().rstrip()]
+    path = out / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -27,6 +27,7 @@ from rl.preferences.raters import make_rater
 from rl.preferences.reward_learning import PreferenceRewardCallback
 from rl.preferences.reward_model import BradleyTerryRewardModel
 from rl.preferences.segments import collect_trajectories
+from tests.recording_logger import recording_logger
 
 ENV = "Pendulum-v1"
 
@@ -284,3 +285,43 @@ def test_benchmark_runs_both_methods_at_the_same_budget_and_reports(tmp_path):
     spec = run_spec("tiny", "rm_ppo@bt", "Pendulum-v1", 0, 512, {}, results_root=str(tmp_path / "results"),
                     logs_root=str(tmp_path / "logs"), command="", eval_freq=256)
     assert first_reach(spec, 1e9) is None
+
+
+def test_the_correction_is_minus_the_weighted_implicit_term_per_member(monkeypatch):
+    import algos.parl as parl_module
+    from algos.parl_estimators import ImplicitTerm
+
+    model = PPO("MlpPolicy", ENV, seed=0, n_steps=64, batch_size=64, policy_kwargs=dict(net_arch=[8]))
+    reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, n_members=3, seed=0)
+    callback = ParlRewardCallback(make_rater("bt"), reward_model, total_comparisons=4, implicit_weight=0.5)
+    callback.init_callback(model)
+    trajectories = _trajectories(model, n=2, steps=30)
+    for trajectory in trajectories:
+        callback.queue.push_trajectory(trajectory)
+    callback.queue.compare_pairs(make_rater("bt"), [(trajectories[0].segment(0, 10), trajectories[1].segment(0, 10))],
+                                 np.random.default_rng(0))
+    term = [th.full_like(p, 2.0) for p in reward_model.members.parameters()]
+    fixed = ImplicitTerm(gradients=term, score_norm=1.0, solution_norm=4.0, steps=60)
+    monkeypatch.setattr(parl_module, "implicit_term", lambda *args, **kwargs: fixed)
+    logger, writer = recording_logger()
+    model.set_logger(logger)
+    correction = callback._gradient_correction(1)
+    assert all(th.equal(c, th.full_like(c, -0.5 * 3 * 2.0)) for c in correction)
+    logger.dump(0)
+    assert writer.rows[-1]["parl/solution_norm"] == 4.0 and writer.rows[-1]["parl/implicit_norm"] == fixed.norm
+
+
+def test_a_gradient_correction_moves_the_fit_against_its_sign():
+    # One Adam step (lr 3e-4) on one comparison: a huge correction on one bias dominates that bias's gradient, so
+    # the bias moves by -lr times the correction's sign.
+    model = PPO("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
+    segments = [t.segment(0, 10) for t in _trajectories(model, n=2, steps=20)]
+    moved = {}
+    for sign in (1.0, -1.0):
+        reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, n_members=1, seed=0)
+        before = reward_model.members[0][-1].bias.detach().clone()
+        correction = [th.zeros_like(p) for p in reward_model.members.parameters()]
+        correction[-1] += sign * 1e6
+        reward_model.train(([tuple(segments)], [1.0]), epochs=1, rng=0, gradient_correction=correction)
+        moved[sign] = float(reward_model.members[0][-1].bias.detach() - before)
+    assert moved[1.0] == pytest.approx(-3e-4, rel=1e-3) and moved[-1.0] == pytest.approx(3e-4, rel=1e-3)

@@ -7,6 +7,7 @@ Flag names follow rl-baselines3-zoo (``train.py``) where the idea is the same. T
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import warnings
@@ -16,6 +17,9 @@ from dataclasses import fields
 from rl.hyperparams import HyperparameterError, parse_overrides
 from rl.registry import ALGORITHMS
 from rl.runner import RunConfig, train
+
+DOWNLOAD_HELP = ("download a public Minari dataset (--dataset mujoco/hopper/medium-v0) into the local store if it "
+                 "is not there (same as FRONTIER_RL_DOWNLOAD=1)")
 
 
 def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
@@ -32,6 +36,7 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
             help="offline data: a D4RL-style name (halfcheetah-medium-v2), a Minari id, or a D4RL-layout .hdf5 file",
         )
         parser.add_argument("--env", default=None, help="env to evaluate and fine-tune in (default: the dataset's)")
+        parser.add_argument("--download", action="store_true", help=DOWNLOAD_HELP)
         parser.add_argument(
             "-n", "--n-timesteps", "--offline-steps", dest="offline_steps", type=int, default=None,
             help="offline gradient steps (default: YAML)",
@@ -47,6 +52,7 @@ def build_parser(algo: str | None = None) -> argparse.ArgumentParser:
         if algo is None:
             parser.add_argument("--dataset", default=None, help="offline algorithms: the dataset to train from")
             parser.add_argument("--offline-steps", type=int, default=None, help="offline algorithms: gradient steps")
+            parser.add_argument("--download", action="store_true", help=DOWNLOAD_HELP)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every n env steps (-1: never)")
@@ -85,6 +91,10 @@ def config_from_args(args: argparse.Namespace, algo: str | None = None) -> RunCo
     values = {f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)}
     values["algo"] = algo or args.algo
     values["hyperparams"] = parse_overrides(args.hyperparams)
+    if getattr(args, "download", False):  # the environment carries it to every load, benchmark workers included
+        from rl.datasets.minari_store import DOWNLOAD_VARIABLE
+
+        os.environ[DOWNLOAD_VARIABLE] = "1"
     return RunConfig(**values)
 
 

@@ -4,10 +4,11 @@ What offline algorithms use::
 
     from rl.datasets import load_dataset
     data = load_dataset("hopper-medium-v2")      # or a Minari id, or a D4RL-layout .hdf5 path
+    data = load_dataset("mujoco/hopper/medium-v0", download=True)   # a public Minari dataset, fetched once
     data.observations, data.actions, data.rewards, data.next_observations, data.terminals
     data.env_id, data.normalized_score(episode_returns)
 
-What makes the data (nothing is downloaded on these machines)::
+What makes the data here::
 
     from rl.datasets import generate_dataset, make_medium_expert
     generate_dataset("hopper-random-v2", None)                                # uniform random actions
@@ -52,6 +53,7 @@ from rl.datasets.generate import (
 )
 from rl.datasets.loading import OfflineDataset, load_dataset
 from rl.datasets.minari_store import (
+    download_allowed,
     load_minari_dataset,
     minari_root,
     minari_to_transitions,
@@ -89,6 +91,7 @@ __all__ = [
     "generate_dataset",
     "load_d4rl_hdf5",
     "load_dataset",
+    "download_allowed",
     "load_minari_dataset",
     "make_medium_expert",
     "minari_id_for",

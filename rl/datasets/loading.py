@@ -189,8 +189,9 @@ def _from_hdf5(path: Path, env_id: str | None, drop_timeouts: bool) -> OfflineDa
     )
 
 
-def _from_minari(dataset_id: str, name: str, env_id: str | None, drop_timeouts: bool) -> OfflineDataset:
-    dataset = load_minari_dataset(dataset_id)
+def _from_minari(dataset_id: str, name: str, env_id: str | None, drop_timeouts: bool,
+                 download: bool | None = None) -> OfflineDataset:
+    dataset = load_minari_dataset(dataset_id, download=download)
     recorded = dataset.env_spec.id if dataset.env_spec is not None else None
     env_id = env_id or recorded
     if env_id is None:
@@ -203,7 +204,8 @@ def _from_minari(dataset_id: str, name: str, env_id: str | None, drop_timeouts: 
     )
 
 
-def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_timeouts: bool = True) -> OfflineDataset:
+def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_timeouts: bool = True,
+                 download: bool | None = None) -> OfflineDataset:
     """Load an offline dataset as flat transitions.
 
     Args:
@@ -213,6 +215,10 @@ def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_tim
             records none and is not named like a D4RL dataset).
         drop_timeouts: drop time-limit steps, D4RL's ``qlearning_dataset`` rule (default). ``False`` keeps
             them with their true next observation (Minari datasets, or HDF5 files with ``next_observations``).
+        download: a public Minari id missing from the local store (``"mujoco/hopper/medium-v0"``) is downloaded
+            into it first; None: as ``FRONTIER_RL_DOWNLOAD`` says (:func:`rl.datasets.download_allowed`).
+            Normalised scores then use the dataset's own reference scores (Minari's ``ref_min_score`` /
+            ``ref_max_score``) where it has them.
 
     Raises:
         DatasetNotFoundError: no such file, or no such dataset in the local Minari store (says where it looked
@@ -230,4 +236,4 @@ def load_dataset(spec: str | os.PathLike, env_id: str | None = None, *, drop_tim
     if "/" not in text and not is_d4rl_name(text) and minari_dataset_exists(text):
         return _from_minari(text, text, env_id, drop_timeouts)  # a local Minari id without a namespace
     dataset_id, d4rl = minari_id_for(text)
-    return _from_minari(dataset_id, d4rl.name if d4rl is not None else dataset_id, env_id, drop_timeouts)
+    return _from_minari(dataset_id, d4rl.name if d4rl is not None else dataset_id, env_id, drop_timeouts, download)

@@ -1,8 +1,9 @@
 """The local Minari store: write whole episodes as a Minari dataset, read them back, flatten them.
 
 Minari (the maintained successor of D4RL) keeps each dataset in ``<root>/<dataset id>/data/`` with
-``root = $MINARI_DATASETS_PATH`` or ``~/.minari/datasets``. Nothing is downloaded here
-(``load_dataset(..., download=False)``): datasets are made locally (:mod:`rl.datasets.generate`).
+``root = $MINARI_DATASETS_PATH`` or ``~/.minari/datasets``. The project makes its datasets locally
+(:mod:`rl.datasets.generate`, namespace ``frontier/``); a public Minari id (``mujoco/hopper/medium-v0``) is
+downloaded into the same store only when allowed (``--download`` or ``FRONTIER_RL_DOWNLOAD=1``).
 
 Minari 0.5.4 facts this module relies on (checked against its source):
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 ROOT_VARIABLE = "MINARI_DATASETS_PATH"
 """Environment variable that moves Minari's local store."""
+DOWNLOAD_VARIABLE = "FRONTIER_RL_DOWNLOAD"
+"""Environment variable that allows downloading public Minari datasets (``--download`` sets it)."""
 
 _ID = re.compile(r"^(?:[-_\w][-_\w/]*[-_\w]+/)?[-_\w]+-v\d+$")
 _NONE_WARNINGS = r"(`\w+` is set to None|env_spec is None)"
@@ -238,28 +241,60 @@ def _make_command(dataset_id: str) -> str:
     return f"python -m rl.datasets make {d4rl.name if d4rl is not None else '<env>-<level>-v2'}"
 
 
-def load_minari_dataset(dataset_id: str) -> MinariDataset:
-    """``minari.load_dataset(dataset_id, download=False)`` with an error that says where it looked and what to do.
+def download_allowed(download: bool | None = None) -> bool:
+    """Whether a public Minari dataset missing from the local store may be downloaded: ``download`` when given,
+    else the ``FRONTIER_RL_DOWNLOAD`` environment variable (``1``, ``true`` or ``yes``; the command line's
+    ``--download`` sets it, so benchmark workers inherit it)."""
+    if download is not None:
+        return bool(download)
+    return os.environ.get(DOWNLOAD_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+
+
+def load_minari_dataset(dataset_id: str, *, download: bool | None = None) -> MinariDataset:
+    """``minari.load_dataset(dataset_id)`` from the local store, downloading a public dataset first when allowed
+    (:func:`download_allowed`), with errors that say where it looked and what to do.
+
+    The project's own namespace (``frontier/...``) is never downloaded: those datasets are made here.
 
     Raises:
-        DatasetNotFoundError: the id is not in the local store; the message names the folder looked at, the
-            store's root and where it came from, close local ids, and how to make the dataset.
+        DatasetNotFoundError: the id is not in the local store and may not (or could not) be downloaded; the
+            message names the folder looked at, the store's root and where it came from, close local ids, how
+            to make the dataset and how to download a public one.
     """
     minari = import_optional("minari")
     import_optional("h5py")
+    from rl.datasets.names import MINARI_NAMESPACE
+
+    public = not dataset_id.startswith(f"{MINARI_NAMESPACE}/")
+    if not minari_dataset_exists(dataset_id) and public and download_allowed(download):
+        _download(minari, dataset_id)
     if not minari_dataset_exists(dataset_id):
         local = local_minari_ids()
         close = difflib.get_close_matches(dataset_id, local, n=3, cutoff=0.6)
         hint = f" Close local ids: {', '.join(close)}." if close else ""
         listing = f" Local datasets: {', '.join(local[:10])}{' ...' if len(local) > 10 else ''}." if local else ""
+        fetch = (f" A public Minari dataset (e.g. mujoco/hopper/medium-v0) downloads with --download (or "
+                 f"{DOWNLOAD_VARIABLE}=1)." if public else "")
         raise DatasetNotFoundError(
             f"Minari dataset {dataset_id!r} is not in the local store: looked for "
             f"{minari_dataset_path(dataset_id) / 'data'} (root from {_root_description()}).{hint}{listing} "
-            f"Nothing is downloaded here: make it with `{_make_command(dataset_id)}` (or "
+            f"Make it with `{_make_command(dataset_id)}` (or "
             "rl.datasets.generate_dataset('<env>-<level>-v2', policy, ...) from Python), or set "
-            f"{ROOT_VARIABLE} to the store that holds it."
+            f"{ROOT_VARIABLE} to the store that holds it.{fetch}"
         )
     return minari.load_dataset(dataset_id, download=False)
+
+
+def _download(minari: Any, dataset_id: str) -> None:
+    """``minari.download_dataset(dataset_id)`` into the local store; a failure becomes one named error."""
+    try:
+        minari.download_dataset(dataset_id)
+    except Exception as error:  # noqa: BLE001 - network, remote and unknown-id errors all mean "not fetched"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatasetNotFoundError(
+            f"could not download Minari dataset {dataset_id!r} ({first_line}): check the id against "
+            "`minari list remote` and the network, or make the dataset locally with `python -m rl.datasets make`."
+        ) from None
 
 
 def _as_dataset(dataset: MinariDataset | str) -> MinariDataset:

@@ -438,11 +438,13 @@ def write_report(
 
 
 def _ratio(numerator: Sequence[float], denominator: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """mean(numerator) / mean(denominator); "n/a" without data, and for a baseline mean <= 0, where a ratio of
+    returns reads backwards (-50 / -100 = 0.5 for a run twice as good)."""
     if not numerator or not denominator:
         return "n/a"
     base = float(np.mean(denominator))
-    if abs(base) < 1e-9:
-        return "n/a"
+    if base <= 1e-9:
+        return "n/a (baseline <= 0)"
     return fmt.format(float(np.mean(numerator)) / base)
 
 

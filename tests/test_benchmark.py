@@ -214,3 +214,12 @@ def test_stochastic_evaluation_samples_the_policy_and_reports_the_best_episode(t
     returns = record["final_evaluation"]["episode_rewards"]
     assert len(set(returns)) > 1  # an untrained sampled policy on a deterministic env: different trajectories
     assert f"best {max(returns):.1f}" in text
+
+
+def test_return_ratio_is_not_given_against_a_baseline_at_or_below_zero():
+    from rl.benchmark import _ratio
+
+    assert _ratio([300.0, 500.0], [200.0]) == "2.00"
+    assert _ratio([-50.0], [-100.0]) == "n/a (baseline <= 0)"
+    assert _ratio([10.0], [0.0]) == "n/a (baseline <= 0)"
+    assert _ratio([], [1.0]) == "n/a"

@@ -27,6 +27,8 @@ Registered:
 - ``HopperTargetSpeed-v4``, ``HalfCheetahTargetSpeed-v4`` and ``HopperBulletTargetSpeed-v0``: PARL's tasks, the
   base locomotion reward with forward progress replaced by a hidden target-speed term
   (``envs.target_speed.TargetSpeedReward``).
+- ``PandaLiftWide-v0`` and ``PandaLiftPlate-v0``: lift an object that cannot be grasped where it lies (a box
+  wider than the gripper, a flat plate), panda-gym's Panda, goal-conditioned (``envs.panda_lift``).
 """
 
 import gymnasium
@@ -92,3 +94,11 @@ for _env_id, (_base_id, _target) in {
     if _env_id not in gymnasium.registry:
         gymnasium.register(id=_env_id, entry_point="envs.target_speed:make_target_speed_env", max_episode_steps=1000,
                            kwargs={"base_id": _base_id, "target_speed": _target})
+
+# Privileged-action curricula's manipulation tasks (envs.panda_lift), 100 steps.
+for _env_id, _shape in (("PandaLiftWide-v0", "wide"), ("PandaLiftPlate-v0", "plate")):
+    if _env_id not in gymnasium.registry:
+        # nondeterministic: Bullet keeps contact caches across restoreState, so a reset after a different history
+        # can step differently in the 6th decimal (runs from one seed repeat bit for bit; tests/test_panda_lift.py).
+        gymnasium.register(id=_env_id, entry_point="envs.panda_lift:PandaLiftEnv", max_episode_steps=100,
+                           kwargs={"shape": _shape}, nondeterministic=True)

@@ -1,4 +1,5 @@
-"""Sim-to-real set-ups: simulator variants with a dynamics gap, and domain randomisation.
+"""Sim-to-real set-ups: simulator variants with a dynamics gap, domain randomisation, and privileges that a
+curriculum removes.
 
 The "real" side is an unmodified env plus a fixed offline dataset from it (``rl.datasets.load_dataset``);
 the "sim" side is the same env with changed dynamics, set at run time on the loaded simulator (no XML file
@@ -13,10 +14,19 @@ sim transitions in one SB3 replay buffer, sampled separately::
 On the command line, ``python -m algos.h2o --env HalfCheetah-v4 --sim gravity=2.0 --dataset ...``; any registered
 algorithm trains in a variant as the benchmark label ``sim_<algo>`` (:mod:`sim2real._training`), and
 ``python -m sim2real.benchmark`` runs H2O's benchmark.
+
+Privileged-action curricula (Mao et al., 2025): :class:`PrivilegedManipulation` grants sim-only privileges in a
+panda-gym env (table penetration, a virtual force on the object) scaled by a level in [0, 1], and
+:class:`PrivilegeCurriculum` (an SB3 callback) lowers that level while the agent trains::
+
+    env = PrivilegedManipulation(gym.make("PandaLiftWide-v0"), level=1.0)
+    model.learn(1_000_000, callback=PrivilegeCurriculum("success", window=50, threshold=0.5, step=0.1))
 """
 
 from sim2real._buffers import RealSimReplayBuffer
+from sim2real._curriculum import CURRICULA, PrivilegeCurriculum
 from sim2real._engines import DynamicsBackend, dynamics_backend
+from sim2real._privileges import PRIVILEGES, PrivilegedManipulation, PrivilegeError
 from sim2real._spec import (
     ALIASES,
     PARAMETERS,
@@ -30,6 +40,11 @@ from sim2real._training import configure_sim
 from sim2real._wrappers import DomainRandomization, SimVariant, make_sim_env
 
 __all__ = [
+    "CURRICULA",
+    "PRIVILEGES",
+    "PrivilegeCurriculum",
+    "PrivilegeError",
+    "PrivilegedManipulation",
     "ALIASES",
     "PARAMETERS",
     "RealSimReplayBuffer",

@@ -1,4 +1,4 @@
-"""sim2real.privileges: each privilege really changes the physics at level 1 and does nothing at level 0."""
+"""sim2real.PrivilegedManipulation: each privilege really changes the physics at level 1 and does nothing at level 0."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401 - registers the tasks
-from sim2real.privileges import PrivilegedManipulation, PrivilegeError
+from sim2real import PrivilegedManipulation, PrivilegeError
 
 
 def _lower_beside_the_object(level: float) -> tuple[float, bool]:

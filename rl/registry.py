@@ -69,6 +69,7 @@ METHODS: dict[str, str] = {
     "spo": "algos.spo:configure",
     "rm": "algos.rm:configure",
     "parl": "algos.parl:configure",
+    "priv": "algos.privileged:configure",
     "sim": "sim2real._training:configure",
 }
 """Methods that change how an algorithm is trained, not the algorithm: ``name -> module:function``.

@@ -120,6 +120,8 @@ class RunConfig:
     """Name of the run-folder family and record (default: the algorithm's name), e.g. ``s3rl_sac``."""
     env_wrapper: Callable[[gym.Env], gym.Env] | None = None
     """Applied to each training env inside Monitor (not to evaluation envs), e.g. SnapshotRL's resets."""
+    eval_env_wrapper: Callable[[gym.Env], gym.Env] | None = None
+    """Applied to the evaluation env (e.g. the privileges wrapper at level 0, so that the action spaces match)."""
     initial_vec_normalize: str | None = None
     """Start VecNormalize from these statistics (e.g. a teacher's) instead of from scratch."""
     stop_reward: float | None = None
@@ -260,11 +262,11 @@ def _run_inputs(
     }
     if config.dataset is not None:
         inputs["dataset"] = {"name": config.dataset, "fingerprint": dataset_fingerprint}
-    for key in ("sim", "snapshotrl", "spo", "rm", "parl"):
+    for key in ("sim", "snapshotrl", "spo", "rm", "parl", "privileged"):
         if key in config.extra_record:
             inputs[key] = printable(config.extra_record[key])
     record = _config_record(config)
-    for key in ("env_wrapper", "initial_vec_normalize"):
+    for key in ("env_wrapper", "eval_env_wrapper", "initial_vec_normalize"):
         if record.get(key):
             inputs[key] = record[key]
     return json.loads(json.dumps(inputs, default=str))
@@ -594,7 +596,7 @@ def _set_up(
         )
         eval_env = make_training_env(
             config.env, n_envs=1, seed=config.seed + 10_000, normalize=normalize, training=False,
-            vec_normalize_path=vecnorm_path, **env_options,
+            vec_normalize_path=vecnorm_path, wrapper=config.eval_env_wrapper, **env_options,
         )
     except USER_ERROR_TYPES:
         raise
@@ -678,10 +680,11 @@ def _config_record(config: RunConfig) -> dict[str, Any]:
         f.name: getattr(config, f.name) for f in fields(config)
         if f.name not in ("hyperparams", "extra_record", "model_callbacks")
     }
-    wrapper = record["env_wrapper"]
-    if wrapper is not None:
-        target = wrapper.func if isinstance(wrapper, partial) else wrapper
-        record["env_wrapper"] = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    for key in ("env_wrapper", "eval_env_wrapper"):
+        wrapper = record[key]
+        if wrapper is not None:
+            target = wrapper.func if isinstance(wrapper, partial) else wrapper
+            record[key] = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
     return printable(record)
 
 

@@ -6,7 +6,8 @@ schedule could not be checked, so this one is designed (and the ablations come w
 - ``success``: start at level 1; after each finished training episode, once the success rate over the last
   ``window`` episodes at the current level reaches ``threshold``, lower the level by ``step`` (and start counting
   again at the new level). Stops at 0.
-- ``linear``: ``1 - t / (fraction * total)``, clipped at 0: gone after ``fraction`` of the run.
+- ``linear``: ``1 - t / (fraction * total)`` rounded up to a hundredth, clipped at 0: gone after ``fraction`` of
+  the run.
 - ``never``: level 1 throughout (privileges never removed).
 - ``none``: level 0 throughout (no privileges).
 
@@ -19,6 +20,7 @@ not touched: they are built at level 0.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -28,6 +30,8 @@ from sim2real._privileges import PrivilegeError, check_level
 
 CURRICULA = ("success", "linear", "never", "none")
 """The schedules :class:`PrivilegeCurriculum` runs."""
+LINEAR_STEPS = 100
+"""``linear`` moves in steps of 1/100 (rounded up), so the envs are told and the curve records 100 changes."""
 
 
 class PrivilegeCurriculum(BaseCallback):
@@ -90,7 +94,8 @@ class PrivilegeCurriculum(BaseCallback):
     def _scheduled_level(self) -> float:
         if self.schedule == "linear":
             assert self.total_timesteps is not None
-            return max(0.0, 1.0 - self.num_timesteps / (self.fraction * self.total_timesteps))
+            remaining = max(0.0, 1.0 - self.num_timesteps / (self.fraction * self.total_timesteps))
+            return math.ceil(round(remaining * LINEAR_STEPS, 9)) / LINEAR_STEPS
         if self.schedule == "success" and len(self.recent) == self.window and self.success_rate >= self.threshold:
             return max(0.0, round(self.level - self.step_size, 10))
         return self.level

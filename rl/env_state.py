@@ -10,7 +10,9 @@ same next observation and reward, bit for bit:
 - PyBullet (``pybullet_envs_gymnasium``): the engine's ``saveBullet`` / ``restoreState`` file format,
   held in memory as bytes, plus the env's and robot's plain Python attributes (reward potential, initial
   height, foot contacts, ...) that the next reward and observation depend on.
-- Both: the ``TimeLimit`` wrapper's step counter.
+- panda-gym (its ``PyBullet`` simulation): the same ``saveBullet`` bytes from ``sim.physics_client``, plus the
+  task's and robot's plain attributes (the goal).
+- All: the ``TimeLimit`` wrapper's step counter.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gymnasium.wrappers import TimeLimit
 
 MUJOCO = "mujoco"
 PYBULLET = "pybullet"
+PANDA_GYM = "panda_gym"
 
 
 class StateNotRestorableError(TypeError):
@@ -69,9 +72,11 @@ def engine_of(env: gym.Env) -> str:
             return PYBULLET
     except ImportError:  # PyBullet envs not installed
         pass
+    if type(getattr(unwrapped, "sim", None)).__module__.startswith("panda_gym"):
+        return PANDA_GYM
     raise StateNotRestorableError(
         f"Cannot capture and restore the state of {_env_id(env)!r} ({type(unwrapped).__name__}): only "
-        "Gymnasium MuJoCo envs and pybullet_envs_gymnasium envs are supported."
+        "Gymnasium MuJoCo envs, pybullet_envs_gymnasium envs and panda-gym envs are supported."
     )
 
 
@@ -134,11 +139,21 @@ def capture_state(env: gym.Env) -> EnvState:
         return EnvState(engine=engine, physics=physics, elapsed_steps=elapsed)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "state.bullet")
-        unwrapped._p.saveBullet(path)
+        _bullet_client(unwrapped, engine).saveBullet(path)
         with open(path, "rb") as handle:
             physics_bytes = handle.read()
-    attributes = {"env": _plain_attributes(unwrapped), "robot": _plain_attributes(unwrapped.robot)}
+    attributes = {"robot": _plain_attributes(unwrapped.robot)}
+    attributes["task" if engine == PANDA_GYM else "env"] = _plain_attributes(_python_owner(unwrapped, engine))
     return EnvState(engine=engine, physics=physics_bytes, elapsed_steps=elapsed, python_attributes=attributes)
+
+
+def _bullet_client(unwrapped: gym.Env, engine: str) -> Any:
+    return unwrapped.sim.physics_client if engine == PANDA_GYM else unwrapped._p
+
+
+def _python_owner(unwrapped: gym.Env, engine: str) -> Any:
+    """Where a Bullet env keeps the Python state its next step reads: panda-gym's task, or the env itself."""
+    return unwrapped.task if engine == PANDA_GYM else unwrapped
 
 
 def restore_state(env: gym.Env, state: EnvState) -> None:
@@ -163,10 +178,11 @@ def restore_state(env: gym.Env, state: EnvState) -> None:
             path = os.path.join(folder, "state.bullet")
             with open(path, "wb") as handle:
                 handle.write(state.physics)  # type: ignore[arg-type]
-            unwrapped._p.restoreState(fileName=path)
-        for key, owner in (("env", unwrapped), ("robot", unwrapped.robot)):
-            for name, value in state.python_attributes.get(key, {}).items():
-                setattr(owner, name, copy.deepcopy(value))
+            _bullet_client(unwrapped, engine).restoreState(fileName=path)
+        owners = {"env": unwrapped, "task": getattr(unwrapped, "task", None), "robot": unwrapped.robot}
+        for key, attributes in state.python_attributes.items():
+            for name, value in attributes.items():
+                setattr(owners[key], name, copy.deepcopy(value))
     time_limit = _time_limit(env)
     if time_limit is not None and state.elapsed_steps is not None:
         time_limit._elapsed_steps = state.elapsed_steps

@@ -119,6 +119,19 @@ class PrivilegedManipulation(gym.Wrapper):
         return observation, reward, terminated, truncated, {**info, LEVEL_KEY: self.level,
                                                             PENETRATION_KEY: self.penetration_granted}
 
+    def get_resume_state(self) -> dict[str, Any]:
+        """The episode's privileges (checkpointed with the env by the runner)."""
+        return {"level": self.level, "granted": self.penetration_granted, "force": self._force.tolist(),
+                "rng": self._rng.bit_generator.state}
+
+    def set_resume_state(self, state: dict[str, Any]) -> None:
+        self.level = check_level(state["level"])
+        self.penetration_granted = bool(state["granted"])
+        self._force = np.asarray(state["force"], dtype=np.float64)
+        self._rng.bit_generator.state = state["rng"]
+        if "table_penetration" in self.privileges:  # collision filters are not part of Bullet's saved state
+            self._set_table_collisions(not self.penetration_granted)
+
     def _set_table_collisions(self, enabled: bool) -> None:
         for link in range(-1, self.client.getNumJoints(self.robot_id)):
             self.client.setCollisionFilterPair(self.robot_id, self.table_id, link, -1, int(enabled))

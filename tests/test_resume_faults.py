@@ -52,6 +52,10 @@ CASES: dict[str, tuple[str, list[str], tuple[int, int]]] = {
     "parl_ppo": ("algos.parl", ["--algo", "ppo", "--env", "Hopper-v4", "--rater", "bt", "--total-comparisons", "40",
                                 "--query-interval", "200", "--segment-length", "10", "--epochs", "2", "-n", "640",
                                 "-params", "n_steps:128", "batch_size:64", "n_epochs:2", TINY], (140, 600)),
+    # panda-gym's Bullet state, the privileges' episode draws and the curriculum's level
+    "priv_sac": ("algos.privileged", ["--algo", "sac", "--env", "PandaLiftWide-v0", "--curriculum", "linear", "-n",
+                                      "300", "-params", "learning_starts:60", "buffer_size:2000", "batch_size:32",
+                                      TINY], (110, 280)),
 }
 
 
@@ -124,7 +128,7 @@ def references(cases, tmp_path_factory):
 
 KILLS = [(name, seed) for name in ("ppo", "mdpo", "sac", "mdpo_off", "iql", "s3rl_sac") for seed in (0,)] + [
     ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0), ("iql_offline_phase", 0), ("spo_ppo", 0), ("spo_ppo", 1),
-    ("spo_sac", 0), ("parl_ppo", 0),
+    ("spo_sac", 0), ("parl_ppo", 0), ("priv_sac", 0),
 ]
 
 

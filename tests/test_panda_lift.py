@@ -45,6 +45,13 @@ def test_goal_is_the_lowest_point_above_the_table(shape):
     env.sim.set_base_pose("object", np.array([0.0, 0.0, 0.15]), quarter_turn)
     assert env.task.get_achieved_goal()[0] == pytest.approx(0.15 - size[1] / 2, abs=1e-6)
     assert env.task.compute_reward(np.array([0.05]), np.array([0.1])) == -1.0
+    assert env.task.compute_reward(np.array([0.1]), np.array([0.1])) == 0.0  # reaching the height is enough
+    # Any orientation: the lowest corner is the bottom of Bullet's bounding box of the box.
+    client = env.sim.physics_client
+    env.sim.set_base_pose("object", np.array([0.0, 0.0, 0.3]),
+                          np.array(client.getQuaternionFromEuler([0.7, 0.4, 1.1])))
+    bottom = client.getAABB(env.sim._bodies_idx["object"])[0][2]
+    assert env.task.get_achieved_goal()[0] == pytest.approx(bottom, abs=1e-6)
     dense = PandaLiftEnv(shape=shape, reward_type="dense").task
     assert dense.compute_reward(np.array([0.04]), np.array([0.1])) == pytest.approx(-0.06)
     assert dense.compute_reward(np.array([0.3]), np.array([0.1])) == 0.0

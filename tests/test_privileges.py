@@ -68,3 +68,21 @@ def test_bad_input_names_what_is_supported(build, message):
     env = PrivilegedManipulation(gym.make("PandaLiftWide-v0"))
     with pytest.raises(PrivilegeError, match=r"level must be in \[0, 1\]"):
         env.set_privilege_level(-0.1)
+
+
+def test_the_controller_keeps_its_target_above_the_table_unless_penetration_is_granted(monkeypatch):
+    env = PrivilegedManipulation(gym.make("PandaLiftWide-v0"), privileges=["table_penetration"], level=0.0)
+    env.reset(seed=0)
+    targets = []
+    original = env.robot.inverse_kinematics
+
+    def spy(link, position, orientation):
+        targets.append(float(position[2]))
+        return original(link=link, position=position, orientation=orientation)
+
+    monkeypatch.setattr(env.robot, "inverse_kinematics", spy)
+    env.penetration_granted = False
+    env._target_arm_angles(np.array([0.0, 0.0, -100.0]))  # a huge step down
+    env.penetration_granted = True
+    env._target_arm_angles(np.array([0.0, 0.0, -100.0]))
+    assert targets == [0.0, -0.03]

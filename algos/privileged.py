@@ -28,6 +28,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sim2real import CURRICULA, PRIVILEGES, PrivilegeCurriculum, PrivilegedManipulation, PrivilegeError
+from sim2real._privileges import check_privileges
 
 FRAMES = 6
 """Frames in the run folder's strip of an evaluation episode."""
@@ -49,11 +50,7 @@ class PrivilegedOptions:
         self.privileges = tuple(self.privileges)
         PrivilegeCurriculum(self.curriculum, window=self.window, threshold=self.threshold, step=self.step,
                             fraction=self.fraction)  # checks the curriculum's settings
-        unknown = sorted(set(self.privileges) - set(PRIVILEGES))
-        if unknown:
-            raise PrivilegeError(f"unknown privilege(s) {', '.join(unknown)}: supported are {', '.join(PRIVILEGES)}")
-        if not self.max_force > 0:
-            raise PrivilegeError(f"max_force must be > 0 newtons, got {self.max_force!r}")
+        check_privileges(self.privileges, self.max_force)
 
     @classmethod
     def pop_from(cls, hyperparams: dict[str, Any]) -> PrivilegedOptions:

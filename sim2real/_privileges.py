@@ -50,6 +50,17 @@ def check_level(level: float) -> float:
     return float(level)
 
 
+def check_privileges(privileges: Sequence[str], max_force: float) -> tuple[str, ...]:
+    """The privileges (unique, in order) if each is supported and ``max_force`` is positive; else a
+    :class:`PrivilegeError` listing what is supported."""
+    unknown = sorted(set(privileges) - set(PRIVILEGES))
+    if unknown:
+        raise PrivilegeError(f"unknown privilege(s) {', '.join(unknown)}: supported are {', '.join(PRIVILEGES)}")
+    if not max_force > 0:
+        raise PrivilegeError(f"max_force must be > 0 newtons, got {max_force!r}")
+    return tuple(dict.fromkeys(privileges))
+
+
 class PrivilegedManipulation(gym.Wrapper):
     """Grants :data:`PRIVILEGES` scaled by ``level`` in a panda-gym env (see the module docstring).
 
@@ -63,9 +74,7 @@ class PrivilegedManipulation(gym.Wrapper):
     def __init__(self, env: gym.Env, privileges: Sequence[str] = PRIVILEGES, *, level: float = 1.0,
                  max_force: float = MAX_FORCE) -> None:
         super().__init__(env)
-        unknown = sorted(set(privileges) - set(PRIVILEGES))
-        if unknown:
-            raise PrivilegeError(f"unknown privilege(s) {', '.join(unknown)}: supported are {', '.join(PRIVILEGES)}")
+        self.privileges = check_privileges(privileges, max_force)
         sim = getattr(env.unwrapped, "sim", None)
         bodies = getattr(sim, "_bodies_idx", {})
         if sim is None or not {"panda", "table", "object"} <= set(bodies):
@@ -74,9 +83,6 @@ class PrivilegedManipulation(gym.Wrapper):
                 f"{name} is not a manipulation env these privileges know: supported are panda-gym envs with a "
                 "panda, a table and an object (PandaLiftWide-v0, PandaLiftPlate-v0, PandaPickAndPlace-v3, ...)"
             )
-        if not max_force > 0:
-            raise PrivilegeError(f"max_force must be > 0 newtons, got {max_force!r}")
-        self.privileges = tuple(dict.fromkeys(privileges))
         self.level = check_level(level)
         self.max_force = float(max_force)
         self.sim = sim

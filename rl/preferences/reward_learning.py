@@ -36,7 +36,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from rl.preferences.queue import ComparisonQueue
 from rl.preferences.raters import Rater
 from rl.preferences.recorder import RecordingCallback
-from rl.preferences.reward_model import BradleyTerryRewardModel
+from rl.preferences.reward_model import BradleyTerryRewardModel, space_spec
 from rl.preferences.segments import Segment, Trajectory, sample_segments
 
 REWARD_MODEL_FILE = "reward_model.pt"
@@ -171,8 +171,8 @@ class PreferenceRewardCallback(RecordingCallback):
 
     def _check_reward_model_fits(self, observation_space: Any, action_space: Any) -> None:
         """The reward model must take the env's observations (and actions): say so before any step is taken."""
-        expected = BradleyTerryRewardModel(observation_space, action_space, n_members=1, net_arch=(), seed=0)
-        wanted = (expected.observation_spec, expected.action_spec if self.reward_model.use_actions else None)
+        wanted = (space_spec(observation_space, "observation"),
+                  space_spec(action_space, "action") if self.reward_model.use_actions else None)
         found = (self.reward_model.observation_spec,
                  self.reward_model.action_spec if self.reward_model.use_actions else None)
         if wanted != found:

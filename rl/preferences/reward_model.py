@@ -48,7 +48,7 @@ TRUE_REWARD_KEY = "true_reward"
 TRUE_EPISODE_RETURN_KEY = "true_episode_return"
 
 
-def _space_spec(space: spaces.Space, what: str) -> list[Any]:
+def space_spec(space: spaces.Space, what: str) -> list[Any]:
     if isinstance(space, spaces.Box):
         return ["box", list(space.shape)]
     if isinstance(space, spaces.Discrete):
@@ -103,8 +103,8 @@ class BradleyTerryRewardModel:
     ) -> None:
         if n_members < 1:
             raise RewardModelError(f"n_members must be >= 1, got {n_members}")
-        self.observation_spec = _space_spec(observation_space, "observation")
-        self.action_spec = _space_spec(action_space, "action")
+        self.observation_spec = space_spec(observation_space, "observation")
+        self.action_spec = space_spec(action_space, "action")
         self.observation_space, self.action_space = observation_space, action_space
         self.n_members = int(n_members)
         self.net_arch = [int(width) for width in net_arch]

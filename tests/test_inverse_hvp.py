@@ -61,3 +61,11 @@ def test_a_zero_right_hand_side_gives_zero():
 def test_bad_settings_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_conjugate_gradient_stops_after_its_iterations():
+    # One CG step from zero is the steepest-descent step: x = (b.b / b.A b) b.
+    matrix = _spd(6)
+    b = th.arange(1.0, 7.0, dtype=th.float64)
+    expected = (b @ b) / (b @ matrix @ b) * b
+    assert th.allclose(conjugate_gradient(lambda v: matrix @ v, b, iterations=1), expected, atol=1e-10)

@@ -49,6 +49,35 @@ def test_log_prob_of_recorded_actions_matches_sb3():
     assert th.allclose(policy_log_prob(sac, observations, env_actions), expected, atol=1e-3)
 
 
+def test_log_prob_goes_through_vecnormalize_discrete_actions_and_action_bounds():
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = VecNormalize(make_vec_env(ENV, n_envs=1, seed=0))
+    ppo = PPO("MlpPolicy", env, seed=0, n_steps=64, batch_size=64, policy_kwargs=dict(net_arch=[8]))
+    ppo.learn(64)  # moves VecNormalize's statistics away from zero mean, unit variance
+    raw = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    actions = np.random.default_rng(1).uniform(-2, 2, size=(5, 1)).astype(np.float32)
+    _, expected, _ = ppo.policy.evaluate_actions(th.as_tensor(env.normalize_obs(raw)), th.as_tensor(actions))
+    assert th.allclose(policy_log_prob(ppo, raw, actions), expected, atol=1e-5)
+
+    discrete = PPO("MlpPolicy", "CartPole-v1", seed=0, policy_kwargs=dict(net_arch=[8]))
+    observations = np.random.default_rng(2).normal(size=(4, 4)).astype(np.float32)
+    choices = np.array([0, 1, 1, 0])
+    _, expected, _ = discrete.policy.evaluate_actions(th.as_tensor(observations), th.as_tensor(choices))
+    assert th.allclose(policy_log_prob(discrete, observations, choices), expected, atol=1e-6)
+
+    sac = SAC("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
+    at_bounds = policy_log_prob(sac, observations[:2, :3], np.array([[2.0], [-2.0]], dtype=np.float32))
+    assert th.isfinite(at_bounds).all()  # Pendulum's +-2 map to +-1, where the tanh's inverse is infinite
+
+
+def test_the_implicit_term_needs_pairs():
+    model, reward_model, trajectories, _, _ = _tiny_problem()
+    with pytest.raises(ValueError, match="at least one labelled pair"):
+        implicit_term(model, reward_model, trajectories, [], np.array([]), gamma=0.9)
+
+
 def test_a_deterministic_policy_is_refused():
     td3 = TD3("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
     with pytest.raises(PolicyNotStochasticError, match="PARL needs a stochastic policy"):
@@ -63,7 +92,7 @@ def test_reward_to_go_by_hand():
 def _tiny_problem():
     """A linear-Gaussian policy (5 parameters) and a linear one-member reward model (5 parameters)."""
     model = PPO("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=dict(pi=[], vf=[8])))
-    trajectories = _trajectories(model, n=2, steps=30)
+    trajectories = _trajectories(model, n=3, steps=30)  # three: each trajectory's steps start after the others'
     reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, n_members=1, net_arch=(),
                                            seed=0)
     pairs = [(trajectories[0].segment(0, 10), trajectories[1].segment(5, 10)),
@@ -143,10 +172,11 @@ def test_implicit_term_matches_finite_differences_on_a_tiny_problem():
     system = -0.5 * (hessian + hessian.T) + damping * th.eye(n_policy, dtype=th.float64)
     expected = mixed.T @ th.linalg.solve(system, score)
 
-    term = implicit_term(model, reward_model, trajectories, pairs, labels, gamma=gamma, iterations=n_policy,
+    # CG on float32 products of an ill-conditioned Hessian: more iterations than the 5 dimensions to converge.
+    term = implicit_term(model, reward_model, trajectories, pairs, labels, gamma=gamma, iterations=4 * n_policy,
                          damping=damping)
     found = _flat(term.gradients)
-    assert th.allclose(found, expected, rtol=2e-2, atol=1e-3 * float(expected.abs().max())), (found, expected)
+    assert th.allclose(found, expected, rtol=1e-2, atol=1e-3 * float(expected.abs().max())), (found, expected)
     assert float(expected.abs().max()) > 1e-3
 
 
@@ -302,11 +332,21 @@ def test_the_correction_is_minus_the_weighted_implicit_term_per_member(monkeypat
                                  np.random.default_rng(0))
     term = [th.full_like(p, 2.0) for p in reward_model.members.parameters()]
     fixed = ImplicitTerm(gradients=term, score_norm=1.0, solution_norm=4.0, steps=60)
-    monkeypatch.setattr(parl_module, "implicit_term", lambda *args, **kwargs: fixed)
+    calls: list[dict] = []
+
+    def stub(*args, **kwargs):
+        calls.append(kwargs)
+        return fixed
+
+    monkeypatch.setattr(parl_module, "implicit_term", stub)
     logger, writer = recording_logger()
     model.set_logger(logger)
     correction = callback._gradient_correction(1)
     assert all(th.equal(c, th.full_like(c, -0.5 * 3 * 2.0)) for c in correction)
+    assert calls == [dict(gamma=model.gamma, method="cg", iterations=10, damping=0.1, scale=0.1)]
+    assert callback._gradient_correction(0) is None  # no new pairs this round
+    callback.implicit_weight = 0.0
+    assert callback._gradient_correction(1) is None and len(calls) == 1
     logger.dump(0)
     assert writer.rows[-1]["parl/solution_norm"] == 4.0 and writer.rows[-1]["parl/implicit_norm"] == fixed.norm
 

@@ -71,7 +71,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
 
            gap_i = mean_s [ T * logsumexp_j((Q_i(s, a_j) - log mu(a_j)) / T) - Q_i(s, a) ],
 
-       over ``3 * cql_n_actions`` actions per state: uniform actions on [-1, 1]^|A| with their log density
+       over ``3 * cql_n_actions`` actions per state: uniform actions on ``[-1, 1]^|A|`` with their log density
        ``-|A| log 2``, actions of ``pi(.|s')`` and of ``pi(.|s)`` with their log-probabilities (no gradient
        through the actions or their densities), ``T = cql_temp``. The weight is ``w = cql_alpha``, or with
        ``cql_lagrange`` ``w = alpha' * cql_alpha`` where ``log alpha'`` is trained to minimise
@@ -84,7 +84,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
     when given (CORL's ``cql_alpha_online``; its configs keep the offline value). Transitions that end by a
     time limit are not terminal (SB3's ``handle_timeout_termination``, CORL's ``real_done``).
 
-    Defaults (CORL's D4RL locomotion configs, configs/offline/cql/{halfcheetah,hopper,walker2d}/*.yaml):
+    Defaults (CORL's D4RL locomotion configs, ``configs/offline/cql/{halfcheetah,hopper,walker2d}/*.yaml``):
     ``cql_alpha = 10`` with the Lagrange version off, 10 sampled actions of each kind, temperature 1,
     importance sampling on, no max-target backup, no entropy in the backup, no BC warm-up, policy Adam at
     3e-5 and critics at 3e-4, tau 0.005, batch 256, states standardised with the dataset's mean and std
@@ -164,7 +164,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
     :param n_steps: n-step returns (1, as in CQL)
     :param ent_coef: entropy temperature, ``"auto"`` to learn it from 1.0 (CORL: learned, from 1.0)
     :param target_update_interval: update the targets every this many gradient steps (1)
-    :param target_entropy: target entropy of the temperature tuning (``"auto"``: -|A|)
+    :param target_entropy: target entropy of the temperature tuning (``"auto"``: ``-|A|``)
     :param stats_window_size: episodes averaged in the rollout logs
     :param tensorboard_log: tensorboard log directory
     :param policy_kwargs: policy keyword arguments (``net_arch``, ``orthogonal_init``, ``log_std_offset``, ...)
@@ -299,7 +299,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
         self, observations: th.Tensor, conditions: th.Tensor | None = None, n_samples: int = 1
     ) -> tuple[th.Tensor, th.Tensor]:
         """``n_samples`` actions of the current policy per state and their log-probabilities, shapes
-        (batch * n, |A|) and (batch * n,), in ``repeat_interleave`` order (a state's samples together).
+        (batch * n, ``|A|``) and (batch * n,), in ``repeat_interleave`` order (a state's samples together).
 
         The actor runs once per state and the n samples are drawn from that distribution: the same draws as
         running it on the states repeated n times (CORL's ``extend_and_repeat``), without n - 1 identical
@@ -350,9 +350,9 @@ class CQL(OfflineAlgorithmMixin, SAC):
         conditions: th.Tensor | None = None,
         next_conditions: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor]:
-        """The penalty's actions and their log densities, shapes (batch, 3n, |A|) and (batch, 3n), no gradient.
+        """The penalty's actions and their log densities, shapes (batch, 3n, ``|A|``) and (batch, 3n), no gradient.
 
-        ``n = cql_n_actions`` uniform actions on [-1, 1]^|A| (log density ``-|A| log 2``), then ``n`` actions of
+        ``n = cql_n_actions`` uniform actions on ``[-1, 1]^|A|`` (log density ``-|A| log 2``), then ``n`` actions of
         ``pi(.|s')`` and ``n`` of ``pi(.|s)`` with their log-probabilities (a conditioned policy gets
         ``next_conditions`` and ``conditions``, see :meth:`policy_samples`).
         """
@@ -371,7 +371,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
         return actions, log_density
 
     def critic_values(self, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """``Q_i(s, a_j)`` of every critic for ``k`` actions per state, (batch, k, |A|) -> (n_critics, batch, k)."""
+        """``Q_i(s, a_j)`` of every critic for ``k`` actions per state, (batch, k, ``|A|``) -> (n_critics, batch, k)."""
         batch, k = actions.shape[:2]
         q_values = self.critic(observations.repeat_interleave(k, dim=0), actions.reshape(batch * k, -1))
         return th.stack([q.view(batch, k) for q in q_values])

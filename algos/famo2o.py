@@ -504,7 +504,7 @@ class FamO2OCQL(_FamilyMixin, CQL):
     Defaults are the authors' FamO2O-CQL locomotion config (cql_finetune/finetune_configs/family.py and
     base.py, JaxCQL/conservative_sac.py ``get_default_config``): beta in [0.5, 1.5], CQL weight 1.0 (Lagrange
     off, 10 actions, temperature 1, importance sampling), policy, critic and balance learning rates 3e-4,
-    SAC's learned temperature from 1 with target -|A|, no entropy in the backup, batch 256, two hidden layers
+    SAC's learned temperature from 1 with target ``-|A|``, no entropy in the backup, batch 256, two hidden layers
     of 256 for every network with LayerNorm in the critics (JaxCQL/family_model.py) and no orthogonal
     initialisation, log-std offset -1, rewards and states as they are, a 2M-transition buffer, and 2M
     offline gradient steps then 1M online env steps with one update each (base.py L18-21: 400 offline
@@ -564,7 +564,7 @@ class FamO2OCQL(_FamilyMixin, CQL):
     :param n_steps: n-step returns (1)
     :param ent_coef: entropy temperature, ``"auto"`` to learn it from 1.0
     :param target_update_interval: update the targets every this many gradient steps (1)
-    :param target_entropy: target entropy of the temperature tuning (``"auto"``: -|A|)
+    :param target_entropy: target entropy of the temperature tuning (``"auto"``: ``-|A|``)
     :param stats_window_size: episodes averaged in the rollout logs
     :param tensorboard_log: tensorboard log directory
     :param policy_kwargs: policy keyword arguments (``net_arch``, ``critic_layer_norm``, ``balance_net_arch``, ...)

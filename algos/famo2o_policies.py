@@ -301,7 +301,7 @@ class UniversalSquashedActor(Actor):
         return self.action_dist.actions_from_params(mean_actions, log_std, deterministic=deterministic)
 
     def action_log_prob(self, obs: PyTorchObs, beta: th.Tensor) -> tuple[th.Tensor, th.Tensor]:  # type: ignore[override]
-        """A reparameterised squashed action and its log-probability, shapes (batch, |A|) and (batch,)."""
+        """A reparameterised squashed action and its log-probability, shapes (batch, ``|A|``) and (batch,)."""
         mean_actions, log_std, _ = self.get_action_dist_params(obs, beta)
         return self.action_dist.log_prob_from_params(mean_actions, log_std)
 

@@ -95,7 +95,7 @@ class H2O(CQL):
     ``s_prime_std_ratio``), discriminators 256-256 with logits ``2 tanh(.)``, Adam 3e-4 (``d_sa_lr``,
     ``d_sas_lr``), input noise 0.1 (``noise_std_discriminator``), their batch 256 real + 256 sim (``batch_size``
     of the config, while the agent's batch is main's ``batch_size=256`` times ``batch_ratio=0.5``), actor and
-    critics 256-256 with Adam 3e-4 (``policy_lr``, ``qf_lr``), learned entropy temperature from 1 towards -|A|,
+    critics 256-256 with Adam 3e-4 (``policy_lr``, ``qf_lr``), learned entropy temperature from 1 towards ``-|A|``,
     no entropy in the backup, gamma 0.99, tau 5e-3, no state normalisation (``scale_state=False``), rewards
     as they are (``reward_scale=1``, ``reward_bias=0``), the whole dataset as real data
     (``real_residual_ratio=1``). With logits bounded by ``2 tanh``, ``log P_real/P_sim`` lies in [-4, 4] (the
@@ -167,7 +167,7 @@ class H2O(CQL):
     :param replay_buffer_kwargs: its keyword arguments
     :param ent_coef: entropy temperature, ``"auto"`` to learn it from 1.0 (the authors: learned, from 1)
     :param target_update_interval: update the targets every this many gradient steps (1)
-    :param target_entropy: target entropy of the temperature tuning (``"auto"``: -|A|)
+    :param target_entropy: target entropy of the temperature tuning (``"auto"``: ``-|A|``)
     :param stats_window_size: episodes averaged in the rollout logs
     :param tensorboard_log: tensorboard log directory
     :param policy_kwargs: policy keyword arguments (``net_arch``, ``orthogonal_init``, ``log_std_offset``, ...)

@@ -76,6 +76,7 @@ class MOPPO(OnPolicyAlgorithm):
     :param barrier_floor: smallest argument of the barrier's logarithm.
     :param batch_size: minibatch size; None splits each rollout into 32 minibatches as the authors do.
     :param clip_range_vf: clip of the value update around the old values (the authors use clip_range).
+
     Other parameters as SB3's PPO; defaults are the authors' (lr 3e-4, 2048 steps, 10 epochs, gamma
     0.995, GAE 0.95, clip 0.2, no entropy bonus, vf_coef 0.5, max grad norm 0.5).
     """

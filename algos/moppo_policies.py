@@ -19,6 +19,7 @@ class MOActorCriticPolicy(ActorCriticPolicy):
     """ActorCriticPolicy whose ``value_net`` has one output per objective.
 
     :param n_objectives: number of objectives (value outputs).
+
     Other parameters as SB3's ActorCriticPolicy.
     """
 

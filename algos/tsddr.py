@@ -358,7 +358,7 @@ class TSDDR:
     :param holdout_fraction: share of the case's scenarios held out for evaluation (the last ones).
     :param transition_gradient: stage mode only: back-propagate through the realised volumes (authors: yes).
     :param fd_step: finite-difference step for the volume Jacobians, as a share of each reservoir's range.
-    :param violation_tolerance: |slack| above this share of the reservoir range counts as a violated target.
+    :param violation_tolerance: ``|slack|`` above this share of the reservoir range counts as a violated target.
     :param seed: seeds torch and the scenario sampler.
     :param case: the case name or path (recorded for save/load).
     """

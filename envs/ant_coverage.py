@@ -107,7 +107,7 @@ class AntCoverageEnv(gym.Env):
 
     Step h pays F(s_{h+1} | tau_{0:h}) / ``reward_scale``, the newly covered cells over 10 as the authors;
     Ant's own reward is dropped. Episodes are truncated after ``max_steps`` steps (the authors' 400-step
-    trajectories) and terminated when the torso leaves the square (|x| or |y| > 20, as the authors) or when
+    trajectories) and terminated when the torso leaves the square (``|x| or |y| > 20``, as the authors) or when
     Ant-v4's own health check fails (torso height outside [0.2, 1.0]): the authors keep Ant-v4's defaults,
     and so does this env (pass ``terminate_when_unhealthy=False`` to drop it).
 

@@ -22,7 +22,7 @@ Containment (the ball can never leave the table): MuJoCo's ``solref = (timeconst
 spring of natural frequency ``1 / (timeconst * dampratio)``; the first version used ``(0.01, 0.2)`` at a 1/240 s
 timestep, i.e. ``omega * dt = 2.1``, an unstable explicit spring: every wall or arm contact *added* energy
 (a ball hitting a wall at 20 m/s came back at about 60 m/s, pinches between the arm and a wall at 25 m/s), the
-ball reached > 100 m/s and passed through the 0.1-thick walls (random controllers ended at |x| ~ 100). Now the
+ball reached > 100 m/s and passed through the 0.1-thick walls (random controllers ended at ``|x| ~ 100``). Now the
 contact spring is resolved (``CONTACT_SOLREF`` = (0.04, 0.05) with ``SUBSTEPS`` = 8, 1/480 s: ``omega * dt``
 ~ 1, a contact lasts ~3 substeps, measured wall restitution ~0.8-0.9), and the walls' collision boxes are
 ``WALL_COLLISION_THICKNESS`` thick and lie *outside* the table: their inner faces stay where the authors'

@@ -9,7 +9,7 @@ set V is the information the measurements carry about f,
 
 monotone and submodular in V. By the chain rule of the log determinant, the marginal gain is
 F(s | V) = 1/2 log(1 + sigma^-2 var(s | V)), var(s | V) the posterior variance of f(s) after noisy
-measurements at V; ``GPInformationGain.marginal_gain`` computes it from one linear solve on the |V| x |V|
+measurements at V; ``GPInformationGain.marginal_gain`` computes it from one linear solve on the ``|V| x |V|``
 matrix K_VV + sigma^2 I, so gains cost microseconds at the paper's horizon of 40 states.
 
 Task facts follow the authors' code (``utils/environment.py``: ``generate_multi_distribution``,
@@ -18,12 +18,12 @@ start cell 34 = (1, 4), horizon 40 states. K is the posterior covariance of a GP
 ``ScaleKernel(MaternKernel(nu=2.5))`` (lengthscale 1, output scale ln 2) after zero observations with noise
 1e-3 at 5 uniformly random points of [0, 10)^2; the task's layout is this K. Deviations:
 
-- The authors score a trajectory by 1/2 ln det(K_VV + 1e-6 I) + 9.965784 |V| over the multiset of its
+- The authors score a trajectory by 1/2 ln det(K_VV + 1e-6 I) + 9.965784 ``|V|`` over the multiset of its
   states (so a revisit still earns about 3.4). Their comment reads the constant as -log2(1e-3), the noise
   term -1/2 log sigma^2 of the information gain, taken in bits and without the 1/2. Here F is the
   information gain itself, in nats, with sigma^2 = 1e-3 (the task's ``Fx_noise``), on the set of visited
   cells (a revisit earns 0), as the issue specifies; it differs from theirs by the modular term
-  (9.965784 - 1/2 ln 1e6) |V| and by the noise level inside the log det.
+  (9.965784 - 1/2 ln 1e6) ``|V|`` and by the noise level inside the log det.
 - Their 10 layouts are pickled torch tensors (``environments/entropy/env_*.pkl``); here a layout is
   regenerated from ``seed`` with numpy.
 """

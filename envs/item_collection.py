@@ -4,7 +4,7 @@ From "Submodular Reinforcement Learning" (Prajapat, Mutny, Zeilinger, Krause; IC
 github.com/manish-pra/non-additive-RL, task "steiner_covering"). Items of T types lie on distinct cells of
 the grid; visiting a cell collects its item, and a type's items are worth one each up to the type's cap:
 
-    F(V) = sum over types k of min(cap_k, |items of type k at cells in V|),
+    F(V) = sum over types k of min(cap_k, ``|items of type k at cells in V|``),
 
 a sum of concave functions of modular counts, hence monotone and submodular. The marginal gain of a cell
 is 1 when it holds an uncollected item of a type still under its cap, else 0.

@@ -5,6 +5,7 @@ surprise (Paolo et al., "Unsupervised Learning and Exploration of Reachable Outc
 arXiv 1909.05508; "Sparse Reward Exploration via Novelty Search and Emitters", GECCO 2021 for STAX).
 
 Settings, from the authors' code (read, not copied):
+
 - Conv AE for 64x64 images: four 4x4 stride-2 convolutions 32-64-32-16 channels (64 -> 4 pixels), a linear
   layer to the 10-d latent, SELU activations, the mirrored transposed convolutions in the decoder, ReLU on
   the output (GPaolo/STAX ``core/auto_encoders/ae.py`` ``ConvAE``; 10-d latent: ``bd_size`` in STAX's
@@ -200,7 +201,7 @@ class Autoencoder:
         """Train on ``observations`` with early stopping on a held-out split (STAX's ``_train_ae``).
 
         Args:
-            observations: (n, *input_shape) training data.
+            observations: ``(n, *input_shape)`` training data.
             rng: Shuffles the split and the minibatches.
             max_epochs: Epoch cap (100).
             patience: Epochs the validation error may exceed its best in a row before stopping (3).

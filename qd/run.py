@@ -1,5 +1,5 @@
 """Run folders shared by every QD algorithm: progress bar, atomic checkpoints and resume, pictures,
-``metrics.json``, and the command line ``python -m qd.<algo> --env ... --budget ...``.
+``metrics.json``, and the command line ``python -m qd.<algo> --env <id> --budget <n>``.
 
 A run folder ``<log_folder>/<algo>/<env>_<n>/`` holds ``config.json`` (written first), ``checkpoint.pkl``
 (replaced atomically every ``save_freq`` evaluations and at the end), and at the end ``metrics.json``,

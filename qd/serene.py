@@ -163,11 +163,13 @@ class SERENE(NoveltySearch):
     :meth:`recompute_descriptors` refreshes SERENE's own stored descriptors) and
     :meth:`feed_novelty_archive` (where emitter offspring enter the novelty archive).
 
+    The arguments not listed below (``env_id``, ``seed``, ``evaluator``, ``pop_size``,
+    ``offspring_per_parent``, ``mutation_sigma``, ``mutation_prob``, ``archive_per_generation``,
+    ``archive_selection``, ``k_neighbors``) are as in :class:`~qd.ns.NoveltySearch`;
+    ``archive_per_generation`` / ``archive_selection`` also choose the terminated emitters' offspring fed
+    back to the novelty archive (the authors' ``_lambda`` / ``selection_operator``).
+
     Args:
-        env_id, seed, evaluator, pop_size, offspring_per_parent, mutation_sigma, mutation_prob,
-        archive_per_generation, archive_selection, k_neighbors: as in :class:`~qd.ns.NoveltySearch`;
-            ``archive_per_generation`` / ``archive_selection`` also choose the terminated emitters'
-            offspring fed back to the novelty archive (the authors' ``_lambda`` / ``selection_operator``).
         chunk_size: Evaluations per chunk of novelty search and of emitters (1000).
         emitter: "elitist" (the paper's ES) or "cmaes" (pyribs CMA-ES).
         emitter_pop_size: Emitter population (6).

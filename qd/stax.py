@@ -42,10 +42,12 @@ from qd.signature import SIGNATURE_DEPTH
 class STAX(SERENE):
     """SERENE whose behaviour descriptors are AE latents, with the AE retrained on a growing interval.
 
+    The arguments not listed below (``env_id``, ``seed``, ``evaluator``, ``pop_size``,
+    ``offspring_per_parent``, ``mutation_sigma``, ``mutation_prob``, ``archive_per_generation``,
+    ``archive_selection``, ``k_neighbors``, ``chunk_size``, ``emitter``, ``emitter_pop_size``,
+    ``bootstrap_generations``, ``stagnation_window``) are as in :class:`~qd.serene.SERENE`.
+
     Args:
-        env_id, seed, evaluator, pop_size, offspring_per_parent, mutation_sigma, mutation_prob,
-        archive_per_generation, archive_selection, k_neighbors, chunk_size, emitter, emitter_pop_size,
-        bootstrap_generations, stagnation_window: as in :class:`~qd.serene.SERENE`.
         observation_kind: "image" (final 64x64 render, the paper), "state" (``state_observation()``) or
             "signature" (signature of the outcome trajectory).
         latent_dim: AE latent size (10).

@@ -4,4 +4,5 @@ import sys
 
 from rl.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # imported by the API reference without running
+    sys.exit(main())

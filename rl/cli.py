@@ -1,4 +1,4 @@
-"""The command line shared by every algorithm: ``python -m algos.<name> --env ... -n ...``.
+"""The command line shared by every algorithm: ``python -m algos.<name> --env <id> -n <steps>``.
 
 Flag names follow rl-baselines3-zoo (``train.py``) where the idea is the same. The parser only builds a
 :class:`rl.runner.RunConfig`; :func:`rl.runner.train` does the work.

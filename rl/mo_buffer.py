@@ -34,6 +34,7 @@ class VectorRolloutBuffer(RolloutBuffer):
     """RolloutBuffer whose rewards, values, returns and advantages have a trailing objective axis.
 
     :param n_objectives: number of objectives (columns).
+
     Other parameters as SB3's RolloutBuffer.
     """
 

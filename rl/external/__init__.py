@@ -6,8 +6,9 @@ same algorithms, on the very same D4RL-layout HDF5 files, in the same benchmark 
 d3rlpy lives in its OWN virtual environment (created on demand by :mod:`rl.external.d3rlpy_venv`, by default
 in ``~/.frontier-rl/venvs/d3rlpy-2.8.1``) and each run is a subprocess of that venv's python executing the
 standalone script ``rl/external/d3rlpy_run.py`` (the project is not installed there: the script imports nothing
-from it but ``child_io.py``, stdlib and numpy only, which it loads by file path). The script writes ``evaluations.npz`` and ``run.json`` in the same formats as our own
-runs, so the benchmark's tables and plots treat ``d3rlpy_<algo>`` like any other label.
+from it but ``child_io.py``, stdlib and numpy only, which it loads by file path). The script writes
+``evaluations.npz`` and ``run.json`` in the same formats as our own runs, so the benchmark's tables and plots
+treat ``d3rlpy_<algo>`` like any other label.
 
 Modules:
 

@@ -171,7 +171,7 @@ class BradleyTerryRewardModel:
     def predict(self, observations: np.ndarray, actions: np.ndarray | None = None) -> np.ndarray:
         """The reward of each (s, a): the ensemble mean, normalised if ``normalize``, plus ``reward_offset``.
 
-        Shapes: observations (*batch, *obs_shape), actions (*batch, *act_shape) -> (*batch,).
+        Shapes: observations ``(*batch, *obs_shape)``, actions ``(*batch, *act_shape)`` -> ``(*batch,)``.
         """
         features, batch_shape = self._inputs(observations, actions)
         with th.no_grad():
@@ -179,7 +179,7 @@ class BradleyTerryRewardModel:
         return ((mean - self.reward_mean) / self.reward_std + self.reward_offset).reshape(batch_shape)
 
     def member_rewards(self, observations: np.ndarray, actions: np.ndarray | None = None) -> np.ndarray:
-        """Each member's raw reward, (n_members, *batch): their spread is the ensemble's uncertainty."""
+        """Each member's raw reward, ``(n_members, *batch)``: their spread is the ensemble's uncertainty."""
         features, batch_shape = self._inputs(observations, actions)
         with th.no_grad():
             return self._member_rewards(features).cpu().numpy().reshape((self.n_members, *batch_shape))

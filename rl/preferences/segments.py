@@ -73,9 +73,9 @@ class Segment:
     """
 
     observations: np.ndarray
-    """(L, *obs_shape)."""
+    """``(L, *obs_shape)``."""
     actions: np.ndarray
-    """(L, *act_shape)."""
+    """``(L, *act_shape)``."""
     rewards: np.ndarray
     """(L,) true rewards, or (L, k) true reward terms (their sum over terms is the reward)."""
     infos: dict[str, np.ndarray] = field(default_factory=dict)
@@ -136,9 +136,9 @@ class Trajectory:
     """
 
     observations: np.ndarray
-    """(T + 1, *obs_shape) or (T, *obs_shape)."""
+    """``(T + 1, *obs_shape)`` or ``(T, *obs_shape)``."""
     actions: np.ndarray
-    """(T, *act_shape)."""
+    """``(T, *act_shape)``."""
     rewards: np.ndarray
     """(T,) true rewards or (T, k) true reward terms."""
     infos: dict[str, np.ndarray] = field(default_factory=dict)

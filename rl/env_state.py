@@ -11,7 +11,12 @@ same next observation and reward, bit for bit:
   held in memory as bytes, plus the env's and robot's plain Python attributes (reward potential, initial
   height, foot contacts, ...) that the next reward and observation depend on.
 - panda-gym (its ``PyBullet`` simulation): the same ``saveBullet`` bytes from ``sim.physics_client``, plus the
-  task's and robot's plain attributes (the goal).
+  task's and robot's plain attributes (the goal) and the task's generator. panda-gym reads link positions from
+  Bullet's cached link states, which a step leaves as computed during the step but ``restoreState`` recomputes
+  from the restored joints: an env that went on after a capture and one restored from it then steered the
+  end effector from positions 0.005 to 0.05 apart. So a capture restores the bytes it just wrote into the
+  running env too, and both continue from the same cache. A capture therefore changes a panda-gym trajectory
+  at float precision, the same way in a run and in its resumed copy.
 - All: the ``TimeLimit`` wrapper's step counter.
 """
 
@@ -48,6 +53,9 @@ class EnvState:
     """The TimeLimit counter (None when the env has no time limit)."""
     python_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """PyBullet: plain attributes of the env ("env") and its robot ("robot")."""
+    task_random: dict[str, Any] | None = None
+    """panda-gym: the task's own generator (``task.np_random``, which draws each episode's goal), as
+    ``bit_generator.state``. The env's generator is the resume state's; panda-gym keeps a second one."""
 
 
 def _env_id(env: gym.Env) -> str:
@@ -142,9 +150,15 @@ def capture_state(env: gym.Env) -> EnvState:
         _bullet_client(unwrapped, engine).saveBullet(path)
         with open(path, "rb") as handle:
             physics_bytes = handle.read()
+        if engine == PANDA_GYM:  # the cached link states, as a restore leaves them (module docstring)
+            _bullet_client(unwrapped, engine).restoreState(fileName=path)
     attributes = {"robot": _plain_attributes(unwrapped.robot)}
     attributes["task" if engine == PANDA_GYM else "env"] = _plain_attributes(_python_owner(unwrapped, engine))
-    return EnvState(engine=engine, physics=physics_bytes, elapsed_steps=elapsed, python_attributes=attributes)
+    task_random = None
+    if engine == PANDA_GYM and isinstance(getattr(unwrapped.task, "np_random", None), np.random.Generator):
+        task_random = copy.deepcopy(unwrapped.task.np_random.bit_generator.state)
+    return EnvState(engine=engine, physics=physics_bytes, elapsed_steps=elapsed, python_attributes=attributes,
+                    task_random=task_random)
 
 
 def _bullet_client(unwrapped: gym.Env, engine: str) -> Any:
@@ -183,6 +197,9 @@ def restore_state(env: gym.Env, state: EnvState) -> None:
         for key, attributes in state.python_attributes.items():
             for name, value in attributes.items():
                 setattr(owners[key], name, copy.deepcopy(value))
+        task_random = getattr(state, "task_random", None)  # absent from checkpoints written before it was kept
+        if task_random is not None:
+            unwrapped.task.np_random.bit_generator.state = copy.deepcopy(task_random)
     time_limit = _time_limit(env)
     if time_limit is not None and state.elapsed_steps is not None:
         time_limit._elapsed_steps = state.elapsed_steps

@@ -19,6 +19,8 @@ import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from rl.panda_reset import reproducible
+
 MO_GYMNASIUM_PLAIN_IDS = frozenset({
     "deep-sea-treasure", "deep-sea-treasure-concave", "deep-sea-treasure-mirrored", "minecart",
     "minecart-deterministic", "minecart-rgb", "resource-gathering", "fishwood", "breakable-bottles",
@@ -98,12 +100,12 @@ def ensure_registered(env_id: str) -> str:
 def make_env(env_id: str, *, render_mode: str | None = None, **env_kwargs: Any) -> gym.Env:
     """Create one (unwrapped by SB3) Gymnasium env, registering its package first."""
     ensure_registered(env_id)
-    return gym.make(env_id, render_mode=render_mode, **env_kwargs)
+    return reproducible(gym.make(env_id, render_mode=render_mode, **env_kwargs))
 
 
 def _make_wrapped(env_id: str, wrapper: Callable[[gym.Env], gym.Env], **env_kwargs: Any) -> gym.Env:
     ensure_registered(env_id)  # a SubprocVecEnv worker starts with Gymnasium's own registry only
-    return wrapper(gym.make(env_id, **env_kwargs))
+    return wrapper(reproducible(gym.make(env_id, **env_kwargs)))
 
 
 def _make_registered(env_id: str, **env_kwargs: Any) -> gym.Env:
@@ -111,18 +113,21 @@ def _make_registered(env_id: str, **env_kwargs: Any) -> gym.Env:
     package; ``render_mode="rgb_array"`` by default, as SB3's ``make_vec_env`` does for an id."""
     ensure_registered(env_id)
     try:
-        return gym.make(env_id, **{"render_mode": "rgb_array", **env_kwargs})
+        return reproducible(gym.make(env_id, **{"render_mode": "rgb_array", **env_kwargs}))
     except TypeError:
-        return gym.make(env_id, **env_kwargs)
+        return reproducible(gym.make(env_id, **env_kwargs))
 
 
 def _env_factory(env_id: str, wrapper: Callable[[gym.Env], gym.Env] | None,
                  vec_env_class: str) -> str | Callable[..., gym.Env]:
     """What ``make_vec_env`` makes each copy from: the id itself in-process (unchanged behaviour), a picklable
-    factory that registers the id's package first in a subprocess, or the wrapped env."""
+    factory that registers the id's package first in a subprocess, or the wrapped env. panda-gym's ids always
+    go through the factory, which makes their resets reproducible (:mod:`rl.panda_reset`)."""
     if wrapper is not None:
         return partial(_make_wrapped, env_id, wrapper)
-    return partial(_make_registered, env_id) if vec_env_class == "subproc" else env_id
+    if vec_env_class == "subproc" or env_id.startswith("Panda"):
+        return partial(_make_registered, env_id)
+    return env_id
 
 
 def make_training_env(

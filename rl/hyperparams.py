@@ -20,6 +20,8 @@ from typing import Any
 
 import torch as th
 import yaml
+from stable_baselines3 import HerReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.utils import LinearSchedule
 
 HYPERPARAMS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "algos", "hyperparams")
@@ -39,7 +41,11 @@ STRING_RUNNER_KEYS = ("policy", "vec_env_class")
 """Runner keys whose values are strings (a policy name, 'dummy'/'subproc'); the others take numbers or dicts."""
 
 _CONSTRUCTOR_EXCLUDED = {"self", "policy", "env", "_init_setup_model", "args", "kwargs"}
-_EVAL_NAMESPACE = {"dict": dict, "nn": th.nn, "th": th, "torch": th, "True": True, "False": False, "None": None}
+_EVAL_NAMESPACE = {
+    "dict": dict, "nn": th.nn, "th": th, "torch": th, "True": True, "False": False, "None": None,
+    # rl-zoo3's names for replay buffers (``replay_buffer_class: HerReplayBuffer`` for goal-conditioned envs)
+    "HerReplayBuffer": HerReplayBuffer, "ReplayBuffer": ReplayBuffer, "DictReplayBuffer": DictReplayBuffer,
+}
 
 
 class HyperparameterError(ValueError):

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.save_util import load_from_zip_file
 from tqdm import tqdm
 
 from rl.checkpoint import list_checkpoints
-from rl.registry import get_algo
 from rl.run_record import git_commit
 
 
@@ -90,10 +90,11 @@ def differences(reference: str | Path, resumed: str | Path) -> list[str]:
             found.append("periodic evaluations")
     if monitored_episodes(reference) != monitored_episodes(resumed):
         found.append("monitored episodes")
-    algo_class = get_algo(record_a["algo"]).load_class()
+    # The saved parameters and optimizer states, read from the zip without building the model: a model with
+    # HerReplayBuffer cannot be built without its env.
     model_file = f"{record_a['env']}.zip"
-    params_a = algo_class.load(reference / model_file, device="cpu").get_parameters()
-    params_b = algo_class.load(resumed / model_file, device="cpu").get_parameters()
+    _, params_a, _ = load_from_zip_file(reference / model_file, device="cpu")
+    _, params_b, _ = load_from_zip_file(resumed / model_file, device="cpu")
     _differences_in(params_a, params_b, "parameters", found)
     return found
 

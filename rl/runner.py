@@ -38,6 +38,7 @@ import gymnasium as gym
 import torch as th
 import yaml
 from gymnasium import spaces
+from stable_baselines3 import HerReplayBuffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, StopTrainingOnRewardThreshold
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -477,6 +478,8 @@ def _train_in_folder(
             env.env_method(RESUME_HOOK, model.num_timesteps // n_envs)
         if state is not None:  # then everything else the checkpoint captured, wrappers' own state included
             restart_notes = resume_state.restore(state, model, eval_env=eval_env, callbacks=callbacks)
+        if resuming and isinstance(getattr(model, "replay_buffer", None), HerReplayBuffer) and model._last_obs is None:
+            model.replay_buffer.truncate_last_trajectory()  # the episode restarts: HER must not join the two
 
         if dataset is not None:
             offline_then_online(
@@ -623,7 +626,9 @@ def _set_up(
             model.tensorboard_log = config.tensorboard_log
         buffer_path = _sibling(resume_from, ckpt.REPLAY_BUFFER_FILE)
         if isinstance(model, OffPolicyAlgorithm) and buffer_path:
-            model.load_replay_buffer(buffer_path)
+            # A resume continues the episode in progress (HER's buffer keeps it open; it is closed below if the
+            # episode restarts instead); training on from a model file starts new episodes.
+            model.load_replay_buffer(buffer_path, truncate_last_traj=not resume_dir)
         # In place: -n is the run's total. From a model file: -n more steps (rl-zoo3's -i).
         remaining = n_timesteps - model.num_timesteps if resume_dir else n_timesteps
         recorded = _recorded_hyperparams(params, algo_kwargs, model, resume_dir, run_dir, overrides)
@@ -643,6 +648,7 @@ def _set_up(
             raise
         except (ValueError, AssertionError) as error:  # the constructor's own checks of its arguments
             raise RunConfigError(f"{spec.name}: {error}") from error
+        _check_her_warm_up(model, config.env, n_timesteps)
         algo_kwargs.pop("dataset", None)
         remaining = n_timesteps
         recorded = printable(params)
@@ -650,6 +656,19 @@ def _set_up(
     if dataset is not None:
         recorded["offline_steps"] = _first_set(config.offline_steps, runner.get("offline_steps"), 1_000_000)
     return model, env, eval_env, state, remaining, recorded
+
+
+def _check_her_warm_up(model: BaseAlgorithm, env_id: str, n_timesteps: int) -> None:
+    """HER samples only from finished episodes: refuse, before any step, a warm-up shorter than one episode
+    (SB3 would stop with a RuntimeError at the first gradient step)."""
+    if not isinstance(getattr(model, "replay_buffer", None), HerReplayBuffer):
+        return
+    limit = model.get_env().get_attr("spec")[0].max_episode_steps
+    if limit is not None and model.learning_starts < min(limit, n_timesteps):  # trains before an episode ends
+        raise RunConfigError(
+            f"HerReplayBuffer samples only finished episodes, and {env_id}'s episodes last up to {limit} steps: "
+            f"set learning_starts:{limit} or more (got {model.learning_starts})."
+        )
 
 
 def _recorded_hyperparams(

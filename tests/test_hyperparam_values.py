@@ -17,6 +17,7 @@ from rl.hyperparams import (
     HyperparameterError,
     load_yaml,
     parse_overrides,
+    parse_value,
     resolve_hyperparams,
     takes_string,
     validate_keys,
@@ -98,3 +99,12 @@ def test_cli_refuses_unparsable_values_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: Hyperparameter 'learning_rate' got") and err.count("\n") == 1
     assert not (tmp_path / "mdpo").exists()
+
+
+def test_replay_buffer_classes_are_read_by_their_rl_zoo3_names():
+    from stable_baselines3 import HerReplayBuffer
+    from stable_baselines3.common.buffers import DictReplayBuffer
+
+    overrides = parse_overrides(["replay_buffer_class:HerReplayBuffer", "replay_buffer_kwargs:dict(n_sampled_goal=2)"])
+    assert overrides == {"replay_buffer_class": HerReplayBuffer, "replay_buffer_kwargs": {"n_sampled_goal": 2}}
+    assert parse_value("DictReplayBuffer") is DictReplayBuffer

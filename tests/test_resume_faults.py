@@ -56,6 +56,10 @@ CASES: dict[str, tuple[str, list[str], tuple[int, int]]] = {
     "priv_sac": ("algos.privileged", ["--algo", "sac", "--env", "PandaLiftWide-v0", "--curriculum", "linear", "-n",
                                       "300", "-params", "learning_starts:60", "buffer_size:2000", "batch_size:32",
                                       TINY], (110, 280)),
+    # HER: the episode in progress stays open in HerReplayBuffer, and panda-gym's goals and link states resume
+    "her_sac": ("rl.cli", ["--algo", "sac", "--env", "PandaReach-v3", "-n", "300", "-params", "learning_starts:60",
+                           "buffer_size:2000", "batch_size:32", "replay_buffer_class:HerReplayBuffer", TINY],
+                (110, 280)),
 }
 
 
@@ -128,7 +132,7 @@ def references(cases, tmp_path_factory):
 
 KILLS = [(name, seed) for name in ("ppo", "mdpo", "sac", "mdpo_off", "iql", "s3rl_sac") for seed in (0,)] + [
     ("sac", 1), ("ppo", 1), ("iql", 1), ("sac_warmup", 0), ("iql_offline_phase", 0), ("spo_ppo", 0), ("spo_ppo", 1),
-    ("spo_sac", 0), ("parl_ppo", 0), ("priv_sac", 0),
+    ("spo_sac", 0), ("parl_ppo", 0), ("priv_sac", 0), ("her_sac", 0),
 ]
 
 

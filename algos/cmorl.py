@@ -1,7 +1,7 @@
 """C-MORL: the Pareto front by Pareto initialisation, then constrained Pareto extension.
 
-Paper: Liu, Pan, Wang, Zhang, Zhu, Li. "C-MORL: Multi-Objective Reinforcement Learning through Efficient
-Discovery of Pareto Front", ICLR 2025. Authors' code: github RuohLiuq/C-MORL (``morl/morl.py``,
+Paper: Liu, Pan, Xu, Song, Bian, You, Chen. "C-MORL: Multi-Objective Reinforcement Learning through Efficient
+Discovery of Pareto Front", ICLR 2025 (arXiv 2410.02236). Authors' code: github RuohLiuq/C-MORL (``morl/morl.py``,
 ``morl/mopg.py``, ``morl/ep.py``), built on PGMORL's.
 
 - Stage 1, Pareto initialisation: one :class:`algos.moppo.MOPPO` per preference vector of the simplex grid

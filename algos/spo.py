@@ -273,7 +273,7 @@ class SPO:
     :param rater: a rater or a name of :func:`rl.preferences.make_rater` (``bt``, ``noisy``,
         ``intransitive``, ``nonmarkovian``, ...), built with ``rater_kwargs``.
     :param n_opponents: how many recent trajectories each finished one is compared with.
-    :param spread: ``uniform`` or ``terminal`` (see :mod:`rl.preferences.win_rate`).
+    :param spread: ``uniform``, ``terminal`` or ``discounted`` (see :mod:`rl.preferences.win_rate`).
     :param reward_scale: a trajectory's total reward is ``reward_scale * win rate`` (None: the time limit).
     :param seed: seeds the rater's label draws.
     """

@@ -458,7 +458,10 @@ def greedy_reference(env_id: str) -> float:
 
 
 if __name__ == "__main__":  # python -m envs.submodular <env id> ...: the greedy reference of each grid task
-    import sys
+    import argparse
 
-    for name in sys.argv[1:] or ["Coverage-Constant-v0", "Coverage-Bimodal-v0", "Coverage-GP-v0"]:
+    parser = argparse.ArgumentParser(prog="python -m envs.submodular",
+                                     description="The greedy reference F of submodular grid tasks.")
+    parser.add_argument("env_ids", nargs="*", default=["Coverage-Constant-v0", "Coverage-Bimodal-v0", "Coverage-GP-v0"])
+    for name in parser.parse_args().env_ids:
         print(f"{name}: greedy F = {greedy_reference(name):.2f}")

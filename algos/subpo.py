@@ -442,15 +442,15 @@ class SubPO(OnPolicyAlgorithm):
         self.policy.optimizer.step()
         self._n_updates += 1
 
-        # the buffer flattens env-major: G_0 of each episode is its F(tau) (modular value with reward="modular")
-        starts = th.as_tensor(self._rollout_steps.T.reshape(-1) == 0, device=self.device)
-        episode_values = batch.returns[starts]
+        # G_0 of each episode is its F(tau) (modular value with reward="modular"). The buffer's arrays are flattened
+        # env-major by get(), in rollout order; the batch itself is a shuffled copy, so it cannot be indexed here.
+        episode_values = self.rollout_buffer.returns.reshape(-1)[self._rollout_steps.T.reshape(-1) == 0]
         self.logger.record("train/policy_gradient_loss", pg_loss.item())
         self.logger.record("train/entropy", entropy.item())
         self.logger.record("train/grad_norm", float(grad_norm))
         if len(episode_values) > 0:
-            self.logger.record("train/batch_return_mean", episode_values.mean().item())
-            self.logger.record("train/batch_return_max", episode_values.max().item())
+            self.logger.record("train/batch_return_mean", float(episode_values.mean()))
+            self.logger.record("train/batch_return_max", float(episode_values.max()))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def _train_actor_critic(self) -> None:

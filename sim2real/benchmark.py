@@ -66,8 +66,10 @@ SETTINGS: dict[str, Setting] = {
     for s in (
         Setting("halfcheetah-gravity", "HalfCheetah-v4", "gravity=2.0", "halfcheetah-medium-replay-v2"),
         Setting("walker2d-friction", "Walker2d-v4", "friction=0.3", "walker2d-medium-replay-v2"),
-        # HalfCheetah with noisy actions: the authors' public code has no such variant, so the noise level
-        # (std 1.0 in half action ranges, added before the env clips) is this benchmark's choice.
+        # HalfCheetah with noisy actions (std 1.0 in half action ranges, added before the env clips). The authors'
+        # code has the same kind of variant (joint_noise_std in SimpleSAC/sampler.py: Gaussian noise on the
+        # policy's action before the sim steps, the stored action un-noised; 0 by default) but publishes no level
+        # for it: 1.0 is this benchmark's choice.
         Setting("halfcheetah-noise", "HalfCheetah-v4", "action_noise=1.0", "halfcheetah-medium-v2"),
     )
 }

@@ -57,6 +57,25 @@ def test_baseline_is_the_batch_mean_return_at_each_time_step():
         assert advantages[steps == t].mean() == pytest.approx(0.0, abs=1e-5)
 
 
+def test_logged_batch_returns_are_the_batchs_F_of_tau():
+    """train/batch_return_mean and _max are F(tau) of the rollout's episodes (Monitor's episode returns, which sum
+    the marginal gains), not entries of the shuffled batch."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from tests.recording_logger import recording_logger
+
+    model = _model(env=make_vec_env(_small_env, n_envs=2, seed=0))
+    logger, writer = recording_logger()
+    model.set_logger(logger)
+    model.learn(model.n_steps * model.n_envs)
+    logger.dump()  # SB3 dumps before train(): the update's own records are still pending
+    f_of_tau = [info["r"] for info in model.ep_info_buffer]
+    assert len(f_of_tau) == 8
+    logged = next(row for row in writer.rows if "train/batch_return_mean" in row)
+    assert logged["train/batch_return_mean"] == pytest.approx(np.mean(f_of_tau), abs=1e-5)
+    assert logged["train/batch_return_max"] == pytest.approx(max(f_of_tau), abs=1e-5)
+
+
 def test_one_update_raises_the_log_prob_of_the_higher_advantage_action():
     model = _model(episodes_per_update=2, episode_length=1, learning_rate=1e-3)  # a 2-step buffer
     model.set_logger(Logger(folder=None, output_formats=[]))

@@ -6,7 +6,7 @@ needs Gurobi), so this is a small, documented SDDP of its own on the HiGHS LPs o
 
 Uncertainty model (stated, as SDDP needs one): inflows are stagewise independent; the stage-``t`` inflow takes each
 of its values in the *training* scenarios with equal probability (the same model as TS-DDR's ``stagewise`` sampler,
-and the held-out scenarios of :func:`algos.tsddr.split_scenarios` are not used).
+and the held-out scenarios of :func:`algos.hydro_common.split_scenarios` are not used).
 
 Algorithm, per iteration:
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from algos.tsddr import (
+from algos.hydro_common import (
     TSDDRConfigError,
     next_run_dir,
     perfect_foresight_costs,

@@ -42,13 +42,16 @@ Deliberate deviations (each also noted where it is made):
 Data split: the last ``holdout_fraction`` (default 25%) of the case's scenarios are held out for evaluation; the
 training scenarios are drawn from the others, stage by stage independently (``sampler="stagewise"``, as the
 authors' ``DecisionRules.sample`` does) or as whole scenarios (``sampler="scenario"``).
+
+Layout: this module is the algorithm (:class:`TSDDR`, :class:`TSLDR`, the penalty schedule, deployment, save and
+load); the decision rules are in :mod:`algos.tsddr_policies`, the differentiable stage LP in :mod:`algos.tsddr_lp`,
+the scenario split, stagewise sampler and perfect-foresight bound it shares with SDDP in :mod:`algos.hydro_common`,
+and the run folders and CLI (``python -m algos.tsddr``) in :mod:`algos.tsddr_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import math
 import os
 import pickle
 import sys
@@ -61,26 +64,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from algos.hydro_common import TSDDRConfigError, sample_stagewise, split_scenarios
+from algos.tsddr_lp import StageLP
+from algos.tsddr_policies import POLICY_CLASSES, TargetPolicy
 from envs.hydro import (
     HydroSystem,
     SystemDataError,
-    UnknownCaseError,
     case_path,
     load_system,
     solve_horizon_with_targets,
-    solve_perfect_foresight,
     solve_stage,
 )
-from envs.hydro.lp import HydroLPError
 
 ANNEALED_MULTIPLIERS = (0.1, 1.0, 10.0, 30.0)
 """The authors' default annealed schedule: warm-up, nominal, tighten, lock."""
 ANNEALED_PHASE_FRACTIONS = (2 / 24, 2 / 24, 4 / 24)
 """Lengths of the first three phases as shares of all batches; the last phase takes the rest."""
 MODES = ("stage", "horizon")
-POLICIES = ("mlp", "lstm", "linear")
+POLICIES = tuple(POLICY_CLASSES)
+"""``("mlp", "lstm", "linear")``; ``"linear"`` is TS-LDR."""
 SAMPLERS = ("stagewise", "scenario")
 CHECKPOINT_READ_ERRORS: tuple[type[BaseException], ...] = (
     EOFError, OSError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
@@ -88,10 +91,6 @@ CHECKPOINT_READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 """What ``torch.load`` and applying its state raise for a truncated or foreign file (a cut zip archive: RuntimeError
 or OSError; a cut pickle: EOFError or UnpicklingError; a pickle naming missing classes: AttributeError/ImportError)."""
-
-
-class TSDDRConfigError(ValueError):
-    """A TS-DDR / SDDP setting is invalid; the message names the setting and the accepted values."""
 
 
 # --------------------------------------------------------------------------------------------- schedule
@@ -135,188 +134,6 @@ def penalty_multiplier(schedule: list[tuple[int, int, float]] | None, batch: int
 def auto_penalty_base(system: HydroSystem) -> float:
     """The largest cost coefficient of the stage LP (the authors' ``penalty=:auto``)."""
     return max([system.deficit_cost, *[u.cost for u in system.thermals], 1.0])
-
-
-# ------------------------------------------------------------------------------------------- scenarios
-
-
-def split_scenarios(num_scenarios: int, holdout_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """(training, held-out) scenario indices: the last ``ceil(fraction * S)`` scenarios are held out.
-
-    Raises:
-        TSDDRConfigError: the fraction is outside [0, 1) or leaves no training scenario.
-    """
-    if not 0.0 <= holdout_fraction < 1.0:
-        raise TSDDRConfigError(f"holdout_fraction: must be in [0, 1), got {holdout_fraction}")
-    held = math.ceil(holdout_fraction * num_scenarios)
-    if held >= num_scenarios:
-        raise TSDDRConfigError(
-            f"holdout_fraction: {holdout_fraction} of {num_scenarios} scenarios leaves none for training"
-        )
-    indices = np.arange(num_scenarios)
-    return indices[: num_scenarios - held], indices[num_scenarios - held:]
-
-
-def sample_stagewise(inflows: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` scenarios whose stage-``t`` inflow is drawn independently from the stage-``t`` values of
-    ``inflows`` (shape ``(S, T, n)``): the stagewise-independent model of the authors' sampler and of SDDP."""
-    num_scenarios, num_stages, _ = inflows.shape
-    picks = rng.integers(num_scenarios, size=(count, num_stages))
-    return inflows[picks, np.arange(num_stages)[None, :]]
-
-
-# -------------------------------------------------------------------------------------------- policies
-
-
-class TargetPolicy(nn.Module):
-    """Base of the decision rules: one step maps (inflow_t, previous volumes, stage t) to target volumes.
-
-    Inputs are normalised inside: inflows by their per-plant training mean, volumes to [0, 1] of their range.
-    """
-
-    recurrent = False
-
-    def __init__(self, lower: np.ndarray, upper: np.ndarray, inflow_scale: np.ndarray, num_stages: int) -> None:
-        super().__init__()
-        self.register_buffer("lower", torch.as_tensor(lower, dtype=torch.float64))
-        self.register_buffer("span", torch.as_tensor(np.maximum(upper - lower, 1e-9), dtype=torch.float64))
-        self.register_buffer("inflow_scale", torch.as_tensor(inflow_scale, dtype=torch.float64))
-        self.num_stages = num_stages
-        self.num_hydros = len(lower)
-
-    def features(self, inflow: torch.Tensor, volumes: torch.Tensor, stage: int) -> torch.Tensor:
-        """``[inflow / scale, (volumes - lower) / span, one_hot(stage)]`` for a batch."""
-        one_hot = torch.zeros(inflow.shape[0], self.num_stages, dtype=torch.float64)
-        one_hot[:, stage] = 1.0
-        return torch.cat([inflow / self.inflow_scale, (volumes - self.lower) / self.span, one_hot], dim=1)
-
-    def initial_hidden(self, batch: int) -> Any:
-        return None
-
-    def step(self, inflow: torch.Tensor, volumes: torch.Tensor, stage: int, hidden: Any) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
-
-
-def _mlp(sizes: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Linear(a, b), nn.Tanh()]
-    layers.append(nn.Linear(sizes[-2], sizes[-1]))
-    return nn.Sequential(*layers).double()
-
-
-class MLPPolicy(TargetPolicy):
-    """An MLP over ``[inflow_t, volumes_{t-1}, one_hot(t)]``; targets = lower + span * sigmoid(output).
-
-    Deviation: the sigmoid bound (the authors leave the output unbounded) and the stage one-hot.
-    """
-
-    def __init__(self, lower, upper, inflow_scale, num_stages: int, hidden_sizes: Sequence[int] = (64, 64)) -> None:
-        super().__init__(lower, upper, inflow_scale, num_stages)
-        self.net = _mlp([2 * self.num_hydros + num_stages, *hidden_sizes, self.num_hydros])
-
-    def step(self, inflow, volumes, stage, hidden):
-        return self.lower + self.span * torch.sigmoid(self.net(self.features(inflow, volumes, stage))), hidden
-
-
-class LSTMPolicy(TargetPolicy):
-    """The authors' state-conditioned policy: an LSTM encodes the inflow history; a dense combiner maps
-    ``[encoding, volumes_{t-1}, one_hot(t)]`` to the targets (sigmoid-bounded; deviation as in MLPPolicy)."""
-
-    recurrent = True
-
-    def __init__(self, lower, upper, inflow_scale, num_stages: int, hidden_sizes: Sequence[int] = (64, 64)) -> None:
-        super().__init__(lower, upper, inflow_scale, num_stages)
-        self.encoder = nn.LSTMCell(self.num_hydros, hidden_sizes[0]).double()
-        self.combiner = _mlp([hidden_sizes[0] + self.num_hydros + num_stages, *hidden_sizes[1:], self.num_hydros])
-
-    def initial_hidden(self, batch: int):
-        size = self.encoder.hidden_size
-        return torch.zeros(batch, size, dtype=torch.float64), torch.zeros(batch, size, dtype=torch.float64)
-
-    def step(self, inflow, volumes, stage, hidden):
-        h, c = self.encoder(inflow / self.inflow_scale, hidden)
-        rest = self.features(inflow, volumes, stage)[:, self.num_hydros:]
-        z = self.combiner(torch.cat([h, rest], dim=1))
-        return self.lower + self.span * torch.sigmoid(z), (h, c)
-
-
-class LinearPolicy(TargetPolicy):
-    """TS-LDR: targets affine in ``[inflow_t, volumes_{t-1}, one_hot(t)]`` (per-stage intercepts), unbounded
-    (the slack absorbs infeasible targets, as in the authors' identity-activation LDR). Starts at mid-range."""
-
-    def __init__(self, lower, upper, inflow_scale, num_stages: int, hidden_sizes: Sequence[int] = ()) -> None:
-        super().__init__(lower, upper, inflow_scale, num_stages)
-        self.linear = nn.Linear(2 * self.num_hydros + num_stages, self.num_hydros).double()
-        nn.init.zeros_(self.linear.weight)
-        nn.init.constant_(self.linear.bias, 0.5)
-
-    def step(self, inflow, volumes, stage, hidden):
-        return self.lower + self.span * self.linear(self.features(inflow, volumes, stage)), hidden
-
-
-_POLICY_CLASSES = {"mlp": MLPPolicy, "lstm": LSTMPolicy, "linear": LinearPolicy}
-
-
-# ------------------------------------------------------------------------------------------- LP layers
-
-
-def _volume_jacobians(
-    system: HydroSystem, stage: int, v_in: np.ndarray, inflow: np.ndarray, target: np.ndarray,
-    penalty: float, volumes: np.ndarray, step: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """d realised volumes / d (v_in, target) by one-sided finite differences of the stage LP.
-
-    Deviation: the authors use DiffOpt; the LP is piecewise linear, so a small forward step is exact unless a
-    breakpoint lies within it.
-    """
-    n = len(v_in)
-    steps = step * np.array([max(h.max_volume - h.min_volume, 1.0) for h in system.hydros])
-    jac_in, jac_target = np.zeros((n, n)), np.zeros((n, n))
-    for j in range(n):
-        e = np.zeros(n)
-        e[j] = steps[j]
-        moved = solve_stage(system, stage, volumes_in=v_in + e, inflow=inflow, target=target, target_penalty=penalty)
-        jac_in[:, j] = (moved.volumes - volumes) / steps[j]
-        moved = solve_stage(system, stage, volumes_in=v_in, inflow=inflow, target=target + e, target_penalty=penalty)
-        jac_target[:, j] = (moved.volumes - volumes) / steps[j]
-    return jac_in, jac_target
-
-
-class _StageLP(torch.autograd.Function):
-    """Batched stage LP: ``(v_in, target) -> (objective, realised volumes, operating cost)``; the backward pass
-    uses the duals.
-
-    d objective / d target = target-row dual, d objective / d v_in = water-balance dual (envelope theorem); the
-    realised volumes' Jacobians carry the gradient of later stages back (see :func:`_volume_jacobians`).
-    """
-
-    @staticmethod
-    def forward(ctx, v_in, target, system, stage, inflow, penalty, fd_step, transition):  # noqa: D102
-        b, n = target.shape
-        objective, operating, volumes = np.zeros(b), np.zeros(b), np.zeros((b, n))
-        lam, mu = np.zeros((b, n)), np.zeros((b, n))
-        jac_in, jac_target = np.zeros((b, n, n)), np.zeros((b, n, n))
-        v_np, t_np = v_in.detach().numpy(), target.detach().numpy()
-        for k in range(b):
-            sol = solve_stage(system, stage, volumes_in=v_np[k], inflow=inflow[k], target=t_np[k],
-                              target_penalty=penalty)
-            objective[k], operating[k], volumes[k] = sol.objective, sol.operating_cost, sol.volumes
-            lam[k], mu[k] = sol.target_duals, sol.water_value
-            if transition:
-                jac_in[k], jac_target[k] = _volume_jacobians(
-                    system, stage, v_np[k], inflow[k], t_np[k], penalty, sol.volumes, fd_step)
-        ctx.save_for_backward(*(torch.as_tensor(a) for a in (lam, mu, jac_in, jac_target)))
-        operating = torch.as_tensor(operating)
-        ctx.mark_non_differentiable(operating)
-        return torch.as_tensor(objective), torch.as_tensor(volumes), operating
-
-    @staticmethod
-    def backward(ctx, grad_objective, grad_volumes, _grad_operating):  # noqa: D102
-        lam, mu, jac_in, jac_target = ctx.saved_tensors
-        grad_v_in = grad_objective[:, None] * mu + torch.einsum("bi,bij->bj", grad_volumes, jac_in)
-        grad_target = grad_objective[:, None] * lam + torch.einsum("bi,bij->bj", grad_volumes, jac_target)
-        return grad_v_in, grad_target, None, None, None, None, None, None
 
 
 @dataclass(frozen=True)
@@ -363,7 +180,7 @@ class TSDDR:
     :param case: the case name or path (recorded for save/load).
     """
 
-    policy_aliases = _POLICY_CLASSES
+    policy_aliases = POLICY_CLASSES
 
     def __init__(
         self,
@@ -424,7 +241,7 @@ class TSDDR:
         upper = np.array([h.max_volume for h in self.system.hydros])
         scale = self.system.inflows[self.train_indices].mean(axis=(0, 1))
         scale = np.where(scale > 1e-9, scale, 1.0)
-        cls = _POLICY_CLASSES[self.config["policy"]]
+        cls = POLICY_CLASSES[self.config["policy"]]
         self.policy: TargetPolicy = cls(lower, upper, scale, self.system.num_stages, self.config["hidden_sizes"])
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config["learning_rate"])
         self.epoch = 0
@@ -453,7 +270,7 @@ class TSDDR:
         for t in range(self.system.num_stages):
             inflow = torch.as_tensor(inflows[:, t])
             target, hidden = self.policy.step(inflow, volumes, t, hidden)
-            objective, volumes, stage_operating = _StageLP.apply(
+            objective, volumes, stage_operating = StageLP.apply(
                 volumes, target, self.system, t, inflows[:, t], penalty, self.config["fd_step"],
                 self.config["transition_gradient"])
             total = total + objective
@@ -688,144 +505,9 @@ def _torch_save_atomic(data: Any, path: Path) -> Path:
     return path
 
 
-def perfect_foresight_costs(system: HydroSystem, scenarios: Sequence[int]) -> np.ndarray:
-    """Perfect-foresight (clairvoyant) operating cost per scenario index: a lower bound for any policy."""
-    return np.array([solve_perfect_foresight(system, scenario=int(k)).objective for k in scenarios])
-
-
-def next_run_dir(log_folder: str | Path, algo: str, case: str) -> Path:
-    """``<log_folder>/<algo>/<case>_<n+1>`` (the runner's convention, without importing SB3)."""
-    base = Path(log_folder) / algo
-    stem = Path(case).stem
-    ids = [int(p.name.rsplit("_", 1)[1]) for p in base.glob(f"{stem}_*") if p.name.rsplit("_", 1)[1].isdigit()]
-    return base / f"{stem}_{max(ids, default=0) + 1}"
-
-
-def plot_learning_curve(history: list[dict[str, float]], path: Path, *, reference: float | None = None,
-                        title: str = "TS-DDR") -> Path:
-    """Training and held-out operating cost per epoch (and the held-out perfect-foresight mean, if given)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = [row["epoch"] for row in history]
-    ax.plot(epochs, [row["train_cost"] for row in history], label="train (operating cost)")
-    held = [(row["epoch"], row["holdout_cost"]) for row in history if "holdout_cost" in row]
-    if held:
-        ax.plot(*zip(*held), marker="o", label="held-out (deployed)")
-    if reference is not None:
-        ax.axhline(reference, color="gray", linestyle="--", label="perfect foresight (held-out)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cost per scenario")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def train_run(
-    case: str,
-    *,
-    epochs: int,
-    seed: int = 0,
-    log_folder: str | Path = "logs",
-    resume: str | Path | None = None,
-    progress: bool = True,
-    **kwargs: Any,
-) -> Path:
-    """Train TS-DDR on a case in a run folder ``<log_folder>/tsddr/<case>_<n>`` (or continue ``resume``).
-
-    Writes ``config.json``, ``progress.csv``, ``history.json``, ``checkpoint.pt`` (per epoch), ``model.pt``,
-    ``learning_curve.png`` and ``results.json`` (held-out cost, violation shares, timings, perfect foresight).
-    """
-    from rl.checkpoint import write_json_atomic
-    from rl.run_record import command_line, package_versions
-
-    if not isinstance(epochs, int) or epochs < 1:  # before a run folder exists: a failed start leaves none
-        raise TSDDRConfigError(f"epochs: must be an integer >= 1, got {epochs}")
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "checkpoint.pt").is_file():
-            raise FileNotFoundError(f"{str(run_dir)!r} has no checkpoint.pt to resume from")
-        model = TSDDR.load(run_dir / "checkpoint.pt")
-    else:
-        system = load_system(case_path(case))
-        model = TSDDR(system, seed=seed, case=str(case), **kwargs)
-        run_dir = next_run_dir(log_folder, "tsddr", str(case))
-        run_dir.mkdir(parents=True)
-        write_json_atomic(run_dir / "config.json", {**model.config, "epochs": epochs, "command": command_line(),
-                                                    "versions": package_versions(),
-                                                    "train_scenarios": model.train_indices.tolist(),
-                                                    "holdout_scenarios": model.holdout_indices.tolist()})
-    start = time.perf_counter()
-    model.learn(epochs, run_dir=run_dir, progress=progress)
-    training_seconds = time.perf_counter() - start
-    model.save(run_dir / "model.pt")
-    results = {"training_seconds": training_seconds, "epochs": model.epoch}
-    if len(model.holdout_indices):
-        pf = perfect_foresight_costs(model.system, model.holdout_indices)
-        evaluation = model.evaluate(model.holdout_indices)
-        results.update(holdout=evaluation, perfect_foresight_holdout_mean=float(pf.mean()),
-                       perfect_foresight_holdout=pf.tolist())
-        plot_learning_curve(model.history, run_dir / "learning_curve.png", reference=float(pf.mean()),
-                            title=f"TS-DDR ({model.config['policy']}, {model.config['mode']}) on {case}")
-    write_json_atomic(run_dir / "results.json", results)
-    return run_dir
-
-
-# -------------------------------------------------------------------------------------------------- CLI
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m algos.tsddr", description="Train TS-DDR / TS-LDR on a hydro case.")
-    parser.add_argument("--case", default="toy", help="case name (envs/hydro/cases/<name>.json) or JSON path")
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mode", choices=MODES, default="stage")
-    parser.add_argument("--policy", choices=POLICIES, default="mlp", help="linear = TS-LDR")
-    parser.add_argument("--hidden", type=int, nargs="*", default=None, help="hidden sizes (default 64 64)")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--batches-per-epoch", type=int, default=100)
-    parser.add_argument("--penalty-schedule", choices=("annealed", "constant"), default="annealed")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="stagewise")
-    parser.add_argument("--holdout-fraction", type=float, default=0.25)
-    parser.add_argument("--no-transition-gradient", action="store_true",
-                        help="stage mode: do not back-propagate through the realised volumes")
-    parser.add_argument("-f", "--log-folder", default="logs")
-    parser.add_argument("--resume", default=None, help="run folder to continue (its checkpoint.pt)")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m algos.tsddr``; user errors print one line and exit 2."""
-    args = build_parser().parse_args(argv)
-    kwargs: dict[str, Any] = dict(
-        mode=args.mode, policy=args.policy, learning_rate=args.lr, batch_size=args.batch_size,
-        batches_per_epoch=args.batches_per_epoch, penalty_schedule=args.penalty_schedule, sampler=args.sampler,
-        holdout_fraction=args.holdout_fraction, transition_gradient=not args.no_transition_gradient)
-    if args.hidden is not None:
-        kwargs["hidden_sizes"] = args.hidden
-    elif args.policy == "linear":
-        kwargs["hidden_sizes"] = ()
-    try:
-        run_dir = train_run(args.case, epochs=args.epochs, seed=args.seed, log_folder=args.log_folder,
-                            resume=args.resume, progress=not args.no_progress, **kwargs)
-    except (UnknownCaseError, SystemDataError, TSDDRConfigError, HydroLPError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"run folder: {run_dir}")
-    return 0
-
-
 if __name__ == "__main__":
-    # Run the importable module, not this ``__main__`` copy: what it pickles must name
-    # ``algos.tsddr``'s classes to load elsewhere, and its isinstance checks must see one class.
-    from algos.tsddr import main as module_main
+    # The CLI is algos.tsddr_cli's, and it uses the importable ``algos.tsddr``, not this ``__main__`` copy: anything
+    # it pickles must name ``algos.tsddr``'s classes to load elsewhere, and isinstance checks must see one class.
+    from algos.tsddr_cli import main
 
-    sys.exit(module_main())
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """TS-DDR benchmark: TS-DDR, TS-LDR, SDDP, SB3 PPO and the perfect-foresight LP on the same held-out scenarios.
 
 One invocation trains every method for every seed and evaluates all of them on the held-out inflow scenarios of
-:func:`algos.tsddr.split_scenarios` (the last 25% of the case's scenarios; no method sees them in training)::
+:func:`algos.hydro_common.split_scenarios` (the last 25% of the case's scenarios; no method sees them in training)::
 
     python -m algos.tsddr_benchmark --case toy --seeds 0 1 2 --epochs 20 --sddp-iterations 30 --ppo-steps 100000
 
@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from algos.hydro_common import TSDDRConfigError, split_scenarios
 from algos.sddp import SDDP
-from algos.tsddr import TSDDR, TSLDR, TSDDRConfigError, split_scenarios
+from algos.tsddr import TSDDR, TSLDR
 from envs.hydro import (
     HydroSystem,
     SystemDataError,

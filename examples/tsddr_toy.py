@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from algos.hydro_common import perfect_foresight_costs
 from algos.sddp import SDDP
-from algos.tsddr import TSDDR, TSLDR, perfect_foresight_costs, plot_learning_curve
+from algos.tsddr import TSDDR, TSLDR
+from algos.tsddr_cli import plot_learning_curve
 from envs.hydro import load_system, toy_case_path
 
 

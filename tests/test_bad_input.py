@@ -116,7 +116,7 @@ def test_an_override_the_saved_model_does_not_store_is_refused(files):
     (["--policy", "lstm", "--hidden"], "needs at least one hidden size"),
 ], ids=["no epochs", "mlp without sizes", "lstm without sizes"])
 def test_tsddr_bad_settings_are_one_line_and_leave_no_run_folder(argv, expected, tmp_path, capsys):
-    from algos.tsddr import main
+    from algos.tsddr_cli import main
 
     assert main([*argv, "-f", str(tmp_path / "logs"), "--no-progress"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -125,7 +125,7 @@ def test_tsddr_bad_settings_are_one_line_and_leave_no_run_folder(argv, expected,
 
 
 def test_tsddr_resume_from_a_truncated_checkpoint_is_one_line(tmp_path, capsys):
-    from algos.tsddr import main
+    from algos.tsddr_cli import main
 
     argv = ["--epochs", "1", "--batches-per-epoch", "2", "--hidden", "8", "-f", str(tmp_path), "--no-progress"]
     assert main(argv) == 0

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from algos.hydro_common import perfect_foresight_costs
 from algos.sddp import SDDP, main
-from algos.tsddr import perfect_foresight_costs
 from envs.hydro import load_system, toy_case_path
 
 

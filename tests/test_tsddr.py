@@ -1,18 +1,14 @@
-"""Tests of TS-DDR / TS-LDR (algos.tsddr): dual gradients, reproducibility, learning, save/load, CLI errors."""
+"""Tests of TS-DDR / TS-LDR (algos.tsddr, tsddr_lp, tsddr_cli): dual gradients, reproducibility, learning, save/load,
+CLI errors."""
 
 import numpy as np
 import pytest
 import torch
 
-from algos.tsddr import (
-    TSDDR,
-    TSLDR,
-    TSDDRConfigError,
-    _StageLP,
-    annealed_penalty_schedule,
-    main,
-    split_scenarios,
-)
+from algos.hydro_common import TSDDRConfigError, split_scenarios
+from algos.tsddr import TSDDR, TSLDR, annealed_penalty_schedule
+from algos.tsddr_cli import main
+from algos.tsddr_lp import StageLP
 from envs.hydro import SystemDataError, load_system, solve_horizon_with_targets, system_from_dict, toy_case_path
 
 PENALTY = 5000.0
@@ -29,8 +25,8 @@ def _stage_total(system, inflows, targets, transition=True):
     volumes = torch.as_tensor(system.initial_volumes[None])
     total = torch.zeros(1, dtype=torch.float64)
     for t in range(system.num_stages):
-        objective, volumes, _ = _StageLP.apply(volumes, targets[t][None], system, t, inflows[None, t], PENALTY,
-                                               1e-4, transition)
+        objective, volumes, _ = StageLP.apply(volumes, targets[t][None], system, t, inflows[None, t], PENALTY,
+                                              1e-4, transition)
         total = total + objective
     return total.sum()
 

@@ -29,6 +29,8 @@ Registered:
   (``envs.target_speed.TargetSpeedReward``).
 - ``PandaLiftWide-v0`` and ``PandaLiftPlate-v0``: lift an object that cannot be grasped where it lies (a box
   wider than the gripper, a flat plate), panda-gym's Panda, goal-conditioned (``envs.panda_lift``).
+- ``FetchLiftWide-v0`` and ``FetchLiftPlate-v0``: the same two tasks on gymnasium-robotics' Fetch arm (MuJoCo),
+  goal-conditioned (``envs.fetch_lift``).
 """
 
 import gymnasium
@@ -102,3 +104,10 @@ for _env_id, _shape in (("PandaLiftWide-v0", "wide"), ("PandaLiftPlate-v0", "pla
         # can step differently in the 6th decimal (runs from one seed repeat bit for bit; tests/test_panda_lift.py).
         gymnasium.register(id=_env_id, entry_point="envs.panda_lift:PandaLiftEnv", max_episode_steps=100,
                            kwargs={"shape": _shape}, nondeterministic=True)
+
+# The same tasks on gymnasium-robotics' Fetch (envs.fetch_lift), 100 steps. MuJoCo resets from a cleared state, so a
+# seed gives the same episode whatever came before (deterministic, unlike the Bullet twins above).
+for _env_id, _shape in (("FetchLiftWide-v0", "wide"), ("FetchLiftPlate-v0", "plate")):
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point="envs.fetch_lift:FetchLiftEnv", max_episode_steps=100,
+                           kwargs={"shape": _shape})

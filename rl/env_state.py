@@ -17,6 +17,12 @@ same next observation and reward, bit for bit:
   end effector from positions 0.005 to 0.05 apart. So a capture restores the bytes it just wrote into the
   running env too, and both continue from the same cache. A capture therefore changes a panda-gym trajectory
   at float precision, the same way in a run and in its resumed copy.
+- gymnasium-robotics (its ``MujocoRobotEnv``, e.g. the Fetch tasks of ``envs.fetch_lift``): the same MuJoCo
+  integration state, plus the episode's goal (``env.goal``, which the next reward and observation read). Their
+  step leaves the derived quantities (body positions) as of the last substep's start, and the next action places
+  the mocap from the gripper's body position, so as for panda-gym a capture also runs ``mj_forward`` on the
+  running env, and the env and its restored copy continue from the same positions. ``envs.fetch_lift`` runs
+  ``mj_forward`` after each step itself, so there a capture changes nothing.
 - All: the ``TimeLimit`` wrapper's step counter.
 """
 
@@ -35,6 +41,9 @@ from gymnasium.wrappers import TimeLimit
 MUJOCO = "mujoco"
 PYBULLET = "pybullet"
 PANDA_GYM = "panda_gym"
+GYMNASIUM_ROBOTICS = "gymnasium_robotics"
+MUJOCO_ENGINES = (MUJOCO, GYMNASIUM_ROBOTICS)
+"""Engines whose physics is MuJoCo's integration state vector."""
 
 
 class StateNotRestorableError(TypeError):
@@ -46,13 +55,14 @@ class EnvState:
     """A restorable snapshot of one environment."""
 
     engine: str
-    """``"mujoco"`` or ``"pybullet"``."""
+    """``"mujoco"``, ``"gymnasium_robotics"``, ``"pybullet"`` or ``"panda_gym"``."""
     physics: np.ndarray | bytes
     """MuJoCo's integration state vector, or a PyBullet ``.bullet`` file's bytes."""
     elapsed_steps: int | None
     """The TimeLimit counter (None when the env has no time limit)."""
     python_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """PyBullet: plain attributes of the env ("env") and its robot ("robot")."""
+    """PyBullet: plain attributes of the env ("env") and its robot ("robot"); gymnasium-robotics: the env's goal
+    ("env")."""
     task_random: dict[str, Any] | None = None
     """panda-gym: the task's own generator (``task.np_random``, which draws each episode's goal), as
     ``bit_generator.state``. The env's generator is the resume state's; panda-gym keeps a second one."""
@@ -73,6 +83,14 @@ def engine_of(env: gym.Env) -> str:
             return MUJOCO
     except ImportError:  # gymnasium without the mujoco extra
         pass
+    if hasattr(unwrapped, "model") and hasattr(unwrapped, "data"):
+        try:
+            from gymnasium_robotics.envs.robot_env import MujocoRobotEnv
+
+            if isinstance(unwrapped, MujocoRobotEnv):
+                return GYMNASIUM_ROBOTICS
+        except ImportError:  # gymnasium-robotics not installed
+            pass
     try:
         from pybullet_envs_gymnasium.env_bases import MJCFBaseBulletEnv
 
@@ -84,7 +102,8 @@ def engine_of(env: gym.Env) -> str:
         return PANDA_GYM
     raise StateNotRestorableError(
         f"Cannot capture and restore the state of {_env_id(env)!r} ({type(unwrapped).__name__}): only "
-        "Gymnasium MuJoCo envs, pybullet_envs_gymnasium envs and panda-gym envs are supported."
+        "Gymnasium MuJoCo envs, gymnasium-robotics MuJoCo envs, pybullet_envs_gymnasium envs and panda-gym envs are "
+        "supported."
     )
 
 
@@ -138,13 +157,17 @@ def capture_state(env: gym.Env) -> EnvState:
     if time_limit is not None and time_limit._elapsed_steps is not None:
         elapsed = int(time_limit._elapsed_steps)
     unwrapped = env.unwrapped
-    if engine == MUJOCO:
+    if engine in MUJOCO_ENGINES:
         import mujoco
 
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         physics = np.empty(mujoco.mj_stateSize(unwrapped.model, spec))
         mujoco.mj_getState(unwrapped.model, unwrapped.data, physics, spec)
-        return EnvState(engine=engine, physics=physics, elapsed_steps=elapsed)
+        if engine == MUJOCO:
+            return EnvState(engine=engine, physics=physics, elapsed_steps=elapsed)
+        mujoco.mj_forward(unwrapped.model, unwrapped.data)  # positions as a restore leaves them (module docstring)
+        return EnvState(engine=engine, physics=physics, elapsed_steps=elapsed,
+                        python_attributes={"env": {"goal": copy.deepcopy(unwrapped.goal)}})
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "state.bullet")
         _bullet_client(unwrapped, engine).saveBullet(path)
@@ -176,7 +199,7 @@ def restore_state(env: gym.Env, state: EnvState) -> None:
     if engine != state.engine:
         raise StateNotRestorableError(f"A {state.engine} state cannot be restored into {_env_id(env)!r} ({engine}).")
     unwrapped = env.unwrapped
-    if engine == MUJOCO:
+    if engine in MUJOCO_ENGINES:
         import mujoco
 
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -187,6 +210,8 @@ def restore_state(env: gym.Env, state: EnvState) -> None:
             )
         mujoco.mj_setState(unwrapped.model, unwrapped.data, np.asarray(state.physics, dtype=np.float64), spec)
         mujoco.mj_forward(unwrapped.model, unwrapped.data)
+        for name, value in state.python_attributes.get("env", {}).items():
+            setattr(unwrapped, name, copy.deepcopy(value))
     else:
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "state.bullet")

@@ -16,10 +16,11 @@ algorithm trains in a variant as the benchmark label ``sim_<algo>`` (:mod:`sim2r
 ``python -m sim2real.benchmark`` runs H2O's benchmark.
 
 Privileged-action curricula (Mao et al., 2025): :class:`PrivilegedManipulation` grants sim-only privileges in a
-panda-gym env (table penetration, a virtual force on the object) scaled by a level in [0, 1], and
-:class:`PrivilegeCurriculum` (an SB3 callback) lowers that level while the agent trains::
+panda-gym env (PyBullet) or a gymnasium-robotics Fetch env (MuJoCo): table penetration and a virtual force on the
+object, scaled by a level in [0, 1]; :class:`PrivilegeCurriculum` (an SB3 callback) lowers that level while the
+agent trains::
 
-    env = PrivilegedManipulation(gym.make("PandaLiftWide-v0"), level=1.0)
+    env = PrivilegedManipulation(gym.make("PandaLiftWide-v0"), level=1.0)     # or "FetchLiftWide-v0"
     model.learn(1_000_000, callback=PrivilegeCurriculum("success", window=50, threshold=0.5, step=0.1))
 """
 

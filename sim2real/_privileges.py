@@ -3,9 +3,10 @@
 Mao et al. (2025, arXiv 2502.15442) make contact-rich, long-horizon manipulation learnable with a parsimonious
 reward by granting privileges only a simulator can (the gripper may penetrate the table; virtual forces move the
 object) and removing them until the policy acts without any. The paper's simulator and exact privileges could not
-be checked; these are designed here, on the loaded PyBullet simulation of a panda-gym env (nothing installed is
-edited), and :class:`PrivilegedManipulation` exposes them as a Gymnasium wrapper whose ``level`` a curriculum
-lowers:
+be checked; these are designed here, on the loaded simulation of a panda-gym env (PyBullet) or of a
+gymnasium-robotics Fetch env (MuJoCo; :mod:`sim2real._privileges_mujoco`), nothing installed being edited, and
+:class:`PrivilegedManipulation` exposes them as a Gymnasium wrapper whose ``level`` a curriculum lowers. In
+PyBullet:
 
 - ``table_penetration``: at each reset, with probability ``level``, the robot's links stop colliding with the
   table for the episode (``setCollisionFilterPair``) and panda-gym's end-effector controller, which keeps its
@@ -15,8 +16,13 @@ lowers:
   ``level * max_force * channels`` newtons (world frame) is applied at the object's centre of mass
   (``applyExternalForce``). The default 10 N lifts the tasks' 0.5 kg objects (4.9 N of weight) at level 1.
 
+In MuJoCo (Fetch), the same two with the same draws, channels and units: the table's ``contype``/``conaffinity``
+move to a collision bit the robot lacks (the object keeps colliding with the table) and the grip site may go down
+to ``PENETRATION_DEPTH`` below the table top; the force goes to the object body's ``data.xfrc_applied``. Details in
+:mod:`sim2real._privileges_mujoco`.
+
 At level 0 neither does anything (the extra channels remain in the action space, ignored), which is how an
-evaluation env runs whatever the training level. MuJoCo arms are not supported yet.
+evaluation env runs whatever the training level.
 """
 
 from __future__ import annotations
@@ -28,13 +34,20 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sim2real._privileges_mujoco import FetchPrivileges, is_fetch_manipulation
+
 PRIVILEGES = ("table_penetration", "object_force")
 """The privileges :class:`PrivilegedManipulation` grants."""
 FORCE_CHANNELS = 3
 MAX_FORCE = 10.0
 """Newtons at level 1 and a full channel."""
 PENETRATION_DEPTH = 0.03
-"""How far below the table top the end-effector target may go while table penetration is granted (metres)."""
+"""How far below the table top the end effector may go while table penetration is granted (metres)."""
+SUPPORTED_ENVS = (
+    "panda-gym envs with a panda, a table and an object (PandaLiftWide-v0, PandaLiftPlate-v0, PandaPickAndPlace-v3, "
+    "...) and gymnasium-robotics Fetch envs with a table0 and an object0 body (FetchLiftWide-v0, FetchLiftPlate-v0)"
+)
+"""The envs :class:`PrivilegedManipulation` grants privileges in, for its error message."""
 LEVEL_KEY = "privilege_level"
 PENETRATION_KEY = "table_penetration_granted"
 
@@ -62,10 +75,11 @@ def check_privileges(privileges: Sequence[str], max_force: float) -> tuple[str, 
 
 
 class PrivilegedManipulation(gym.Wrapper):
-    """Grants :data:`PRIVILEGES` scaled by ``level`` in a panda-gym env (see the module docstring).
+    """Grants :data:`PRIVILEGES` scaled by ``level`` in a panda-gym or Fetch env (see the module docstring).
 
     Args:
-        env: a panda-gym env (its ``unwrapped.sim`` holds bodies ``panda``, ``table`` and ``object``).
+        env: a panda-gym env (its ``unwrapped.sim`` holds bodies ``panda``, ``table`` and ``object``) or a
+            gymnasium-robotics Fetch env (MuJoCo) with bodies ``table0`` and ``object0``.
         privileges: which of :data:`PRIVILEGES` to grant.
         level: the starting level in [0, 1].
         max_force: newtons of the object force at level 1 and a full channel.
@@ -77,17 +91,21 @@ class PrivilegedManipulation(gym.Wrapper):
         self.privileges = check_privileges(privileges, max_force)
         sim = getattr(env.unwrapped, "sim", None)
         bodies = getattr(sim, "_bodies_idx", {})
-        if sim is None or not {"panda", "table", "object"} <= set(bodies):
+        self.mujoco: FetchPrivileges | None = None
+        """The MuJoCo side (Fetch), or None in PyBullet (panda-gym)."""
+        is_panda = sim is not None and {"panda", "table", "object"} <= set(bodies)
+        if not is_panda and is_fetch_manipulation(env.unwrapped):
+            self.mujoco = FetchPrivileges(env.unwrapped, PENETRATION_DEPTH)
+        elif not is_panda:
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-            raise PrivilegeError(
-                f"{name} is not a manipulation env these privileges know: supported are panda-gym envs with a "
-                "panda, a table and an object (PandaLiftWide-v0, PandaLiftPlate-v0, PandaPickAndPlace-v3, ...)"
-            )
+            raise PrivilegeError(f"{name} is not a manipulation env these privileges know: supported are "
+                                 f"{SUPPORTED_ENVS}")
         self.level = check_level(level)
         self.max_force = float(max_force)
-        self.sim = sim
-        self.client = sim.physics_client
-        self.robot_id, self.table_id, self.object_id = bodies["panda"], bodies["table"], bodies["object"]
+        if self.mujoco is None:
+            self.sim = sim
+            self.client = sim.physics_client
+            self.robot_id, self.table_id, self.object_id = bodies["panda"], bodies["table"], bodies["object"]
         self.penetration_granted = False
         self._force = np.zeros(FORCE_CHANNELS)
         self._rng = np.random.default_rng()
@@ -97,10 +115,14 @@ class PrivilegedManipulation(gym.Wrapper):
                 low=np.concatenate([base.low, -np.ones(FORCE_CHANNELS)]).astype(base.dtype),
                 high=np.concatenate([base.high, np.ones(FORCE_CHANNELS)]).astype(base.dtype), dtype=base.dtype,
             )
-            sim.step = self._step_with_force  # panda-gym's sim.step is n_substeps of stepSimulation
+            if self.mujoco is None:
+                sim.step = self._step_with_force  # panda-gym's sim.step is n_substeps of stepSimulation
         if "table_penetration" in self.privileges:
-            self.robot = env.unwrapped.robot
-            self.robot.ee_displacement_to_target_arm_angles = self._target_arm_angles
+            if self.mujoco is not None:
+                self.mujoco.install_floor()
+            else:
+                self.robot = env.unwrapped.robot
+                self.robot.ee_displacement_to_target_arm_angles = self._target_arm_angles
 
     def set_privilege_level(self, level: float) -> None:
         """Set the level (takes effect now for the force, at the next reset for table penetration)."""
@@ -121,6 +143,8 @@ class PrivilegedManipulation(gym.Wrapper):
             channels = np.clip(action[-FORCE_CHANNELS:], -1.0, 1.0)
             self._force = self.level * self.max_force * channels
             action = action[:-FORCE_CHANNELS]
+            if self.mujoco is not None:
+                self.mujoco.set_force(self._force)
         observation, reward, terminated, truncated, info = self.env.step(action.astype(np.float32))
         return observation, reward, terminated, truncated, {**info, LEVEL_KEY: self.level,
                                                             PENETRATION_KEY: self.penetration_granted}
@@ -135,10 +159,13 @@ class PrivilegedManipulation(gym.Wrapper):
         self.penetration_granted = bool(state["granted"])
         self._force = np.asarray(state["force"], dtype=np.float64)
         self._rng.bit_generator.state = state["rng"]
-        if "table_penetration" in self.privileges:  # collision filters are not part of Bullet's saved state
+        if "table_penetration" in self.privileges:  # collision filters are not part of the simulators' states
             self._set_table_collisions(not self.penetration_granted)
 
     def _set_table_collisions(self, enabled: bool) -> None:
+        if self.mujoco is not None:
+            self.mujoco.grant_penetration(not enabled)
+            return
         for link in range(-1, self.client.getNumJoints(self.robot_id)):
             self.client.setCollisionFilterPair(self.robot_id, self.table_id, link, -1, int(enabled))
 

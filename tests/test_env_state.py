@@ -143,3 +143,44 @@ def test_panda_gym_task_generator_is_restored():
     fresh.reset(seed=2)
     restore_state(fresh, state)
     np.testing.assert_array_equal(fresh.unwrapped.task.np_random.random(3), expected)
+
+
+@pytest.mark.parametrize("env_id", ["FetchLiftWide-v0", "FetchLiftPlate-v0"])
+def test_gymnasium_robotics_restore_into_another_instance_continues_the_captured_episode(env_id):
+    """gymnasium-robotics' Fetch (MujocoRobotEnv, not Gymnasium's MujocoEnv): MuJoCo's integration state and the
+    goal restored into a fresh instance continue the episode bit for bit, rendering in between changes nothing,
+    and the capture leaves the captured episode exactly as it would have gone on."""
+    def rollout_from_step_20(capture: bool):
+        env = make_env(env_id, render_mode="rgb_array")
+        env.reset(seed=1)
+        rng = np.random.default_rng(0)
+        actions = [rng.uniform(-1, 1, env.action_space.shape).astype(np.float32) for _ in range(30)]
+        for action in actions[:20]:
+            env.step(action)
+        state = capture_state(env) if capture else None
+        return state, actions[20:], _rollout(env, actions[20:])
+
+    state, actions, original = rollout_from_step_20(capture=True)
+    assert state.engine == "gymnasium_robotics" and state.elapsed_steps == 20
+    np.testing.assert_array_equal(state.python_attributes["env"]["goal"], [0.1])
+    _, _, uncaptured = rollout_from_step_20(capture=False)
+
+    fresh = make_env(env_id, render_mode="rgb_array")
+    fresh.reset(seed=7)
+    fresh.unwrapped.goal = np.array([0.3])  # restored from the state
+    restore_state(fresh, state)
+    fresh.render()
+    for (obs_a, reward_a, term_a), (obs_b, reward_b, term_b), (obs_c, _, _) in zip(
+            original, _rollout(fresh, actions), uncaptured):
+        for key in obs_a:
+            np.testing.assert_array_equal(obs_a[key], obs_b[key])
+            np.testing.assert_array_equal(obs_a[key], obs_c[key])
+        assert reward_a == reward_b and term_a == term_b
+
+
+def test_gymnasium_robotics_state_is_refused_by_a_gymnasium_mujoco_env():
+    fetch, cheetah = make_env("FetchLiftWide-v0"), make_env("HalfCheetah-v4")
+    fetch.reset(seed=0)
+    cheetah.reset(seed=0)
+    with pytest.raises(StateNotRestorableError, match="gymnasium_robotics state cannot be restored"):
+        restore_state(cheetah, capture_state(fetch))

@@ -46,6 +46,17 @@ class OffPolicyMDPO(OffPolicyAlgorithm):
     lambda. ``tsallis_q`` (q') != 1 replaces log by the Tsallis q-log with q = 2 - q', per action
     dimension, as in the authors' code.
 
+    The weight of log pi_k with Tsallis entropy is q' (lambda - c), not lambda - c q' (the two agree only
+    at q' = 1). It is the mirror-descent step whose regulariser and Bregman divergence both come from the
+    Tsallis negative entropy w(pi) = E_pi[ln_q pi] (ln_q the q-log above, q = 2 - q'): the gradient of w
+    is q' ln_q pi + 1, so the linearised regulariser gives lambda q' ln_q pi_k and the proximity term
+    (1/t_k) B_w(pi, pi_k) gives c (ln_q pi - q' ln_q pi_k). With c = lambda it is Tsallis SAC's actor
+    loss (lambda ln_q pi - Q), as q' = 1 gives SAC's. It is also the authors' final code
+    (``mdpo_off/mdpo.py`` at c9bd3ba, the ``policy_kl_loss`` line); their first commit (5cdb713) had
+    lambda - c q', which they replaced in c3544ca. The arXiv text's Tsallis parameterisation predates
+    the code's: the authors say the code's q' in [1, 2] is "ahead of the current arxiv version" (their
+    repository's issue #1).
+
     Deliberate deviations from the authors' code (``mdpo_off/mdpo.py``):
 
     - Twin Q-functions with Polyak-averaged target Q-networks (SAC-v2, SB3's SACPolicy) instead of

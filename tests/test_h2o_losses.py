@@ -1,0 +1,141 @@
+"""H2O's critic loss composed by hand: on a fixed batch of real and sim transitions with a fixed dynamics ratio,
+the real Bellman error, the sim Bellman error weighted by the clipped ratio and the dynamics-aware penalty (its sign,
+its omega weights, the real Q it subtracts) are computed with plain torch from the networks, and one ``train`` step
+must log the same losses and hand the critics' optimizer the same gradients.
+
+The discriminators' output is fixed by patching :meth:`H2O.dynamics_log_ratio` (``log P_real/P_sim`` is read off the
+first coordinate of ``s'``), and the actor's std is pinned to ~2e-9, so that ``a' ~ pi(.|s')`` is ``tanh(mu(s'))``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from offline_data import random_dataset
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+from algos.h2o import H2O
+from sim2real import SimVariant
+
+ENV_ID = "Pendulum-v1"
+GAMMA = 0.99
+CQL_ALPHA = 2.0  # the default 0.01 would also do; a larger weight makes the penalty a large share of the loss
+LOG_RATIO = [-3.0, -0.5, 0.7, -14.0, -1.5]
+"""``log P_real/P_sim`` of the five sim transitions: the ratio is clipped to [1e-5, 1] above 0 and below log(1e-5),
+``u = -log ratio`` to [1e-45, 10] below 0 (the third: omega ~ 0) and above 10 (the fourth)."""
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return random_dataset(ENV_ID, n=200)
+
+
+def fixed_batch() -> tuple[ReplayBufferSamples, ReplayBufferSamples]:
+    """Four real and five sim transitions (one terminal in each); the sim ``s'_0`` carries :data:`LOG_RATIO`."""
+    rng = np.random.default_rng(0)
+
+    def samples(n: int, next_first: list[float] | None) -> ReplayBufferSamples:
+        observations = rng.uniform(-1, 1, size=(n, 3))
+        next_observations = rng.uniform(-1, 1, size=(n, 3))
+        if next_first is not None:
+            next_observations[:, 0] = next_first
+        dones = np.zeros((n, 1))
+        dones[1] = 1.0
+        tensors = [th.as_tensor(x, dtype=th.float32) for x in (
+            observations, rng.uniform(-1, 1, size=(n, 1)), next_observations, dones, rng.uniform(-3, 1, size=(n, 1)),
+        )]
+        return ReplayBufferSamples(*tensors, discounts=None)
+
+    return samples(4, None), samples(5, LOG_RATIO)
+
+
+def make_model(dataset) -> H2O:
+    env = make_vec_env(ENV_ID, n_envs=1, seed=0, wrapper_class=SimVariant, wrapper_kwargs=dict(spec="gravity=2.0"))
+    model = H2O("MlpPolicy", env, dataset=dataset, seed=0, device="cpu", batch_size=9, buffer_size=1_000,
+                policy_kwargs=dict(net_arch=[16, 16]), discriminator_net_arch=[8], discriminator_batch_size=8,
+                cql_alpha=CQL_ALPHA, next_state_noise=0.0, gamma=GAMMA)
+    model.set_logger(configure(None, []))
+    model.learn(8)  # sim transitions in the buffer, for the discriminators' batches
+    generator = th.Generator().manual_seed(1)
+    with th.no_grad():
+        # Q values of a few units that differ across pairs and between the critics and their targets (the
+        # authors' output layers start at gain 1e-2: Q ~ 0, the penalty ~ 0 and its sign unseen).
+        for parameter in [*model.critic.parameters(), *model.critic_target.parameters()]:
+            parameter.copy_(0.5 * th.randn(parameter.shape, generator=generator))
+        model.actor.log_std.weight.zero_()
+        model.actor.log_std.bias.fill_(-20.0)  # std e^-20: a' = tanh(mu(s')) up to ~1e-9
+    return model
+
+
+def hand_critic_loss(model: H2O, real: ReplayBufferSamples, sim: ReplayBufferSamples) -> dict[str, th.Tensor]:
+    """``sum_i [MSE_real(Q_i, y) + mean_sim(w (Q_i - y)^2) + alpha * gap_i]`` from the networks, plain torch."""
+    log_ratio = th.tensor(LOG_RATIO, dtype=th.float64)
+    w = log_ratio.exp().clamp(1e-5, 1.0)  # the Bellman weights of the sim transitions
+    u = (-log_ratio).clamp(1e-45, 10.0)
+    omega = u / u.sum()
+    assert w[2] == 1.0 and w[3] == 1e-5 and u[2] == 1e-45 and u[3] == 10.0  # every clip binds once
+
+    def target(batch: ReplayBufferSamples) -> th.Tensor:
+        with th.no_grad():
+            mean, _, _ = model.actor.get_action_dist_params(batch.next_observations)
+            next_q = th.cat(model.critic_target(batch.next_observations, th.tanh(mean)), dim=1)
+            return (batch.rewards + GAMMA * (1 - batch.dones) * next_q.min(dim=1, keepdim=True).values).double()
+
+    real_y, sim_y = target(real), target(sim)
+    real_q = [q.double() for q in model.critic(real.observations, real.actions)]
+    sim_q = [q.double() for q in model.critic(sim.observations, sim.actions)]
+    real_td = sum(((q - real_y) ** 2).mean() for q in real_q)
+    sim_td = sum((w.view(-1, 1) * (q - sim_y) ** 2).mean() for q in sim_q)
+    gaps = [
+        th.logsumexp(q_sim.view(-1) + omega.log(), dim=0) - q_real.mean()  # log sum_j omega_j e^Q_j - mean_real Q
+        for q_sim, q_real in zip(sim_q, real_q)
+    ]
+    gap = th.stack(gaps).clamp(-1000.0, 1000.0)
+    return dict(real_td_loss=real_td, sim_td_loss=sim_td, h2o_gap=gap.mean(),
+                critic_loss=real_td + sim_td + CQL_ALPHA * gap.sum(), bellman_weight=w.mean())
+
+
+def test_critic_loss_is_the_real_error_plus_the_ratio_weighted_sim_error_plus_the_penalty(dataset, monkeypatch):
+    model = make_model(dataset)
+    real, sim = fixed_batch()
+    monkeypatch.setattr(model, "_sample", lambda batch_size: (real, sim))
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: s2[:, 0].clone())
+    expected = hand_critic_loss(model, real, sim)
+    params = list(model.critic.parameters())
+    expected_grads = th.autograd.grad(expected["critic_loss"], params)
+
+    grads = []
+    step = model.critic.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        grads.append([p.grad.detach().clone() for p in params])
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(model.critic.optimizer, "step", recording_step)
+    model.train(1, 9)
+    logged = model.logger.name_to_value
+    for key, value in expected.items():
+        assert logged[f"train/{key}"] == pytest.approx(value.item(), rel=2e-5, abs=1e-6), key
+    assert logged["train/sim_fraction"] == pytest.approx(5 / 9)
+    assert len(grads) == 1
+    for got, want in zip(grads[0], expected_grads, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.float().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_each_term_of_the_hand_loss_is_needed(dataset):
+    """The batch and networks keep the issue's mutations visible: without the ratio weights the sim error, and with the
+    penalty's sign flipped (a change of 2 alpha sum_i gap_i) the loss, move by more than 5% of the loss."""
+    model = make_model(dataset)
+    real, sim = fixed_batch()
+    expected = hand_critic_loss(model, real, sim)
+    sim_q = [q.double() for q in model.critic(sim.observations, sim.actions)]
+    with th.no_grad():
+        mean, _, _ = model.actor.get_action_dist_params(sim.next_observations)
+        next_q = th.cat(model.critic_target(sim.next_observations, th.tanh(mean)), dim=1).min(dim=1).values
+    y = (sim.rewards.view(-1) + GAMMA * (1 - sim.dones.view(-1)) * next_q).double()
+    unweighted = sum(((q.view(-1) - y) ** 2).mean() for q in sim_q)
+    assert abs(unweighted - expected["sim_td_loss"]) > 0.05 * abs(expected["critic_loss"])
+    assert abs(2 * CQL_ALPHA * 2 * expected["h2o_gap"]) > 0.05 * abs(expected["critic_loss"])

@@ -78,7 +78,7 @@ class H2O(CQL):
     5. Targets: Polyak averaging with ``tau``.
 
     With ``dynamics_aware=False`` the dynamics ratio is taken as 1 everywhere, which makes the naive mix of the
-    H2O benchmark (:mod:`sim2real.benchmark`): no discriminator is trained, every sim transition's Bellman error
+    H2O benchmark (:mod:`algos.h2o_benchmark`): no discriminator is trained, every sim transition's Bellman error
     has weight 1 and ``omega`` is uniform over the sim pairs, so the penalty is a plain soft maximum of Q over
     the sim pairs minus the mean Q of the real ones. Everything else (batches, SAC, the penalty weight) is
     H2O's, so the difference to H2O is the dynamics ratio alone.

@@ -13,7 +13,7 @@ sim transitions in one SB3 replay buffer, sampled separately::
 
 On the command line, ``python -m algos.h2o --env HalfCheetah-v4 --sim gravity=2.0 --dataset ...``; any registered
 algorithm trains in a variant as the benchmark label ``sim_<algo>`` (:mod:`sim2real._training`), and
-``python -m sim2real.benchmark`` runs H2O's benchmark.
+H2O's benchmark is ``python -m algos.h2o_benchmark`` (beside the algorithm it compares).
 
 Privileged-action curricula (Mao et al., 2025): :class:`PrivilegedManipulation` grants sim-only privileges in a
 panda-gym env (PyBullet) or a gymnasium-robotics Fetch env (MuJoCo): table penetration and a virtual force on the

@@ -1,4 +1,4 @@
-"""H2O's benchmark (sim2real.benchmark) and the ``sim_<algo>`` method it runs SAC with: each contender trains on
+"""H2O's benchmark (algos.h2o_benchmark) and the ``sim_<algo>`` method it runs SAC with: each contender trains on
 the data it is meant to see, the report compares the four in the real env, and finished runs are not redone."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 import pytest
 from offline_data import random_dataset, write_hdf5
 
-import sim2real.benchmark as bench
+import algos.h2o_benchmark as bench
 from rl.benchmark import RunSpec, execute
 
 TINY_NETS = {"policy_kwargs": {"net_arch": [16, 16]}, "batch_size": 32, "buffer_size": 2_000}

@@ -1,6 +1,6 @@
 """H2O's benchmark: H2O against the sim alone, the real data alone and a naive mix, in the paper's settings.
 
-    python -m sim2real.benchmark --name h2o --seeds 0 1 2 -n 20000
+    python -m algos.h2o_benchmark --name h2o --seeds 0 1 2 -n 20000
 
 Each setting is a real env with a fixed offline dataset from it (the real data) and a simulator variant with a
 dynamics gap (the paper's HalfCheetah with gravity x2 and Walker2d with friction x0.3 on medium-replay data,
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from algos.h2o import DYNAMICS_RATIO_SAMPLES
 from rl.benchmark import (
     LOGS_ROOT,
     RESULTS_ROOT,
@@ -262,7 +263,6 @@ def plot_dynamics_ratios(runs: Sequence[PlannedRun], path: Path) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from algos.h2o import DYNAMICS_RATIO_SAMPLES
 
     pooled: dict[str, dict[str, list[np.ndarray]]] = {}
     for run in runs:
@@ -337,7 +337,7 @@ def _choices(kind: str, table: dict[str, Any]):  # noqa: ANN202 - an argparse ty
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sim2real.benchmark", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m algos.h2o_benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="h2o", help="results go to results/<name>/")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), type=_choices("setting", SETTINGS),
                         help=f"settings to run (default: all): {', '.join(SETTINGS)}")

@@ -15,6 +15,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -54,6 +55,21 @@ class CQLPenalty(NamedTuple):
     sampled_q: th.Tensor
 
 
+@dataclass(frozen=True)
+class PolicyConditions:
+    """Per-row inputs of a conditioned policy, drawn once per update (see :meth:`CQL.policy_samples`).
+
+    CQL's policy takes none. A subclass with a conditioned policy may add what else its hooks need from the same
+    draw (FamO2O: the balance model's sample).
+
+    :param states: at the batch's states (the actor's loss and the penalty's ``pi(.|s)``), shape (batch, ...)
+    :param next_states: at its next states (the backup and the penalty's ``pi(.|s')``), shape (batch, ...)
+    """
+
+    states: th.Tensor | None = None
+    next_states: th.Tensor | None = None
+
+
 class CQL(OfflineAlgorithmMixin, SAC):
     """CQL(H) on SAC, offline and offline-to-online.
 
@@ -78,6 +94,12 @@ class CQL(OfflineAlgorithmMixin, SAC):
        ``-alpha' * cql_alpha * (mean_i gap_i - cql_target_action_gap)`` (dual gradient descent: ``alpha'``
        grows while the gap exceeds the threshold).
     4. Targets: Polyak averaging of the critics with ``tau``.
+
+    A variant changes this update only through hooks: :meth:`_update_conditions` (per-row conditions of the
+    policy), :meth:`_actor_sample`, :meth:`_actor_q_weight` and :meth:`_extra_updates` (an update after the
+    actor's loss), besides :meth:`policy_distribution_params` for the penalty and the backup
+    (:class:`~algos.famo2o_cql.FamO2OCQL` conditions its universal policy on a beta per sample and trains its
+    balance model there).
 
     Online (``learn`` after ``learn_offline``) the same update goes on, one gradient step per env step, acting
     with a sample of the policy (CORL's finetune script); the only change is the weight ``cql_alpha_online``
@@ -282,9 +304,12 @@ class CQL(OfflineAlgorithmMixin, SAC):
         """True once env steps follow the offline updates (``num_timesteps`` counts both)."""
         return self.num_timesteps > self.offline_updates
 
-    def log_likelihood(self, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """``log pi(a|s)`` of given actions (in SB3's scaled action space), shape (batch,)."""
-        mean_actions, log_std, kwargs = self.actor.get_action_dist_params(observations)
+    def log_likelihood(
+        self, observations: th.Tensor, actions: th.Tensor, conditions: th.Tensor | None = None
+    ) -> th.Tensor:
+        """``log pi(a|s)`` of given actions (in SB3's scaled action space), shape (batch,); ``conditions``: per-row
+        inputs of a conditioned policy (see :meth:`policy_distribution_params`)."""
+        mean_actions, log_std, kwargs = self.policy_distribution_params(observations, conditions)
         return self.actor.action_dist.proba_distribution(mean_actions, log_std, **kwargs).log_prob(actions)
 
     def policy_distribution_params(
@@ -417,6 +442,44 @@ class CQL(OfflineAlgorithmMixin, SAC):
         alpha_prime = self.log_cql_alpha.exp().clamp(0.0, CQL_ALPHA_MAX)
         return -(alpha_prime * alpha * (gap.detach().mean() - self.cql_target_action_gap)).squeeze()
 
+    def _min_q(self, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        """``min_i Q_i(s, a)`` of the current critics, shape (batch, 1)."""
+        return th.cat(self.critic(observations, actions), dim=1).min(dim=1, keepdim=True).values
+
+    def _update_conditions(self, observations: th.Tensor, next_observations: th.Tensor) -> PolicyConditions:
+        """Hook, first in every update: the policy's per-row conditions at the batch's states and next states.
+
+        CQL's policy takes none. FamO2O draws here the balance model's beta(s) (with gradient, for its loss), the
+        universal policy's betas (uniform offline, beta(s) online) and beta(s') (no gradient).
+        """
+        return PolicyConditions()
+
+    def _actor_sample(self, observations: th.Tensor, conditions: th.Tensor | None) -> tuple[th.Tensor, th.Tensor]:
+        """Hook: a reparameterised action of the policy at each state and its log-probability, shapes (batch,
+        ``|A|``) and (batch,), for the actor's and the entropy temperature's losses. CQL: SAC's actor; FamO2O: the
+        universal policy at the rows' betas (``conditions``)."""
+        return self.actor.action_log_prob(observations)
+
+    def _actor_q_weight(self, conditions: th.Tensor | None) -> th.Tensor | float:
+        """Hook: the weight ``w`` of Q in the actor's loss ``alpha log pi(a~|s) - w min_i Q_i(s, a~)``.
+
+        CQL: SAC's 1. FamO2O: each sample's beta (``conditions``), which weighs policy improvement against the
+        entropy and CQL's conservatism.
+        """
+        return 1.0
+
+    def _extra_updates(
+        self, observations: th.Tensor, conditions: PolicyConditions, behaviour_cloning: bool
+    ) -> dict[str, th.Tensor]:
+        """Hook after the actor's loss and before the critics': an update of networks outside CQL's losses, and
+        its logs.
+
+        It runs before any of CQL's steps, so that a loss through the actor or the critics sees their parameters
+        before this update's step; it must not step them. CQL: none. FamO2O: the balance model's step (not
+        during the BC warm-up) and the statistics of beta.
+        """
+        return {}
+
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
         q_optimizers = [self.critic.optimizer]
@@ -434,9 +497,11 @@ class CQL(OfflineAlgorithmMixin, SAC):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
             rewards = self.scale_rewards(data.rewards)
+            observations, next_observations = data.observations, data.next_observations
+            conditions = self._update_conditions(observations, next_observations)
 
             # Entropy temperature (SAC): its value before this step weights every loss below.
-            actions_pi, log_prob = self.actor.action_log_prob(data.observations)
+            actions_pi, log_prob = self._actor_sample(observations, conditions.states)
             log_prob = log_prob.reshape(-1, 1)
             ent_coef_loss = None
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
@@ -448,17 +513,24 @@ class CQL(OfflineAlgorithmMixin, SAC):
             # Actor: SAC's loss, or the log-likelihood of the dataset actions during the BC warm-up.
             behaviour_cloning = self._n_updates <= self.bc_steps
             if behaviour_cloning:
-                actor_loss = (ent_coef * log_prob - self.log_likelihood(data.observations, data.actions)).mean()
+                log_likelihood = self.log_likelihood(observations, data.actions, conditions.states).reshape(-1, 1)
+                actor_loss = (ent_coef * log_prob - log_likelihood).mean()
             else:
-                q_pi = th.cat(self.critic(data.observations, actions_pi), dim=1).min(dim=1, keepdim=True).values
-                actor_loss = (ent_coef * log_prob - q_pi).mean()
+                q_pi = self._min_q(observations, actions_pi)
+                actor_loss = (ent_coef * log_prob - self._actor_q_weight(conditions.states) * q_pi).mean()
+            extra_logs = self._extra_updates(observations, conditions, behaviour_cloning)
 
             # Critics: TD regression plus the weighted CQL(H) gap.
-            target_q = self.critic_target_q(data.next_observations, rewards, data.dones, discounts, ent_coef)
-            current_q = self.critic(data.observations, data.actions)
+            target_q = self.critic_target_q(
+                next_observations, rewards, data.dones, discounts, ent_coef, next_conditions=conditions.next_states
+            )
+            current_q = self.critic(observations, data.actions)
             td_loss = sum(F.mse_loss(q, target_q) for q in current_q)
             assert isinstance(td_loss, th.Tensor)
-            penalty = self.cql_penalty(data.observations, data.next_observations, current_q)
+            penalty = self.cql_penalty(
+                observations, next_observations, current_q, conditions=conditions.states,
+                next_conditions=conditions.next_states,
+            )
             cql_weight = self.cql_weight()
             critic_loss = td_loss + cql_weight * penalty.gap.sum()
 
@@ -489,7 +561,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
                 "ent_coef": ent_coef, "actor_loss": actor_loss, "log_pi": log_prob.mean(), "critic_loss": critic_loss,
                 "td_loss": td_loss, "cql_gap": penalty.gap.mean(), "cql_weight": cql_weight,
                 "q_data": current_q[0].mean(), "q_target": target_q.mean(), "q_random": q_sampled[0],
-                "q_next_actions": q_sampled[1], "q_policy": q_sampled[2],
+                "q_next_actions": q_sampled[1], "q_policy": q_sampled[2], **extra_logs,
             }
             if ent_coef_loss is not None:
                 step_logs["ent_coef_loss"] = ent_coef_loss
@@ -502,7 +574,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, values in logs.items():
-            self.logger.record(f"train/{key}", np.mean(values))
+            self.logger.record(f"train/{key}", float(np.mean(values)))
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()

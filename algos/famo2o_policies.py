@@ -305,11 +305,6 @@ class UniversalSquashedActor(Actor):
         mean_actions, log_std, _ = self.get_action_dist_params(obs, beta)
         return self.action_dist.log_prob_from_params(mean_actions, log_std)
 
-    def log_likelihood(self, obs: PyTorchObs, beta: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """``log pi_u(a | s, beta)`` of given (scaled) actions, shape (batch,)."""
-        mean_actions, log_std, _ = self.get_action_dist_params(obs, beta)
-        return self.action_dist.proba_distribution(mean_actions, log_std).log_prob(actions)
-
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         raise TypeError("The universal policy needs beta: predict with the FamO2O policy, which asks the "
                         "balance model for it.")

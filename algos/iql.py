@@ -67,6 +67,11 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
     3. Q: ``L_Q = sum_i E[(Q_i(s, a) - r - gamma (1 - done) V(s'))^2]`` with the updated V;
     4. target Q: Polyak averaging with ``tau``.
 
+    A variant changes this update only through hooks: :meth:`_pre_actor_updates` (an update between V's and
+    the actor's, and per-sample conditions of the actor), :meth:`_advantage_weights` and
+    :meth:`_actor_regression_loss` (:class:`~algos.famo2o.FamO2O` conditions its universal policy on a beta
+    per sample and trains its balance model there).
+
     The actor is the authors' locomotion policy: a Gaussian with ``tanh`` on its mean and a
     state-independent log-std (not a tanh-squashed distribution); ``deterministic_actor=True`` gives
     CORL's deterministic variant (squared error instead of the log-likelihood). ``predict`` with
@@ -276,8 +281,31 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
         q_values = th.cat(self.critic_target(observations, actions), dim=1)
         return th.min(q_values, dim=1, keepdim=True).values
 
-    def _actor_regression_loss(self, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """Per-sample ``-log pi(a | s)``, or ``||pi(s) - a||^2`` for the deterministic actor; shape (batch, 1)."""
+    def _pre_actor_updates(self, observations: th.Tensor) -> tuple[th.Tensor | None, dict[str, th.Tensor]]:
+        """Hook between V's step and the actor's: any extra update there, then the actor's per-sample conditions.
+
+        Returns the conditions the actor's loss is computed with (:meth:`_advantage_weights`,
+        :meth:`_actor_regression_loss`) and the extra update's logs. IQL makes no update here and its actor takes
+        no conditions. FamO2O steps its balance model and that model's temperature here (with V updated, the
+        actor and critics not yet), and returns the universal policy's per-sample betas.
+        """
+        return None, {}
+
+    def _advantage_weights(self, advantage: th.Tensor, conditions: th.Tensor | None) -> th.Tensor:
+        """Hook: the actor's per-sample AWR weights ``min(exp(beta * A), exp_adv_max)``, shape (batch, 1).
+
+        IQL: one inverse temperature ``beta`` for every sample. FamO2O: each sample's own beta (``conditions``).
+        """
+        return advantage_weights(advantage, self.beta, self.exp_adv_max)
+
+    def _actor_regression_loss(
+        self, observations: th.Tensor, actions: th.Tensor, conditions: th.Tensor | None
+    ) -> th.Tensor:
+        """Hook: the per-sample loss the advantage weights multiply, shape (batch, 1).
+
+        IQL: ``-log pi(a | s)``, or ``||pi(s) - a||^2`` for the deterministic actor. FamO2O: ``-log pi_u(a | s, beta)``
+        of the universal policy at each sample's beta (``conditions``).
+        """
         if self.deterministic_actor:
             return (self.actor(observations, deterministic=True) - actions).pow(2).sum(dim=-1, keepdim=True)
         return -self.actor.log_prob(observations, actions)
@@ -297,12 +325,14 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
 
             # 1. V(s): expectile regression on min_i Q'_i(s, a).
             target_q, value, value_loss = self._value_step(observations, actions)
+            # Any update between V's and the actor's (none in IQL), and the actor's conditions (none in IQL).
+            conditions, extra_logs = self._pre_actor_updates(observations)
 
             # 2. Actor: advantage-weighted regression, A = min_i Q'_i(s, a) - V(s) with the updated V.
             with th.no_grad():
                 advantage = target_q - self.value_net(observations)
-                weights = advantage_weights(advantage, self.beta, self.exp_adv_max)
-            actor_loss = (weights * self._actor_regression_loss(observations, actions)).mean()
+                weights = self._advantage_weights(advantage, conditions)
+            actor_loss = (weights * self._actor_regression_loss(observations, actions, conditions)).mean()
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
             self.actor.optimizer.step()
@@ -310,18 +340,19 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
             # 3. Q(s, a) -> r + gamma (1 - done) V(s'), with the updated V; 4. target Q.
             current_q, critic_loss = self._critic_step(data, rewards, discounts)
 
-            logs["value_loss"].append(value_loss.item())
-            logs["actor_loss"].append(actor_loss.item())
-            logs["critic_loss"].append(critic_loss.item())
-            logs["v"].append(value.mean().item())
-            logs["q"].append(th.cat(current_q, dim=1).mean().item())
-            logs["advantage"].append(advantage.mean().item())
-            logs["weights"].append(weights.mean().item())
+            step_logs = {
+                "value_loss": value_loss, "actor_loss": actor_loss, "critic_loss": critic_loss, "v": value.mean(),
+                "q": th.cat(current_q, dim=1).mean(), "advantage": advantage.mean(), "weights": weights.mean(),
+                **extra_logs,
+            }
+            values = th.stack([item.detach().reshape(()).float() for item in step_logs.values()]).tolist()  # one sync
+            for key, item in zip(step_logs, values):
+                logs[key].append(item)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/actor_learning_rate", actor_learning_rate)
-        for key, values in logs.items():
-            self.logger.record(f"train/{key}", float(np.mean(values)))
+        for key, items in logs.items():
+            self.logger.record(f"train/{key}", float(np.mean(items)))
         if self.actor.log_std is not None:
             std = self.actor.log_std.detach().clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
             self.logger.record("train/std", std.mean().item())
@@ -331,7 +362,6 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "actor.optimizer", "critic.optimizer", "value_net.optimizer"], []
-
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
         AlgoSpec("awac", "algos.awac:AWAC", (spaces.Box,), "Nair et al., 2020", offline=True),
         AlgoSpec("td3_bc", "algos.td3_bc:TD3BC", (spaces.Box,), "Fujimoto & Gu, NeurIPS 2021", offline=True),
         AlgoSpec("famo2o", "algos.famo2o:FamO2O", (spaces.Box,), "Wang et al., NeurIPS 2023", offline=True),
-        AlgoSpec("famo2o_cql", "algos.famo2o:FamO2OCQL", (spaces.Box,), "Wang et al., NeurIPS 2023", offline=True),
+        AlgoSpec("famo2o_cql", "algos.famo2o_cql:FamO2OCQL", (spaces.Box,), "Wang et al., NeurIPS 2023", offline=True),
         AlgoSpec("h2o", "algos.h2o:H2O", (spaces.Box,), "Niu et al., NeurIPS 2022", offline=True),
         AlgoSpec("oppo", "algos.oppo:OPPO", (spaces.Box,), "Kang et al., ICML 2023", offline=True),
         AlgoSpec("ppo", "stable_baselines3:PPO", _ALL_SPACES),

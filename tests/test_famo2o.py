@@ -19,7 +19,8 @@ from scipy import stats
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 
-from algos.famo2o import FamO2O, FamO2OCQL
+from algos.famo2o import FamO2O
+from algos.famo2o_cql import FamO2OCQL
 from algos.famo2o_policies import BalanceModel, beta_encoding
 from rl.cli import main
 

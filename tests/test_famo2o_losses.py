@@ -22,7 +22,8 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 import algos.famo2o
-from algos.famo2o import FamO2O, FamO2OCQL
+from algos.famo2o import FamO2O
+from algos.famo2o_cql import FamO2OCQL
 from algos.iql import advantage_weights
 
 ENV_ID = "Reacher-v4"  # two action dimensions: log-probabilities are sums over them

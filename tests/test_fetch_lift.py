@@ -149,7 +149,8 @@ TINY = ["--eval-freq", "100", "--eval-episodes", "1", "--final-eval-episodes", "
 NET = ["buffer_size:1000", "batch_size:16", "policy_kwargs:dict(net_arch=[8])"]
 
 
-@pytest.mark.parametrize("params", [["learning_starts:60"],
+@pytest.mark.parametrize("params", [["learning_starts:60", "replay_buffer_class:DictReplayBuffer",
+                                     "replay_buffer_kwargs:dict()"],
                                     ["replay_buffer_class:HerReplayBuffer", "learning_starts:100"]],
                          ids=["sac", "sac-her"])
 def test_tiny_privileged_run(params, tmp_path):

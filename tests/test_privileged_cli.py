@@ -13,6 +13,8 @@ from algos.privileged import main
 
 TINY = ["--eval-freq", "60", "--eval-episodes", "1", "--final-eval-episodes", "1", "--no-progress", "--verbose",
         "0", "--num-threads", "1", "-params", "learning_starts:50", "buffer_size:1000", "batch_size:16",
+        # a warm-up shorter than an episode, so no HER (sac.yml's default for the lift tasks)
+        "replay_buffer_class:DictReplayBuffer", "replay_buffer_kwargs:dict()",
         "policy_kwargs:dict(net_arch=[8])"]
 
 

@@ -55,7 +55,8 @@ CASES: dict[str, tuple[str, list[str], tuple[int, int]]] = {
     # panda-gym's Bullet state, the privileges' episode draws and the curriculum's level
     "priv_sac": ("algos.privileged", ["--algo", "sac", "--env", "PandaLiftWide-v0", "--curriculum", "linear", "-n",
                                       "300", "-params", "learning_starts:60", "buffer_size:2000", "batch_size:32",
-                                      TINY], (110, 280)),
+                                      "replay_buffer_class:DictReplayBuffer", "replay_buffer_kwargs:dict()", TINY],
+                 (110, 280)),
     # HER: the episode in progress stays open in HerReplayBuffer, and panda-gym's goals and link states resume
     "her_sac": ("rl.cli", ["--algo", "sac", "--env", "PandaReach-v3", "-n", "300", "-params", "learning_starts:60",
                            "buffer_size:2000", "batch_size:32", "replay_buffer_class:HerReplayBuffer", TINY],

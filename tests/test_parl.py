@@ -365,3 +365,34 @@ def test_a_gradient_correction_moves_the_fit_against_its_sign():
         reward_model.train(([tuple(segments)], [1.0]), epochs=1, rng=0, gradient_correction=correction)
         moved[sign] = float(reward_model.members[0][-1].bias.detach() - before)
     assert moved[1.0] == pytest.approx(-3e-4, rel=1e-3) and moved[-1.0] == pytest.approx(3e-4, rel=1e-3)
+
+
+def test_a_corrected_fit_reports_the_loss_gradient_and_the_correction_norms():
+    """One Adam step on one comparison: loss_gradient_norm is the norm of the loss's own gradient (the same with
+    any correction), correction_norm the correction's; a plain fit reports neither."""
+    model = PPO("MlpPolicy", ENV, seed=0, policy_kwargs=dict(net_arch=[8]))
+    segments = [t.segment(0, 10) for t in _trajectories(model, n=2, steps=20)]
+    data = ([tuple(segments)], [1.0])
+
+    def fit(correction_value: float | None) -> dict[str, float]:
+        reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, n_members=2, seed=0)
+        correction = None if correction_value is None else [
+            th.full_like(p, correction_value) for p in reward_model.members.parameters()]
+        return reward_model.train(data, epochs=1, rng=0, gradient_correction=correction)
+
+    plain, zero, two = fit(None), fit(0.0), fit(2.0)
+    assert "loss_gradient_norm" not in plain and "correction_norm" not in plain
+    reward_model = BradleyTerryRewardModel(model.observation_space, model.action_space, n_members=2, seed=0)
+    n_parameters = sum(p.numel() for p in reward_model.members.parameters())
+    assert zero["correction_norm"] == 0.0 and two["correction_norm"] == pytest.approx(2.0 * n_parameters ** 0.5)
+    assert zero["loss_gradient_norm"] > 0 and two["loss_gradient_norm"] == zero["loss_gradient_norm"]
+
+    # by hand: the summed members' cross-entropy on the one pair, its gradient's norm at the initial parameters
+    features = [th.as_tensor(np.concatenate([s.observations.reshape(len(s.actions), -1),
+                                             s.actions.reshape(len(s.actions), -1)], axis=1), dtype=th.float32)
+                for s in segments]
+    loss = sum(th.nn.functional.binary_cross_entropy_with_logits(
+        member(features[0]).sum() - member(features[1]).sum(), th.tensor(1.0)) for member in reward_model.members)
+    gradients = th.autograd.grad(loss, list(reward_model.members.parameters()))
+    assert zero["loss_gradient_norm"] == pytest.approx(float(th.sqrt(sum((g ** 2).sum() for g in gradients))),
+                                                       rel=1e-5)

@@ -159,7 +159,9 @@ class PreferenceRewardCallback(RecordingCallback):
         self.logger.record("reward_model/comparisons_used", self.comparisons_used)
         self.comparison_curve.append((int(self.num_timesteps), self.comparisons_used))
         alignment = {"steps": int(self.num_timesteps), "comparisons": self.comparisons_used,
-                     **alignment_of(self.reward_model, self.queue.recent_trajectories())}
+                     **alignment_of(self.reward_model, self.queue.recent_trajectories()),
+                     "fit_accuracy": stats["accuracy"],
+                     **{key: stats[key] for key in ("loss_gradient_norm", "correction_norm") if key in stats}}
         self.alignment_curve.append(alignment)
         self.logger.record("reward_model/true_reward_correlation", alignment["reward_correlation"])
 

@@ -28,7 +28,7 @@ one batched forward pass per step) replace the env reward by the model's and kee
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,9 @@ class BradleyTerryRewardModel:
 
         Returns:
             ``loss`` (the last epoch's mean cross-entropy over members) and ``accuracy`` (the ensemble mean's
-            agreement with the labels that are not 0.5, on all comparisons).
+            agreement with the labels that are not 0.5, on all comparisons); with a ``gradient_correction``, also
+            ``loss_gradient_norm`` (the loss's gradient norm, mean over the Adam steps) and ``correction_norm``
+            (the correction's norm), which say how much of each step the correction decides.
         """
         if isinstance(comparisons, ComparisonQueue):
             pairs, labels = comparisons.pairs(), comparisons.labels()
@@ -252,6 +254,7 @@ class BradleyTerryRewardModel:
         n = len(pairs)
         resamples = [generator.integers(0, n, size=n) for _ in range(self.n_members)]
         loss_sum = th.zeros((), device=self.device)
+        gradient_norms: list[float] = []
         for _ in range(int(epochs)):
             orders = [resample[generator.permutation(n)] for resample in resamples]
             loss_sum = th.zeros((), device=self.device)
@@ -265,6 +268,7 @@ class BradleyTerryRewardModel:
                 self.optimizer.zero_grad()
                 loss.backward()
                 if gradient_correction is not None:
+                    gradient_norms.append(_norm(p.grad for p in self.members.parameters() if p.grad is not None))
                     for parameter, correction in zip(self.members.parameters(), gradient_correction, strict=True):
                         parameter.grad = correction.to(parameter.device) if parameter.grad is None \
                             else parameter.grad + correction.to(parameter.device)
@@ -282,10 +286,14 @@ class BradleyTerryRewardModel:
         margin = mean_totals[index_a] - mean_totals[index_b]
         decided = labels != 0.5
         agree = (margin[decided] > 0) == (labels[decided] > 0.5)
-        return {
+        stats = {
             "loss": float(loss_sum) / (n * self.n_members) if epochs else float("nan"),
             "accuracy": float(agree.mean()) if decided.any() else float("nan"),
         }
+        if gradient_correction is not None:
+            stats["loss_gradient_norm"] = float(np.mean(gradient_norms)) if gradient_norms else float("nan")
+            stats["correction_norm"] = _norm(gradient_correction)
+        return stats
 
     def _logits(
         self, member: nn.Module, features: th.Tensor, offsets: np.ndarray, index_a: np.ndarray, index_b: np.ndarray
@@ -421,3 +429,8 @@ class RewardModelVecEnvWrapper(VecEnvWrapper):
                 self._true_returns[i] = 0.0
         self._observations = np.asarray(observations)
         return observations, rewards, dones, infos
+
+
+def _norm(tensors: Iterable[th.Tensor]) -> float:
+    """The L2 norm of several tensors taken as one vector."""
+    return float(th.sqrt(sum((t.detach().float() ** 2).sum() for t in tensors)))

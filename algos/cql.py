@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_
 
 from algos.cql_policies import CQLPolicy
 from rl.datasets import OfflineDataset
-from rl.offline import OfflineAlgorithmMixin
+from rl.offline import OfflineAlgorithmMixin, return_range_scale
 
 CQL_LOG_ALPHA_INIT = 1.0
 """Initial log of the Lagrange multiplier (CORL's ``log_alpha_prime = Scalar(1.0)``; the authors start at 0)."""
@@ -167,6 +168,9 @@ class CQL(OfflineAlgorithmMixin, SAC):
     :param bc_steps: first updates whose actor loss is the log-likelihood of the dataset actions (CORL: 0;
         the authors: 40000)
     :param normalize_observations: standardise observations with the dataset's statistics (CORL: True)
+    :param normalize_reward: set ``reward_scale`` to ``1000 / (max - min)`` of the dataset's episode returns
+        (CORL's ``normalize_reward``, its ``modify_reward``; False, as in CORL's locomotion configs except
+        hopper-medium-v2's, which turns it on); not with a ``reward_scale`` other than 1
     :param reward_scale: rewards are used as ``reward_scale * r + reward_bias`` (1.0; CORL's AntMaze: 10)
     :param reward_bias: see ``reward_scale`` (0.0; CORL's AntMaze: -5)
     :param policy_lr: Adam learning rate of the actor and of the entropy temperature (CORL: 3e-5)
@@ -219,6 +223,7 @@ class CQL(OfflineAlgorithmMixin, SAC):
         backup_entropy: bool = False,
         bc_steps: int = 0,
         normalize_observations: bool = True,
+        normalize_reward: bool = False,
         reward_scale: float = 1.0,
         reward_bias: float = 0.0,
         policy_lr: float | Schedule = 3e-5,
@@ -268,6 +273,12 @@ class CQL(OfflineAlgorithmMixin, SAC):
         self.bc_steps = bc_steps
         self.policy_lr = policy_lr
         policy_kwargs = self._init_offline(dataset, normalize_observations, policy_kwargs)
+        if normalize_reward and reward_scale != 1.0:
+            raise ValueError(
+                f"normalize_reward sets the reward scale from the dataset's returns; got reward_scale={reward_scale} "
+                "too: pass one of them"
+            )
+        self.normalize_reward = normalize_reward
         self.reward_scale = reward_scale
         self.reward_bias = reward_bias
         super().__init__(
@@ -296,6 +307,16 @@ class CQL(OfflineAlgorithmMixin, SAC):
             self.cql_alpha_optimizer = th.optim.Adam([self.log_cql_alpha], lr=self.lr_schedule(1))
         self._setup_offline()
 
+
+    def _on_offline_data(self, dataset: OfflineDataset) -> None:
+        """With ``normalize_reward``: the scale ``1000 / (max - min)`` of the dataset's episode returns."""
+        if not self.normalize_reward:
+            return
+        scale = return_range_scale(dataset)
+        if scale is None:
+            warnings.warn(f"normalize_reward=True, but every episode of {dataset.name!r} has the same return: "
+                          "rewards are left unscaled. Pass normalize_reward=False to silence this.", stacklevel=3)
+        self.reward_scale = 1.0 if scale is None else scale
     def _policy_optimizers(self) -> list[th.optim.Optimizer]:
         return [self.actor.optimizer] + ([self.ent_coef_optimizer] if self.ent_coef_optimizer is not None else [])
 

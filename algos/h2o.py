@@ -300,6 +300,7 @@ class H2O(CQL):
 
     def _on_offline_data(self, dataset: OfflineDataset) -> None:
         """Mark the dataset's rows as the real data; keep its observation std for the next-state perturbations."""
+        super()._on_offline_data(dataset)
         self.replay_buffer.set_real_size(len(dataset))
         self.next_state_std = observation_statistics(dataset.observations)[1]
 

@@ -29,7 +29,7 @@ from stable_baselines3.common.utils import polyak_update, update_learning_rate
 
 from algos.iql_policies import LOG_STD_MAX, LOG_STD_MIN, IQLActor, IQLPolicy, MlpPolicy, ValueNetwork
 from rl.datasets import OfflineDataset
-from rl.offline import OfflineAlgorithmMixin, episode_returns
+from rl.offline import OfflineAlgorithmMixin, episode_returns, return_range_scale
 
 EXP_ADV_MAX = 100.0
 """Clip of the advantage weights ``exp(beta * A)`` (the authors' actor.py, CORL's ``EXP_ADV_MAX``)."""
@@ -231,9 +231,9 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
         """Reward scale ``1000 / (max - min)`` of the dataset's episode returns (train_offline.py ``normalize``)."""
         if not self.normalize_reward:
             return
-        returns = episode_returns(dataset)
-        spread = float(returns.max() - returns.min())
-        if spread <= 0:
+        scale = return_range_scale(dataset, RETURN_RANGE_SCALE)
+        if scale is None:
+            returns = episode_returns(dataset)
             warnings.warn(
                 f"normalize_reward=True scales rewards by 1000 / (max - min episode return), but the "
                 f"{len(returns)} episode(s) of {dataset.name!r} all return {returns.max():.4g}; rewards are left "
@@ -241,7 +241,7 @@ class IQL(OfflineAlgorithmMixin, OffPolicyAlgorithm):
             )
             self.reward_scale = 1.0
             return
-        self.reward_scale = RETURN_RANGE_SCALE / spread
+        self.reward_scale = scale
 
     def _actor_learning_rate(self) -> float:
         """The learning rate, times the cosine decay over the ``learn_offline`` run when that schedule is on."""

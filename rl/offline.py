@@ -113,6 +113,18 @@ def episode_returns(dataset: OfflineDataset) -> np.ndarray:
     return np.array([chunk.sum() for chunk in np.split(dataset.rewards.astype(np.float64), boundaries[:-1])])
 
 
+RETURN_RANGE = 1000.0
+"""D4RL locomotion rewards are rescaled so that the dataset's episode returns span this range (IQL's
+``train_offline.py`` ``normalize``, CORL's ``modify_reward``: rewards / (max - min return) * 1000)."""
+
+
+def return_range_scale(dataset: OfflineDataset, target: float = RETURN_RANGE) -> float | None:
+    """``target / (max - min)`` of the dataset's episode returns; None when they are all equal (nothing to scale)."""
+    returns = episode_returns(dataset)
+    spread = float(returns.max() - returns.min())
+    return target / spread if spread > 0 else None
+
+
 def fill_replay_buffer(buffer: ReplayBuffer, dataset: OfflineDataset, buffer_actions: np.ndarray) -> None:
     """Write ``dataset`` into an empty SB3 replay buffer (n_envs = 1), as ``buffer.add`` would store it.
 

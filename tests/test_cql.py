@@ -353,3 +353,24 @@ def test_same_seed_same_training_with_every_option(dataset):
 def test_invalid_settings_are_refused(dataset, kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         make(dataset, **kwargs)
+
+
+def test_normalize_reward_scales_rewards_to_a_1000_wide_return_range(tmp_path):
+    """CORL's normalize_reward (its hopper-medium-v2 config): rewards * 1000 / (max - min episode return); off by
+    default; not together with a reward_scale; the same scale after save/load (set, not multiplied again)."""
+    from test_iql import hand_made_dataset
+
+    data = hand_made_dataset((1.0, 2.0, -1.0))  # returns 10, 20, -10
+    assert make(data).reward_scale == 1.0
+    model = make(data, normalize_reward=True)
+    assert model.reward_scale == pytest.approx(1000.0 / 30.0)
+    assert float(model.scale_rewards(th.tensor([3.0]))) == pytest.approx(100.0)
+    model.save(tmp_path / "cql.zip")
+    with pytest.warns(UserWarning, match="could not be read"):  # a dataset made in memory has no name to reload
+        loaded = CQL.load(tmp_path / "cql.zip")
+    loaded.load_offline_data(data)
+    assert loaded.reward_scale == pytest.approx(1000.0 / 30.0)
+    with pytest.raises(ValueError, match="reward_scale"):
+        make(data, normalize_reward=True, reward_scale=10.0)
+    with pytest.warns(UserWarning, match="normalize_reward"):
+        assert make(hand_made_dataset((1.0, 1.0)), normalize_reward=True).reward_scale == 1.0

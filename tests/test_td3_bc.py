@@ -6,6 +6,14 @@ step must log the same values and hand each optimizer the same gradients. The ac
 ``policy_delay`` critic updates only.
 
 The SB3 contract shared by the offline algorithms is in test_offline_contract.py.
+
+Mutation testing (mutmut 3.8.1 on algos/td3_bc.py with this file, docs/development.md): 245 mutants, 64 survived
+before the defaults test below, 25 after, none of which changes a loss or a target. The survivors are equivalent
+or outside the losses: the logged names and the update counter; ``set_training_mode`` (the networks have no
+dropout or batch norm, so the batch-norm Polyak copies are empty too); the n-step ``discounts`` branch (SB3's
+plain replay buffer has no discounts); the arguments of ``replay_buffer.sample`` (these tests fix the batch);
+``_init_setup_model`` passed to TD3 as None, True or left out (the model is set up once either way); and the
+exploration noise's ``sigma * ones`` written as ``sigma / ones``.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import torch as th
 from offline_data import random_dataset
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from algos.td3_bc import TD3BC
@@ -164,3 +173,31 @@ def test_hand_losses_tell_the_mutations_apart(dataset):
     q = model.critic(batch.observations, model.actor(batch.observations))[0].detach()
     assert q.abs().max() > 1.2 * q.abs().mean()  # max|Q| is no stand-in for mean|Q|
     assert losses["bc_loss"] > 0.1 * abs(losses["actor_loss"])
+
+
+def test_defaults_are_the_papers_and_every_setting_reaches_the_algorithm(dataset):
+    """The paper's and the authors' defaults (alpha 2.5, TD3's noise 0.2 clipped at 0.5, delay 2, tau 0.005, batch
+    256, lr 3e-4, 256-256 networks, exploration noise 0.1 online, standardised states), and non-default values are
+    not dropped on the way to SB3's TD3 (where they equal TD3's defaults, a dropped argument would go unseen)."""
+    model = TD3BC("MlpPolicy", ENV_ID, dataset=dataset, seed=0)
+    assert (model.alpha, model.target_policy_noise, model.target_noise_clip, model.policy_delay) == (2.5, 0.2, 0.5, 2)
+    assert (model.tau, model.gamma, model.batch_size, model.learning_starts) == (0.005, 0.99, 256, 0)
+    assert model.learning_rate == 3e-4 and model.buffer_size == 2_000_000 and model.expl_noise == 0.1
+    assert model.policy_kwargs["net_arch"] == [256, 256] and model.normalize_observations
+    np.testing.assert_array_equal(model.action_noise._sigma, 0.1 * np.ones(2))
+    np.testing.assert_array_equal(model.action_noise._mu, np.zeros(2))
+
+    settings = dict(alpha=0.5, tau=0.01, gamma=0.9, batch_size=32, learning_rate=1e-3, learning_starts=7,
+                    buffer_size=5_000, policy_delay=3, target_policy_noise=0.3, target_noise_clip=0.4, expl_noise=0.3)
+    model = TD3BC("MlpPolicy", ENV_ID, dataset=dataset, seed=0, normalize_observations=False,
+                  policy_kwargs=dict(net_arch=[8]), **settings)
+    assert {key: getattr(model, key) for key in settings} == settings
+    assert model.policy_kwargs["net_arch"] == [8] and not model.normalize_observations
+    np.testing.assert_array_equal(model.action_noise._sigma, 0.3 * np.ones(2))
+    assert model.replay_buffer.size() == len(dataset.observations)  # the dataset reached the buffer
+    assert TD3BC("MlpPolicy", ENV_ID, dataset=dataset, expl_noise=0.0).action_noise is None
+    own_noise = NormalActionNoise(np.zeros(2), 0.05 * np.ones(2))
+    assert TD3BC("MlpPolicy", ENV_ID, dataset=dataset, action_noise=own_noise).action_noise is own_noise
+    with pytest.raises(ValueError, match="alpha must be positive"):
+        TD3BC("MlpPolicy", ENV_ID, dataset=dataset, alpha=0.0)
+    assert TD3BC("MlpPolicy", ENV_ID, dataset=dataset, alpha=1e-3).alpha == 1e-3

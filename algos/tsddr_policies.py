@@ -8,6 +8,7 @@ deviations from the authors' networks are listed in :mod:`algos.tsddr`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 
-class TargetPolicy(nn.Module):
+class TargetPolicy(nn.Module, ABC):
     """Base of the decision rules: one step maps (inflow_t, previous volumes, stage t) to target volumes.
 
     Inputs are normalised inside: inflows by their per-plant training mean, volumes to [0, 1] of their range.
@@ -41,8 +42,9 @@ class TargetPolicy(nn.Module):
     def initial_hidden(self, batch: int) -> Any:
         return None
 
+    @abstractmethod
     def step(self, inflow: torch.Tensor, volumes: torch.Tensor, stage: int, hidden: Any) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
+        """Target volumes for stage ``stage`` and the next hidden state (each subclass's network)."""
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:

@@ -35,6 +35,8 @@ Registered:
 
 import gymnasium
 
+from envs.lift_goal import EPISODE_STEPS
+
 for _name, _weights in (("Constant", "constant"), ("Bimodal", "bimodal"), ("GP", "gp")):
     for _suffix, _observation in (("", "markovian"), ("-History", "history")):
         _env_id = f"Coverage-{_name}{_suffix}-v0"
@@ -97,17 +99,18 @@ for _env_id, (_base_id, _target) in {
         gymnasium.register(id=_env_id, entry_point="envs.target_speed:make_target_speed_env", max_episode_steps=1000,
                            kwargs={"base_id": _base_id, "target_speed": _target})
 
-# Privileged-action curricula's manipulation tasks (envs.panda_lift), 100 steps.
+# Privileged-action curricula's manipulation tasks (envs.panda_lift), 100 steps (envs.lift_goal).
 for _env_id, _shape in (("PandaLiftWide-v0", "wide"), ("PandaLiftPlate-v0", "plate")):
     if _env_id not in gymnasium.registry:
         # nondeterministic: Bullet keeps contact caches across restoreState, so a reset after a different history
         # can step differently in the 6th decimal (runs from one seed repeat bit for bit; tests/test_panda_lift.py).
-        gymnasium.register(id=_env_id, entry_point="envs.panda_lift:PandaLiftEnv", max_episode_steps=100,
+        gymnasium.register(id=_env_id, entry_point="envs.panda_lift:PandaLiftEnv", max_episode_steps=EPISODE_STEPS,
                            kwargs={"shape": _shape}, nondeterministic=True)
 
 # The same tasks on gymnasium-robotics' Fetch (envs.fetch_lift), 100 steps. MuJoCo resets from a cleared state, so a
 # seed gives the same episode whatever came before (deterministic, unlike the Bullet twins above).
 for _env_id, _shape in (("FetchLiftWide-v0", "wide"), ("FetchLiftPlate-v0", "plate")):
     if _env_id not in gymnasium.registry:
-        gymnasium.register(id=_env_id, entry_point="envs.fetch_lift:FetchLiftEnv", max_episode_steps=100,
+        gymnasium.register(id=_env_id, entry_point="envs.fetch_lift:FetchLiftEnv",
+                           max_episode_steps=EPISODE_STEPS,
                            kwargs={"shape": _shape})

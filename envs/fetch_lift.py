@@ -60,6 +60,8 @@ from gymnasium.utils.ezpickle import EzPickle
 from gymnasium_robotics.envs.fetch import MujocoFetchEnv
 from gymnasium_robotics.utils import mujoco_utils
 
+from envs.lift_goal import LIFT_HEIGHT, check_reward_type, lift_reward, lift_success
+
 FETCH_XML = str(Path(mujoco_utils.__file__).resolve().parents[1] / "envs" / "assets" / "fetch" / "pick_and_place.xml")
 """The installed Fetch scene the tasks are built from (read, never written)."""
 GRIPPER_OPENING = 0.1018
@@ -76,8 +78,6 @@ WALL_Y = 0.2
 """The plate task's wall: along the table at y = TABLE_CENTRE[1] + WALL_Y, its near face 1 cm closer."""
 WALL_HALF_EXTENTS = np.array([0.25, 0.01, 0.05])
 """The wall spans the table's whole depth (x), 2 cm thick, 10 cm tall, as the Panda task's wall."""
-LIFT_HEIGHT = 0.1
-EPISODE_STEPS = 100
 CAMERA = {"distance": 1.5, "azimuth": 150.0, "elevation": -25.0, "lookat": np.array([1.3, 0.75, 0.45])}
 """The rendering camera: closer to the table than Fetch's own (2.5 m away), so the object fills more pixels."""
 
@@ -151,8 +151,7 @@ class FetchLiftEnv(MujocoFetchEnv, EzPickle):
                  height: int = 360, **kwargs: Any) -> None:
         if shape not in SHAPES:
             raise ValueError(f"Unknown shape {shape!r}: choose one of {', '.join(SHAPES)}.")
-        if reward_type not in ("sparse", "dense"):
-            raise ValueError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}.")
+        check_reward_type(reward_type)
         self.shape, self.size = shape, SHAPES[shape]
         self.lift_height = float(lift_height)
         start = [*TABLE_CENTRE, TABLE_TOP + self.size[2] / 2, 1.0, 0.0, 0.0, 0.0]
@@ -224,14 +223,11 @@ class FetchLiftEnv(MujocoFetchEnv, EzPickle):
         return {**observation, "achieved_goal": np.array([self.lowest_point()]), "desired_goal": self.goal.copy()}
 
     def _is_success(self, achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-        return np.array(np.asarray(achieved_goal)[..., 0] >= np.asarray(desired_goal)[..., 0], dtype=bool)
+        return lift_success(achieved_goal, desired_goal)
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
                        info: dict[str, Any] | None = None) -> np.ndarray:
-        if self.reward_type == "sparse":
-            return self._is_success(achieved_goal, desired_goal).astype(np.float32) - 1.0
-        missing = np.asarray(desired_goal)[..., 0] - np.asarray(achieved_goal)[..., 0]
-        return -np.clip(missing, 0.0, None).astype(np.float32)
+        return lift_reward(achieved_goal, desired_goal, self.reward_type)
 
     def _render_callback(self) -> None:
         """Fetch's red target marker, at the goal height above the object."""

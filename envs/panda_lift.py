@@ -27,14 +27,14 @@ from panda_gym.envs.core import RobotTaskEnv, Task
 from panda_gym.envs.robots.panda import Panda
 from panda_gym.pybullet import PyBullet
 
+from envs.lift_goal import LIFT_HEIGHT, check_reward_type, lift_reward, lift_success
+
 GRIPPER_OPENING = 0.08
 """The Panda gripper's widest opening (two fingers of 4 cm travel)."""
 SHAPES: dict[str, np.ndarray] = {"wide": np.array([0.12, 0.12, 0.05]), "plate": np.array([0.10, 0.10, 0.01])}
 """Object sizes (x, y, z) in metres."""
 WALL_Y = 0.2
 """The plate task's wall: a fixed block along the table, its near face at y = WALL_Y - 0.01."""
-LIFT_HEIGHT = 0.1
-EPISODE_STEPS = 100
 
 
 class LiftNonGraspable(Task):
@@ -52,8 +52,7 @@ class LiftNonGraspable(Task):
                  reward_type: str = "sparse", obj_xy_range: float = 0.1) -> None:
         if shape not in SHAPES:
             raise ValueError(f"Unknown shape {shape!r}: choose one of {', '.join(SHAPES)}.")
-        if reward_type not in ("sparse", "dense"):
-            raise ValueError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}.")
+        check_reward_type(reward_type)
         super().__init__(sim)
         self.shape, self.size = shape, SHAPES[shape]
         self.lift_height, self.reward_type = float(lift_height), reward_type
@@ -96,14 +95,11 @@ class LiftNonGraspable(Task):
 
     def is_success(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: dict[str, Any] | None = None
                    ) -> np.ndarray:
-        return np.array(np.asarray(achieved_goal)[..., 0] >= np.asarray(desired_goal)[..., 0], dtype=bool)
+        return lift_success(achieved_goal, desired_goal)
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
                        info: dict[str, Any] | None = None) -> np.ndarray:
-        if self.reward_type == "sparse":
-            return self.is_success(achieved_goal, desired_goal).astype(np.float32) - 1.0
-        missing = np.asarray(desired_goal)[..., 0] - np.asarray(achieved_goal)[..., 0]
-        return -np.clip(missing, 0.0, None).astype(np.float32)
+        return lift_reward(achieved_goal, desired_goal, self.reward_type)
 
 
 class PandaLiftEnv(RobotTaskEnv):

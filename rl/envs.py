@@ -118,16 +118,13 @@ def _make_registered(env_id: str, **env_kwargs: Any) -> gym.Env:
         return reproducible(gym.make(env_id, **env_kwargs))
 
 
-def _env_factory(env_id: str, wrapper: Callable[[gym.Env], gym.Env] | None,
-                 vec_env_class: str) -> str | Callable[..., gym.Env]:
-    """What ``make_vec_env`` makes each copy from: the id itself in-process (unchanged behaviour), a picklable
-    factory that registers the id's package first in a subprocess, or the wrapped env. panda-gym's ids always
-    go through the factory, which makes their resets reproducible (:mod:`rl.panda_reset`)."""
+def _env_factory(env_id: str, wrapper: Callable[[gym.Env], gym.Env] | None) -> Callable[..., gym.Env]:
+    """What ``make_vec_env`` makes each copy from: a picklable factory that registers the id's package first (a
+    SubprocVecEnv worker starts with Gymnasium's own registry), makes the env as ``make_vec_env`` would, and
+    makes panda-gym's resets reproducible (:mod:`rl.panda_reset`); or the wrapped env."""
     if wrapper is not None:
         return partial(_make_wrapped, env_id, wrapper)
-    if vec_env_class == "subproc" or env_id.startswith("Panda"):
-        return partial(_make_registered, env_id)
-    return env_id
+    return partial(_make_registered, env_id)
 
 
 def make_training_env(
@@ -167,7 +164,7 @@ def make_training_env(
     if monitor_dir is not None:
         os.makedirs(monitor_dir, exist_ok=True)
     venv = make_vec_env(
-        _env_factory(env_id, wrapper, vec_env_class),
+        _env_factory(env_id, wrapper),
         n_envs=n_envs,
         seed=seed,
         monitor_dir=monitor_dir,

@@ -663,7 +663,8 @@ def _check_her_warm_up(model: BaseAlgorithm, env_id: str, n_timesteps: int) -> N
     (SB3 would stop with a RuntimeError at the first gradient step)."""
     if not isinstance(getattr(model, "replay_buffer", None), HerReplayBuffer):
         return
-    limit = model.get_env().get_attr("spec")[0].max_episode_steps
+    spec = model.get_env().get_attr("spec")[0]
+    limit = spec.max_episode_steps if spec is not None else None
     if limit is not None and model.learning_starts < min(limit, n_timesteps):  # trains before an episode ends
         raise RunConfigError(
             f"HerReplayBuffer samples only finished episodes, and {env_id}'s episodes last up to {limit} steps: "

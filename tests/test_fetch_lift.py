@@ -106,7 +106,10 @@ def test_goal_is_the_lowest_point_above_the_table(shape):
 
 
 def test_goal_reward_and_episode_are_the_panda_tasks():
-    assert (fetch_lift.LIFT_HEIGHT, fetch_lift.EPISODE_STEPS) == (panda_lift.LIFT_HEIGHT, panda_lift.EPISODE_STEPS)
+    import gymnasium
+
+    assert (fetch_lift.LIFT_HEIGHT, gymnasium.spec("FetchLiftWide-v0").max_episode_steps) == (
+        panda_lift.LIFT_HEIGHT, gymnasium.spec("PandaLiftWide-v0").max_episode_steps)
     achieved = np.linspace(-0.05, 0.3, 36).reshape(-1, 1)  # a batch, as HerReplayBuffer asks
     desired = np.full_like(achieved, 0.1)
     for reward_type in ("sparse", "dense"):

@@ -28,7 +28,7 @@ one batched forward pass per step) replace the env reward by the model's and kee
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
+from torch.nn.utils import get_total_norm
 
 from rl.preferences.errors import RewardModelError
 from rl.preferences.queue import ComparisonQueue
@@ -268,7 +269,8 @@ class BradleyTerryRewardModel:
                 self.optimizer.zero_grad()
                 loss.backward()
                 if gradient_correction is not None:
-                    gradient_norms.append(_norm(p.grad for p in self.members.parameters() if p.grad is not None))
+                    gradient_norms.append(float(get_total_norm([p.grad for p in self.members.parameters()
+                                                                 if p.grad is not None])))
                     for parameter, correction in zip(self.members.parameters(), gradient_correction, strict=True):
                         parameter.grad = correction.to(parameter.device) if parameter.grad is None \
                             else parameter.grad + correction.to(parameter.device)
@@ -292,7 +294,7 @@ class BradleyTerryRewardModel:
         }
         if gradient_correction is not None:
             stats["loss_gradient_norm"] = float(np.mean(gradient_norms)) if gradient_norms else float("nan")
-            stats["correction_norm"] = _norm(gradient_correction)
+            stats["correction_norm"] = float(get_total_norm(list(gradient_correction)))
         return stats
 
     def _logits(
@@ -430,7 +432,3 @@ class RewardModelVecEnvWrapper(VecEnvWrapper):
         self._observations = np.asarray(observations)
         return observations, rewards, dones, infos
 
-
-def _norm(tensors: Iterable[th.Tensor]) -> float:
-    """The L2 norm of several tensors taken as one vector."""
-    return float(th.sqrt(sum((t.detach().float() ** 2).sum() for t in tensors)))

@@ -72,3 +72,11 @@ def test_bad_settings_are_named():
         PandaLiftEnv(shape="disc")
     with pytest.raises(ValueError, match="reward_type must be 'sparse' or 'dense'"):
         PandaLiftEnv(reward_type="shaped")
+
+
+def test_rewards_are_float32_as_her_stores_them():
+    from envs.lift_goal import lift_reward
+
+    achieved, desired = np.array([[0.04], [0.3]]), np.array([[0.1], [0.1]])
+    for reward_type in ("sparse", "dense"):
+        assert lift_reward(achieved, desired, reward_type).dtype == np.float32

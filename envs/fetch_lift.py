@@ -60,7 +60,7 @@ from gymnasium.utils.ezpickle import EzPickle
 from gymnasium_robotics.envs.fetch import MujocoFetchEnv
 from gymnasium_robotics.utils import mujoco_utils
 
-from envs.lift_goal import LIFT_HEIGHT, check_reward_type, lift_reward, lift_success
+from envs.lift_goal import LIFT_HEIGHT, OBJECT_MASS, check_reward_type, lift_reward, lift_success
 
 FETCH_XML = str(Path(mujoco_utils.__file__).resolve().parents[1] / "envs" / "assets" / "fetch" / "pick_and_place.xml")
 """The installed Fetch scene the tasks are built from (read, never written)."""
@@ -68,8 +68,6 @@ GRIPPER_OPENING = 0.1018
 """Fetch's widest opening: the gap between the fingers' inner faces with both finger slides at their 5 cm limit."""
 SHAPES: dict[str, np.ndarray] = {"wide": np.array([0.15, 0.15, 0.05]), "plate": np.array([0.13, 0.13, 0.01])}
 """Object sizes (x, y, z) in metres."""
-OBJECT_MASS = 0.5
-"""kg, as the Panda tasks' objects."""
 TABLE_CENTRE = np.array([1.3, 0.75])
 """Fetch's table: a 50 x 70 cm top centred here (x, y)."""
 TABLE_TOP = 0.4

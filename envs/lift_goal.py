@@ -15,6 +15,9 @@ import numpy as np
 
 LIFT_HEIGHT = 0.1
 EPISODE_STEPS = 100
+OBJECT_MASS = 0.5
+"""kg, the object of every lift task (its weight, 4.9 N, is what a privileged object force must exceed to lift it
+alone)."""
 REWARD_TYPES = ("sparse", "dense")
 
 

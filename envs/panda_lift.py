@@ -27,7 +27,7 @@ from panda_gym.envs.core import RobotTaskEnv, Task
 from panda_gym.envs.robots.panda import Panda
 from panda_gym.pybullet import PyBullet
 
-from envs.lift_goal import LIFT_HEIGHT, check_reward_type, lift_reward, lift_success
+from envs.lift_goal import LIFT_HEIGHT, OBJECT_MASS, check_reward_type, lift_reward, lift_success
 
 GRIPPER_OPENING = 0.08
 """The Panda gripper's widest opening (two fingers of 4 cm travel)."""
@@ -64,7 +64,7 @@ class LiftNonGraspable(Task):
     def _create_scene(self) -> None:
         self.sim.create_plane(z_offset=-0.4)
         self.sim.create_table(length=1.1, width=0.7, height=0.4, x_offset=-0.3)
-        self.sim.create_box(body_name="object", half_extents=self.size / 2, mass=0.5,
+        self.sim.create_box(body_name="object", half_extents=self.size / 2, mass=OBJECT_MASS,
                             position=np.array([0.0, 0.0, self.size[2] / 2]), rgba_color=np.array([0.1, 0.9, 0.1, 1.0]))
         if self.shape == "plate":
             self.sim.create_box(body_name="wall", half_extents=np.array([0.3, 0.01, 0.05]), mass=0.0,

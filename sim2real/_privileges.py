@@ -124,6 +124,11 @@ class PrivilegedManipulation(gym.Wrapper):
                 self.robot = env.unwrapped.robot
                 self.robot.ee_displacement_to_target_arm_angles = self._target_arm_angles
 
+    @property
+    def object_force(self) -> np.ndarray:
+        """The force (newtons, world frame) applied to the object during the last step; zeros at level 0."""
+        return self._force.copy()
+
     def set_privilege_level(self, level: float) -> None:
         """Set the level (takes effect now for the force, at the next reset for table penetration)."""
         self.level = check_level(level)

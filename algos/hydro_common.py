@@ -1,11 +1,11 @@
-"""What TS-DDR (:mod:`algos.tsddr`) and SDDP (:mod:`algos.sddp`) share on ``envs.hydro`` systems: their settings
-error, the held-out split, the stagewise inflow sampler, the perfect-foresight bound and the run-folder naming.
+"""What TS-DDR (:mod:`algos.tsddr`) and SDDP (:mod:`algos.sddp`) share on ``envs.hydro`` systems: the settings error
+they both derive theirs from, the errors their CLIs report in one line, the held-out split, the stagewise inflow
+sampler, the out-of-sample statistics, the perfect-foresight bound and the run-folder naming.
 
-Why here and not in ``envs.hydro``: ``envs.hydro`` is the problem (the system data and its LPs) and imports nothing
-from ``algos``; these helpers are the algorithms' shared protocol (which scenarios are held out, how training inflows
-are drawn, what a bad setting raises, where a run writes), and :func:`split_scenarios` raises the algorithms'
-:class:`TSDDRConfigError`, which the CLIs of both turn into a one-line error. Keeping them in ``algos`` lets SDDP
-use them without importing TS-DDR (or torch).
+Why here and not in ``envs.hydro``: ``envs.hydro`` is the problem (the system data, its LPs and what counts as a missed
+target) and imports nothing from ``algos``; these helpers are the algorithms' shared protocol (which scenarios are held
+out, how training inflows are drawn, what an evaluation reports, what a bad setting raises, where a run writes).
+Keeping them in ``algos`` lets SDDP use them without importing TS-DDR (or torch).
 """
 
 from __future__ import annotations
@@ -13,28 +13,42 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from envs.hydro import HydroSystem, solve_perfect_foresight
+from envs.hydro import HydroLPError, HydroSystem, SystemDataError, UnknownCaseError, solve_perfect_foresight
 
 
-class TSDDRConfigError(ValueError):
-    """A TS-DDR / SDDP setting is invalid; the message names the setting and the accepted values."""
+class HydroConfigError(ValueError):
+    """A setting of a hydro algorithm is invalid; the message names the setting and the accepted values.
+
+    The shared settings (the held-out split) raise it directly; each algorithm raises its own subclass
+    (:class:`algos.tsddr.TSDDRConfigError`, :class:`algos.sddp.SDDPConfigError`), so an error names the algorithm
+    whose setting is wrong, and catching this class catches them all.
+    """
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    UnknownCaseError, SystemDataError, HydroConfigError, HydroLPError, FileNotFoundError,
+)
+"""What the hydro CLIs (TS-DDR, SDDP, the benchmark) print as one line before exiting with status 2: an unknown or
+malformed case, a bad setting, an LP without optimal solution, a missing file."""
 
 
 def split_scenarios(num_scenarios: int, holdout_fraction: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """(training, held-out) scenario indices: the last ``ceil(fraction * S)`` scenarios are held out.
 
     Raises:
-        TSDDRConfigError: the fraction is outside [0, 1) or leaves no training scenario.
+        HydroConfigError: the fraction is outside [0, 1) or leaves no training scenario.
     """
     if not 0.0 <= holdout_fraction < 1.0:
-        raise TSDDRConfigError(f"holdout_fraction: must be in [0, 1), got {holdout_fraction}")
+        raise HydroConfigError(f"holdout_fraction: must be in [0, 1) (e.g. 0.25), got {holdout_fraction}")
     held = math.ceil(holdout_fraction * num_scenarios)
     if held >= num_scenarios:
-        raise TSDDRConfigError(
-            f"holdout_fraction: {holdout_fraction} of {num_scenarios} scenarios leaves none for training"
+        raise HydroConfigError(
+            f"holdout_fraction: {holdout_fraction} of {num_scenarios} scenarios leaves none for training; "
+            "give a smaller fraction"
         )
     indices = np.arange(num_scenarios)
     return indices[: num_scenarios - held], indices[num_scenarios - held:]
@@ -46,6 +60,34 @@ def sample_stagewise(inflows: np.ndarray, count: int, rng: np.random.Generator) 
     num_scenarios, num_stages, _ = inflows.shape
     picks = rng.integers(num_scenarios, size=(count, num_stages))
     return inflows[picks, np.arange(num_stages)[None, :]]
+
+
+def scenario_inflows(system: HydroSystem, scenarios: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Inflows ``(S, T, n)`` of scenario indices (1-d) of ``system``, or the given inflow arrays ``(S, T, n)``."""
+    scenarios = np.asarray(scenarios)
+    return system.inflows[scenarios] if scenarios.ndim == 1 else scenarios.astype(float)
+
+
+def policy_statistics(system: HydroSystem, costs: Sequence[float], seconds: float,
+                      target_slack: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """Out-of-sample statistics of a policy deployed on some scenarios, the same for every method.
+
+    Args:
+        system: the system the policy ran on (it defines a missed target).
+        costs: operating cost per scenario.
+        seconds: wall time of deploying the policy on all of them.
+        target_slack: end volume - target per scenario, ``(T, n)`` each; None for a policy that sets no targets
+            (SDDP, perfect foresight), whose violation share is then None (n/a).
+
+    Returns:
+        ``cost_mean``, ``cost_std`` (population), ``costs``, ``violation_share`` (the share of (stage, plant) pairs
+        that miss their target by more than :data:`envs.hydro.system.VIOLATION_TOLERANCE` of the plant's range) and
+        ``inference_seconds_per_scenario``.
+    """
+    costs = np.asarray(costs, dtype=float)
+    share = None if target_slack is None else float(system.target_violations(np.asarray(target_slack)).mean())
+    return {"cost_mean": float(costs.mean()), "cost_std": float(costs.std()), "costs": costs.tolist(),
+            "violation_share": share, "inference_seconds_per_scenario": seconds / max(len(costs), 1)}
 
 
 def perfect_foresight_costs(system: HydroSystem, scenarios: Sequence[int]) -> np.ndarray:

@@ -18,7 +18,10 @@ Algorithm, per iteration:
 3. lower bound: the expected stage-0 objective over its realisations from the initial volumes.
 
 Stops after ``iterations`` or when the lower bound has improved by less than ``stall_tolerance`` (relative) over
-``stall_iterations`` iterations. The policy: solve each scenario stage by stage with the cuts (realised volumes).
+``stall_iterations`` iterations. The policy: solve each scenario stage by stage with the cuts (realised volumes); it
+sets end volumes, not targets, so its evaluation (:func:`algos.hydro_common.policy_statistics`, as TS-DDR's) reports
+no violation share. A bad setting raises :class:`SDDPConfigError`; ``python -m algos.sddp`` prints it in one line and
+exits 2.
 """
 
 from __future__ import annotations
@@ -35,14 +38,26 @@ from typing import Any
 import numpy as np
 
 from algos.hydro_common import (
-    TSDDRConfigError,
+    USER_ERRORS,
+    HydroConfigError,
     next_run_dir,
     perfect_foresight_costs,
+    policy_statistics,
     sample_stagewise,
+    scenario_inflows,
     split_scenarios,
 )
-from envs.hydro import HydroSystem, SystemDataError, UnknownCaseError, case_path, load_system, solve_stage_with_cuts
-from envs.hydro.lp import HydroLPError
+from envs.hydro import CutStageSolution, HydroSystem, SystemDataError, case_path, load_system, solve_stage_with_cuts
+
+
+class SDDPConfigError(HydroConfigError):
+    """An SDDP setting or saved-cuts file is invalid; the message names it and what is accepted."""
+
+
+def _check_count(name: str, value: int, meaning: str) -> None:
+    """Refuse a count below 1 (``meaning`` says what it counts, for the message)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise SDDPConfigError(f"{name}: must be an integer >= 1 ({meaning}), got {value!r}")
 
 
 @dataclass
@@ -84,8 +99,7 @@ class SDDP:
     history: list[dict[str, float]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.forward_passes < 1:
-            raise TSDDRConfigError(f"forward_passes: must be >= 1, got {self.forward_passes}")
+        _check_count("forward_passes", self.forward_passes, "sampled scenarios per SDDP iteration")
         if not self.system.hydros:
             raise SystemDataError("hydros: SDDP needs at least one hydro plant (the state is reservoir volumes)")
         self.train_indices, self.holdout_indices = split_scenarios(self.system.num_scenarios, self.holdout_fraction)
@@ -94,7 +108,7 @@ class SDDP:
         self.rng = np.random.default_rng(self.seed)
         self.cuts = CutPool.empty(self.system.num_stages)
 
-    def _solve(self, stage: int, volumes: np.ndarray, inflow: np.ndarray):
+    def _solve(self, stage: int, volumes: np.ndarray, inflow: np.ndarray) -> CutStageSolution:
         alphas, betas = self.cuts.arrays(stage, len(self.system.hydros))
         return solve_stage_with_cuts(self.system, stage, volumes_in=volumes, inflow=inflow,
                                      cut_intercepts=alphas, cut_slopes=betas)
@@ -127,8 +141,7 @@ class SDDP:
         """Run forward/backward iterations; record lower bound and the forward passes' mean cost per iteration."""
         from tqdm.auto import tqdm
 
-        if iterations < 1:
-            raise TSDDRConfigError(f"iterations: must be >= 1, got {iterations}")
+        _check_count("iterations", iterations, "SDDP forward/backward iterations")
         bar = tqdm(range(iterations), disable=not progress, desc="SDDP", unit="it")
         for _ in bar:
             start = time.perf_counter()
@@ -153,14 +166,11 @@ class SDDP:
         return np.array([self.forward_pass(s)[1] for s in sample_stagewise(self.support, count, rng)])
 
     def evaluate(self, scenarios: Sequence[int] | np.ndarray) -> dict[str, Any]:
-        """Operating cost of the cut policy over scenario indices (1-d) or inflow arrays ``(S, T, n)``."""
-        scenarios = np.asarray(scenarios)
-        inflows = self.system.inflows[scenarios] if scenarios.ndim == 1 else scenarios.astype(float)
+        """Out-of-sample statistics (:func:`algos.hydro_common.policy_statistics`) of the cut policy over scenario
+        indices (1-d) or inflow arrays ``(S, T, n)``; ``violation_share`` is None, as the policy sets no targets."""
         start = time.perf_counter()
-        costs = np.array([self.forward_pass(s)[1] for s in inflows])
-        seconds = (time.perf_counter() - start) / max(len(costs), 1)
-        return {"cost_mean": float(costs.mean()), "cost_std": float(costs.std()), "costs": costs.tolist(),
-                "inference_seconds_per_scenario": seconds}
+        costs = [self.forward_pass(s)[1] for s in scenario_inflows(self.system, scenarios)]
+        return policy_statistics(self.system, costs, time.perf_counter() - start)
 
     def save(self, path: str | Path) -> Path:
         """Write the cuts and settings as JSON (atomic)."""
@@ -179,13 +189,13 @@ class SDDP:
         data = json.loads(Path(path).read_text())
         if system is None:
             if not data.get("case"):
-                raise TSDDRConfigError(f"{path}: no case recorded; pass system= to load()")
+                raise SDDPConfigError(f"{path}: the SDDP cuts record no case; pass system= to load()")
             system = load_system(case_path(data["case"]))
         model = cls(system, forward_passes=data["forward_passes"], holdout_fraction=data["holdout_fraction"],
                     seed=data["seed"], case=data.get("case"))
         if len(data["intercepts"]) != system.num_stages:
-            raise TSDDRConfigError(f"{path}: cuts for {len(data['intercepts'])} stages, the system has "
-                                   f"{system.num_stages}")
+            raise SDDPConfigError(f"{path}: SDDP cuts for {len(data['intercepts'])} stages, the system has "
+                                  f"{system.num_stages}; pass the system the cuts were trained on")
         model.cuts = CutPool(data["intercepts"], data["slopes"])
         model.history = data.get("history", [])
         return model
@@ -197,6 +207,7 @@ def train_run(case: str, *, iterations: int, seed: int = 0, forward_passes: int 
     from rl.checkpoint import write_json_atomic
     from rl.run_record import command_line, package_versions
 
+    _check_count("iterations", iterations, "SDDP forward/backward iterations")  # before a run folder exists
     system = load_system(case_path(case))
     model = SDDP(system, forward_passes=forward_passes, seed=seed, case=str(case))
     run_dir = next_run_dir(log_folder, "sddp", str(case))
@@ -233,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_dir = train_run(args.case, iterations=args.iterations, seed=args.seed, forward_passes=args.forward_passes,
                             log_folder=args.log_folder, progress=not args.no_progress)
-    except (UnknownCaseError, SystemDataError, TSDDRConfigError, HydroLPError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"run folder: {run_dir}")

@@ -36,17 +36,20 @@ Deliberate deviations (each also noted where it is made):
 * The realised-volume Jacobian of the stage mode is computed by one-sided finite differences of the stage LP
   (``2 * num_hydros`` extra solves per stage) instead of DiffOpt; the LP is piecewise linear, so this is exact
   unless a breakpoint lies within the step.
-* The target-violation share is reported two ways: the share of (stage, plant) pairs with ``|slack| > tol``
-  (this benchmark's definition) and the penalty's share of the objective (the authors' definition).
+* The target-violation share is reported two ways: the share of (stage, plant) pairs with
+  ``|slack| > VIOLATION_TOLERANCE x`` the plant's range (:data:`envs.hydro.system.VIOLATION_TOLERANCE`, the
+  definition the env, SDDP's evaluation and the benchmark share) and the penalty's share of the objective (the
+  authors' definition).
 
 Data split: the last ``holdout_fraction`` (default 25%) of the case's scenarios are held out for evaluation; the
 training scenarios are drawn from the others, stage by stage independently (``sampler="stagewise"``, as the
 authors' ``DecisionRules.sample`` does) or as whole scenarios (``sampler="scenario"``).
 
 Layout: this module is the algorithm (:class:`TSDDR`, :class:`TSLDR`, the penalty schedule, deployment, save and
-load); the decision rules are in :mod:`algos.tsddr_policies`, the differentiable stage LP in :mod:`algos.tsddr_lp`,
-the scenario split, stagewise sampler and perfect-foresight bound it shares with SDDP in :mod:`algos.hydro_common`,
-and the run folders and CLI (``python -m algos.tsddr``) in :mod:`algos.tsddr_cli`.
+load, and :class:`TSDDRConfigError` for its bad settings); the decision rules are in :mod:`algos.tsddr_policies`, the
+differentiable stage LP in :mod:`algos.tsddr_lp`, the scenario split, stagewise sampler, evaluation statistics and
+perfect-foresight bound it shares with SDDP in :mod:`algos.hydro_common`, and the run folders and CLI
+(``python -m algos.tsddr``) in :mod:`algos.tsddr_cli`.
 """
 
 from __future__ import annotations
@@ -65,7 +68,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.hydro_common import TSDDRConfigError, sample_stagewise, split_scenarios
+from algos.hydro_common import (
+    HydroConfigError,
+    policy_statistics,
+    sample_stagewise,
+    scenario_inflows,
+    split_scenarios,
+)
 from algos.tsddr_lp import StageLP
 from algos.tsddr_policies import POLICY_CLASSES, TargetPolicy
 from envs.hydro import (
@@ -91,6 +100,10 @@ CHECKPOINT_READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 """What ``torch.load`` and applying its state raise for a truncated or foreign file (a cut zip archive: RuntimeError
 or OSError; a cut pickle: EOFError or UnpicklingError; a pickle naming missing classes: AttributeError/ImportError)."""
+
+
+class TSDDRConfigError(HydroConfigError):
+    """A TS-DDR / TS-LDR setting or checkpoint is invalid; the message names it and what is accepted."""
 
 
 # --------------------------------------------------------------------------------------------- schedule
@@ -175,7 +188,6 @@ class TSDDR:
     :param holdout_fraction: share of the case's scenarios held out for evaluation (the last ones).
     :param transition_gradient: stage mode only: back-propagate through the realised volumes (authors: yes).
     :param fd_step: finite-difference step for the volume Jacobians, as a share of each reservoir's range.
-    :param violation_tolerance: ``|slack|`` above this share of the reservoir range counts as a violated target.
     :param seed: seeds torch and the scenario sampler.
     :param case: the case name or path (recorded for save/load).
     """
@@ -199,7 +211,6 @@ class TSDDR:
         holdout_fraction: float = 0.25,
         transition_gradient: bool = True,
         fd_step: float = 1e-4,
-        violation_tolerance: float = 1e-3,
         seed: int = 0,
         case: str | None = None,
     ) -> None:
@@ -227,7 +238,7 @@ class TSDDR:
             penalty_base=auto_penalty_base(system) if penalty_base is None else float(penalty_base),
             eval_penalty=system.target_penalty if eval_penalty is None else float(eval_penalty),
             sampler=sampler, holdout_fraction=holdout_fraction, transition_gradient=transition_gradient,
-            fd_step=fd_step, violation_tolerance=violation_tolerance, seed=int(seed),
+            fd_step=fd_step, seed=int(seed),
             case=None if case is None else str(case),
         )
         self.train_indices, self.holdout_indices = split_scenarios(system.num_scenarios, holdout_fraction)
@@ -239,8 +250,7 @@ class TSDDR:
         self.rng = np.random.default_rng(self.config["seed"])
         lower = np.array([h.min_volume for h in self.system.hydros])
         upper = np.array([h.max_volume for h in self.system.hydros])
-        scale = self.system.inflows[self.train_indices].mean(axis=(0, 1))
-        scale = np.where(scale > 1e-9, scale, 1.0)
+        scale = self.system.inflow_scale(self.train_indices)
         cls = POLICY_CLASSES[self.config["policy"]]
         self.policy: TargetPolicy = cls(lower, upper, scale, self.system.num_stages, self.config["hidden_sizes"])
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config["learning_rate"])
@@ -391,25 +401,17 @@ class TSDDR:
     def evaluate(self, scenarios: Sequence[int] | np.ndarray) -> dict[str, float]:
         """Out-of-sample statistics over scenario indices (1-d) or inflow arrays ``(S, T, n)``.
 
-        Returns the mean/std operating cost, both target-violation shares and the inference time per scenario.
+        Returns :func:`algos.hydro_common.policy_statistics` (mean/std operating cost, the share of missed targets,
+        the inference time per scenario) and the penalty's share of the objective (the authors' violation measure).
         """
-        scenarios = np.asarray(scenarios)
-        inflows = self.system.inflows[scenarios] if scenarios.ndim == 1 else scenarios.astype(float)
-        spans = np.array([max(h.max_volume - h.min_volume, 1e-9) for h in self.system.hydros])
         start = time.perf_counter()
-        rollouts = [self.rollout(s) for s in inflows]
-        seconds = (time.perf_counter() - start) / max(len(rollouts), 1)
+        rollouts = [self.rollout(s) for s in scenario_inflows(self.system, scenarios)]
+        seconds = time.perf_counter() - start
         costs = np.array([r.cost for r in rollouts])
-        slack = np.array([np.abs(r.target_slack) / spans for r in rollouts])
-        penalty = np.array([r.penalty_costs.sum() for r in rollouts])
-        return {
-            "cost_mean": float(costs.mean()),
-            "cost_std": float(costs.std()),
-            "costs": costs.tolist(),
-            "violation_share": float((slack > self.config["violation_tolerance"]).mean()),
-            "penalty_share": max(float(penalty.sum() / max(penalty.sum() + costs.sum(), 1e-12)), 0.0),
-            "inference_seconds_per_scenario": seconds,
-        }
+        penalty = sum(float(r.penalty_costs.sum()) for r in rollouts)
+        stats = policy_statistics(self.system, costs, seconds, [r.target_slack for r in rollouts])
+        stats["penalty_share"] = max(penalty / max(penalty + float(costs.sum()), 1e-12), 0.0)
+        return stats
 
     # ------------------------------------------------------------ save and load
 
@@ -447,6 +449,7 @@ class TSDDR:
                 raise TSDDRConfigError(f"{path}: no case recorded; pass system= to load()")
             system = load_system(case_path(config["case"]))
         epochs = config.pop("epochs", None)
+        config.pop("violation_tolerance", None)  # recorded before it became envs.hydro.VIOLATION_TOLERANCE (same 1e-3)
         try:
             model = cls(system, **config)
         except TypeError as error:  # settings this TSDDR does not take

@@ -13,9 +13,17 @@ their per-epoch checkpoint, PPO from the runner's checkpoints).
 
 Metrics: the *operating cost* (thermal + deficit, without the target penalty) of each held-out scenario, the
 policy deployed stage by stage on realised volumes; the *target-violation share* is the share of (stage, plant)
-pairs with ``|end volume - target| > 1e-3 x (max - min volume)`` (TS-DDR's definition, applied to PPO's targets
-too; SDDP and perfect foresight set no targets: n/a); *training seconds* (wall time of training only) and
-*inference ms per scenario* (wall time of deploying the policy on one scenario, LP solves included).
+pairs with ``|end volume - target| > VIOLATION_TOLERANCE x (max - min volume)``
+(:data:`envs.hydro.system.VIOLATION_TOLERANCE`, 1e-3: one definition for the env, TS-DDR, PPO's targets and the report;
+SDDP and perfect foresight set no targets: n/a); *training seconds* (wall time of training only) and *inference ms
+per scenario* (wall time of deploying the policy on one scenario, LP solves included).
+
+The committed tables (``results/tsddr/*/README.md``) were computed with the same tolerance, 1e-3 (then TS-DDR's
+``violation_tolerance`` default and this module's own constant), so their violation shares stand as they are. Their
+SB3 PPO rows, however, predate a fix of the env's inflow scaling: PPO's observations were then divided by the mean
+inflow over all the case's scenarios, held-out ones included; the env now takes it from the training scenarios
+only (``HydroDispatchEnv(scenarios=...)``). PPO trains behind VecNormalize, which standardises observations again
+with running statistics of its own training rollouts, so a rerun should move those rows little; it was not rerun.
 """
 
 from __future__ import annotations
@@ -31,18 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from algos.hydro_common import TSDDRConfigError, split_scenarios
+from algos.hydro_common import USER_ERRORS, policy_statistics, split_scenarios
 from algos.sddp import SDDP
 from algos.tsddr import TSDDR, TSLDR
-from envs.hydro import (
-    HydroSystem,
-    SystemDataError,
-    UnknownCaseError,
-    case_path,
-    load_system,
-    solve_perfect_foresight,
-)
-from envs.hydro.lp import HydroLPError
+from envs.hydro import VIOLATION_TOLERANCE, HydroSystem, case_path, load_system, solve_perfect_foresight
 
 ENV_IDS = {"toy": "HydroDispatch-Toy-v0", "bolivia-like": "HydroDispatch-BoliviaLike-v0"}
 """Registered Gymnasium ids of the shipped cases (another case runs on the toy id with ``case=<path>``)."""
@@ -132,7 +132,7 @@ def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, holdout: 
     seconds = time.perf_counter() - start
     evaluation = model.evaluate(holdout)
     volumes = [np.array(model.forward_pass(system.inflows[k])[0]).tolist() for k in holdout[:PLOT_SCENARIOS]]
-    return {"costs": evaluation["costs"], "violation_share": None, "training_seconds": seconds,
+    return {"costs": evaluation["costs"], "violation_share": evaluation["violation_share"], "training_seconds": seconds,
             "inference_seconds_per_scenario": evaluation["inference_seconds_per_scenario"],
             "lower_bound": model.history[-1]["lower_bound"], "iterations": len(model.history),
             "history": model.history, "volumes": volumes,
@@ -172,34 +172,31 @@ def _ppo_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: P
         eval_freq=-1, final_eval_episodes=0, save_freq=max(cfg.ppo_steps // 4, 1), command=cfg.command))
     model, vec_normalize = result.model, result.model.get_vec_normalize_env()
     env = gym.make(env_id, **env_kwargs)
-    spans = np.array([max(h.max_volume - h.min_volume, 1e-9) for h in system.hydros])
-    costs, violated, volumes = [], [], []
+    costs, slack, volumes = [], [], []
     start = time.perf_counter()
     for k in holdout:
         obs, _ = env.reset(seed=seed, options={"scenario": int(k)})
-        total, path, done = 0.0, [], False
+        total, path, misses, done = 0.0, [], [], False
         while not done:
             if vec_normalize is not None:
                 obs = vec_normalize.normalize_obs(obs[None])[0]
             action, _ = model.predict(obs, deterministic=True)
             obs, _, terminated, truncated, info = env.step(action)
             total += info["operating_cost"]
-            violated.append(np.abs(info["target_slack"]) / spans > TSDDR_TOLERANCE)
+            misses.append(info["target_slack"])
             path.append(info["volumes"])
             done = terminated or truncated
         costs.append(total)
+        slack.append(misses)
         volumes.append(np.array(path).tolist())
-    seconds = (time.perf_counter() - start) / len(holdout)
+    evaluation = policy_statistics(system, costs, time.perf_counter() - start, slack)
     env.close()
-    return {"costs": [float(c) for c in costs], "violation_share": float(np.mean(violated)),
+    return {"costs": evaluation["costs"], "violation_share": evaluation["violation_share"],
             "training_seconds": float(result.record["train_seconds"]),
-            "inference_seconds_per_scenario": seconds, "volumes": volumes[:PLOT_SCENARIOS],
+            "inference_seconds_per_scenario": evaluation["inference_seconds_per_scenario"],
+            "volumes": volumes[:PLOT_SCENARIOS],
             "steps_per_second": result.record.get("steps_per_second"), "run_dir": result.run_dir,
             "budget": {"timesteps": cfg.ppo_steps, "hyperparams": result.record.get("hyperparams")}}
-
-
-TSDDR_TOLERANCE = 1e-3
-"""TS-DDR's default ``violation_tolerance`` (share of the reservoir range), applied to PPO's targets too."""
 
 
 # ------------------------------------------------------------------------------------------------- runner
@@ -329,7 +326,7 @@ def render_table(summary: dict[str, Any], cfg: BenchmarkConfig) -> str:
         f"# TS-DDR benchmark: {summary['case']}", "",
         "Out-of-sample operating cost (thermal + deficit, target penalty excluded) on the held-out inflow "
         "scenarios, each policy deployed stage by stage on realised volumes.", "",
-        f"- Split (`algos.tsddr.split_scenarios`, holdout fraction {cfg.holdout_fraction}): training scenarios "
+        f"- Split (`algos.hydro_common.split_scenarios`, holdout fraction {cfg.holdout_fraction}): training scenarios "
         f"{summary['train_scenarios'][0]}..{summary['train_scenarios'][-1]} ({len(summary['train_scenarios'])}), "
         f"held out {summary['holdout_scenarios'][0]}..{summary['holdout_scenarios'][-1]} "
         f"({len(summary['holdout_scenarios'])}); no method trains on the held-out scenarios.",
@@ -345,8 +342,9 @@ def render_table(summary: dict[str, Any], cfg: BenchmarkConfig) -> str:
         "- Cost: mean over seeds and scenarios; +- std of the per-seed means (seeds) / std over all (seed, "
         "scenario) costs (scenarios). Gap to PF = mean cost / PF mean cost - 1. Ratio to SDDP = mean cost / SDDP "
         "mean cost.",
-        "- Target-violation share: share of (stage, plant) pairs with |end volume - target| > 1e-3 of the "
-        "reservoir range (n/a: the method sets no targets). Training seconds: wall time of training only, mean "
+        f"- Target-violation share: share of (stage, plant) pairs with |end volume - target| > "
+        f"{VIOLATION_TOLERANCE:g} of the reservoir range (`envs.hydro.VIOLATION_TOLERANCE`; n/a: the method sets no "
+        "targets). Training seconds: wall time of training only, mean "
         "over seeds; inference: wall time of one held-out scenario (LP solves included).",
         "- Machine: 2 CPU cores shared with another job, one thread per run: timings are indicative.", "",
         "| method | cost mean | +- seeds | +- scenarios | gap to PF % | ratio to SDDP | violation share "
@@ -483,8 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           logs_root=args.logs_root, progress=not args.no_progress)
     try:
         summary = run_benchmark(cfg)
-    except (UnknownCaseError, SystemDataError, TSDDRConfigError, BenchmarkConfigError, HydroLPError,
-            FileNotFoundError) as error:
+    except (*USER_ERRORS, BenchmarkConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(cfg.results_root) / cfg.run_name

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from algos.hydro_common import TSDDRConfigError, next_run_dir, perfect_foresight_costs
-from algos.tsddr import MODES, POLICIES, SAMPLERS, TSDDR
-from envs.hydro import SystemDataError, UnknownCaseError, case_path, load_system
-from envs.hydro.lp import HydroLPError
+from algos.hydro_common import USER_ERRORS, next_run_dir, perfect_foresight_costs
+from algos.tsddr import MODES, POLICIES, SAMPLERS, TSDDR, TSDDRConfigError
+from envs.hydro import case_path, load_system
 
 
 def plot_learning_curve(history: list[dict[str, float]], path: Path, *, reference: float | None = None,
@@ -135,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_dir = train_run(args.case, epochs=args.epochs, seed=args.seed, log_folder=args.log_folder,
                             resume=args.resume, progress=not args.no_progress, **kwargs)
-    except (UnknownCaseError, SystemDataError, TSDDRConfigError, HydroLPError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"run folder: {run_dir}")

@@ -24,6 +24,9 @@ same next observation and reward, bit for bit:
   running env, and the env and its restored copy continue from the same positions. ``envs.fetch_lift`` runs
   ``mj_forward`` after each step itself, so there a capture changes nothing.
 - All: the ``TimeLimit`` wrapper's step counter.
+
+Which simulator drives an env is told here once, by :func:`detect_engine` (None for any other env), for this module
+and for :mod:`sim2real._engines`, which changes the dynamics of the same simulators.
 """
 
 from __future__ import annotations
@@ -68,13 +71,19 @@ class EnvState:
     ``bit_generator.state``. The env's generator is the resume state's; panda-gym keeps a second one."""
 
 
-def _env_id(env: gym.Env) -> str:
-    spec = getattr(env, "spec", None)
+def env_name(env: gym.Env) -> str:
+    """The env's registered id (from the wrapper's or the unwrapped env's spec), else its class name: for messages."""
+    spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
     return spec.id if spec is not None else type(env.unwrapped).__name__
 
 
-def engine_of(env: gym.Env) -> str:
-    """Which simulator drives ``env``; raises StateNotRestorableError naming the env otherwise."""
+def detect_engine(env: gym.Env) -> str | None:
+    """Which simulator drives ``env``: ``MUJOCO`` (Gymnasium's ``MujocoEnv``), ``GYMNASIUM_ROBOTICS`` (its
+    ``MujocoRobotEnv``), ``PYBULLET`` (``pybullet_envs_gymnasium``), ``PANDA_GYM`` (panda-gym's ``PyBullet``
+    simulation), or None for any other env.
+
+    A package that is not installed cannot have made ``env``, so its check is skipped.
+    """
     unwrapped = env.unwrapped
     try:
         from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
@@ -100,11 +109,20 @@ def engine_of(env: gym.Env) -> str:
         pass
     if type(getattr(unwrapped, "sim", None)).__module__.startswith("panda_gym"):
         return PANDA_GYM
-    raise StateNotRestorableError(
-        f"Cannot capture and restore the state of {_env_id(env)!r} ({type(unwrapped).__name__}): only "
-        "Gymnasium MuJoCo envs, gymnasium-robotics MuJoCo envs, pybullet_envs_gymnasium envs and panda-gym envs are "
-        "supported."
-    )
+    return None
+
+
+def engine_of(env: gym.Env) -> str:
+    """:func:`detect_engine` for an env whose state this module restores; raises StateNotRestorableError naming the
+    env otherwise."""
+    engine = detect_engine(env)
+    if engine is None:
+        raise StateNotRestorableError(
+            f"Cannot capture and restore the state of {env_name(env)!r} ({type(env.unwrapped).__name__}): only "
+            "Gymnasium MuJoCo envs, gymnasium-robotics MuJoCo envs, pybullet_envs_gymnasium envs and panda-gym envs "
+            "are supported."
+        )
+    return engine
 
 
 def _time_limit(env: gym.Env) -> TimeLimit | None:
@@ -197,7 +215,7 @@ def restore_state(env: gym.Env, state: EnvState) -> None:
     """Put ``env`` (already reset at least once) into ``state``."""
     engine = engine_of(env)
     if engine != state.engine:
-        raise StateNotRestorableError(f"A {state.engine} state cannot be restored into {_env_id(env)!r} ({engine}).")
+        raise StateNotRestorableError(f"A {state.engine} state cannot be restored into {env_name(env)!r} ({engine}).")
     unwrapped = env.unwrapped
     if engine in MUJOCO_ENGINES:
         import mujoco
@@ -205,7 +223,7 @@ def restore_state(env: gym.Env, state: EnvState) -> None:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         if len(state.physics) != mujoco.mj_stateSize(unwrapped.model, spec):
             raise StateNotRestorableError(
-                f"The MuJoCo state has {len(state.physics)} values but {_env_id(env)!r} needs "
+                f"The MuJoCo state has {len(state.physics)} values but {env_name(env)!r} needs "
                 f"{mujoco.mj_stateSize(unwrapped.model, spec)}: it was captured from another model."
             )
         mujoco.mj_setState(unwrapped.model, unwrapped.data, np.asarray(state.physics, dtype=np.float64), spec)

@@ -18,6 +18,10 @@ keeps the installed model (no XML file is ever written).
   dynamics, so the backend re-applies after every reset. Joint damping is not offered: the robots load with
   zero joint damping (``getJointInfo``), so a factor on it would change nothing.
 - Classic control envs with a gravity attribute (Pendulum's ``g``, CartPole's ``gravity``): gravity only.
+
+Which simulator drives an env is :func:`rl.env_state.detect_engine`'s answer (one detection for state capture and for
+dynamics). gymnasium-robotics and panda-gym envs have no backend here: they get the classic one if they carry a
+gravity attribute, else none.
 """
 
 from __future__ import annotations
@@ -28,15 +32,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rl.env_state import MUJOCO, PYBULLET, detect_engine, env_name
 from sim2real._spec import PARAMETERS, SimSpecError
 
 ACTION_PARAMETERS = frozenset({"action_noise"})
 """Parameters the wrappers apply themselves, whatever the engine (Box action spaces)."""
-
-
-def env_name(env: gym.Env) -> str:
-    spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
-    return spec.id if spec is not None else type(env.unwrapped).__name__
 
 
 class DynamicsBackend:
@@ -150,20 +150,11 @@ class ClassicDynamics(DynamicsBackend):
 def dynamics_backend(env: gym.Env) -> DynamicsBackend:
     """The backend that can change ``env``'s dynamics (one that changes nothing for other envs)."""
     unwrapped = env.unwrapped
-    try:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-
-        if isinstance(unwrapped, MujocoEnv):
-            return MujocoDynamics(unwrapped)
-    except ImportError:  # gymnasium without the mujoco extra
-        pass
-    try:
-        from pybullet_envs_gymnasium.env_bases import MJCFBaseBulletEnv
-
-        if isinstance(unwrapped, MJCFBaseBulletEnv):
-            return PybulletDynamics(unwrapped)
-    except ImportError:  # PyBullet envs not installed
-        pass
+    engine = detect_engine(env)
+    if engine == MUJOCO:
+        return MujocoDynamics(unwrapped)
+    if engine == PYBULLET:
+        return PybulletDynamics(unwrapped)
     for attribute in ("g", "gravity"):
         if isinstance(getattr(unwrapped, attribute, None), (int, float)):
             return ClassicDynamics(unwrapped, attribute)

@@ -9,6 +9,7 @@ from rl.env_state import (
     HANDLE_SUFFIXES,
     StateNotRestorableError,
     capture_state,
+    detect_engine,
     restore_state,
 )
 from rl.envs import make_env
@@ -54,8 +55,10 @@ def test_time_limit_counter_is_restored():
 
 
 def test_unsupported_env_is_named():
+    env = gym.make("CartPole-v1")
+    assert detect_engine(env) is None  # no simulator state to restore: detection says so without raising
     with pytest.raises(StateNotRestorableError, match="CartPole-v1"):
-        capture_state(gym.make("CartPole-v1"))
+        capture_state(env)
 
 
 def test_state_of_another_model_is_refused():

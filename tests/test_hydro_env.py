@@ -1,5 +1,6 @@
 """Tests of the bolivia-like case generator (envs.hydro.make_case) and the Gymnasium env (envs.hydro.gym_env)."""
 
+import dataclasses
 import warnings
 
 import gymnasium
@@ -7,8 +8,16 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers the HydroDispatch ids)
-from envs.hydro import load_system, solve_stage, system_from_dict
-from envs.hydro.gym_env import CASES_DIR, HydroDispatchEnv, resolve_case
+from envs.hydro import (
+    CASES_DIR,
+    VIOLATION_TOLERANCE,
+    UnknownCaseError,
+    case_path,
+    load_system,
+    solve_stage,
+    system_from_dict,
+)
+from envs.hydro.gym_env import HydroDispatchEnv
 from envs.hydro.make_case import generate_case, main
 
 
@@ -148,8 +157,12 @@ def test_terminated_at_stage_T_and_realised_volumes_as_targets_cost_no_penalty()
 
 
 def test_errors_are_clear(toy_env):
-    with pytest.raises(FileNotFoundError, match="toy"):
+    with pytest.raises(UnknownCaseError, match="shipped cases are .*'toy'"):
         HydroDispatchEnv("no-such-case")
+    with pytest.raises(UnknownCaseError, match="did you mean 'toy'"):
+        HydroDispatchEnv("tyo")
+    with pytest.raises(TypeError, match="case: expected a case name"):
+        HydroDispatchEnv(3)
     with pytest.raises(ValueError, match="scenarios"):
         HydroDispatchEnv("toy", scenarios=[0, 20])
     with pytest.raises(ValueError, match="history"):
@@ -161,13 +174,55 @@ def test_errors_are_clear(toy_env):
         toy_env.step(np.zeros(3))
 
 
-def test_single_bus_and_case_names():
-    assert resolve_case("bolivia-like").name == "bolivia-like"
-    assert resolve_case(CASES_DIR / "toy.json").name == resolve_case("toy").name
+def test_single_bus_and_case_names(bolivia):
+    """The env finds cases with envs.hydro.case_path, the package's one resolver: names with '-' or '_', or paths."""
+    assert case_path("bolivia-like") == case_path("bolivia_like") == CASES_DIR / "bolivia_like.json"
+    from_path, by_name = HydroDispatchEnv(str(CASES_DIR / "toy.json")).system, HydroDispatchEnv("toy").system
+    assert from_path.name == by_name.name and np.array_equal(from_path.inflows, by_name.inflows)
+    assert HydroDispatchEnv(bolivia).system is bolivia
     env = HydroDispatchEnv("toy", single_bus=True)
     env.reset(seed=0)
     *_, info = env.step(np.zeros(1))
     assert info["operating_cost"] >= 0
+
+
+def _with_held_out_inflows(system, factor):
+    """A copy of ``system`` whose held-out scenarios (the last 5 of the toy's 20) have ``factor`` x the inflows."""
+    inflows = system.inflows.copy()
+    inflows[15:] *= factor
+    return dataclasses.replace(system, inflows=inflows)
+
+
+def test_inflow_normalisation_comes_from_the_training_scenarios_only():
+    toy = load_system(case_path("toy"))
+    train = range(15)
+    envs_ = [HydroDispatchEnv(_with_held_out_inflows(toy, f), scenarios=train, history=2) for f in (1.0, 3.0, 0.2)]
+    trajectories = []
+    for env in envs_:
+        observations = [env.reset(options={"scenario": 2})[0]]
+        for action in (-0.5, 0.3, 0.9):
+            observations.append(env.step(np.array([action]))[0])
+        trajectories.append(np.array(observations))
+    # what an agent sees on a training scenario does not depend on the held-out scenarios
+    for other in trajectories[1:]:
+        np.testing.assert_array_equal(other, trajectories[0])
+    # the scale is the training mean: a training scenario's first inflow reads inflow / mean over scenarios 0..14
+    np.testing.assert_allclose(trajectories[0][0, 1], toy.inflows[2, 0, 0] / toy.inflows[:15].mean(), rtol=1e-6)
+    # the held-out scenarios, however large, still lie in the observation space (reset may start them)
+    big = envs_[1]
+    observation, _ = big.reset(options={"scenario": 19})
+    assert big.observation_space.contains(observation)
+
+
+def test_violation_flag_is_the_systems_definition():
+    """info["violation"] is HydroSystem.target_violations (envs.hydro.VIOLATION_TOLERANCE of the plant's range),
+    the definition TS-DDR and the benchmark report."""
+    env = HydroDispatchEnv("toy")
+    env.reset(options={"scenario": 0})
+    *_, info = env.step(np.ones(1))  # fill 150 -> 400 hm3 in one stage: out of reach
+    assert info["violation"] and abs(info["target_slack"][0]) > VIOLATION_TOLERANCE * env.system.volume_ranges[0]
+    flags = env.system.target_violations(np.array([[0.5], [2.0]]) * VIOLATION_TOLERANCE * 400.0)
+    assert flags.tolist() == [[False], [True]]
 
 
 def test_check_env_passes():

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rl.env_state import capture_state, restore_state
+from rl.env_state import capture_state, detect_engine, restore_state
 from rl.envs import make_env
 from sim2real import (
     PARAMETERS,
@@ -182,6 +182,26 @@ def test_pybullet_refuses_what_its_engine_cannot_change():
     with pytest.raises(SimSpecError) as error:
         SimVariant(make_env(BULLET_ID), "damping=2")
     assert "cannot change damping; it can change: gravity, friction, mass, action_noise" in str(error.value)
+
+
+# Engine detection, shared with rl.env_state.
+
+
+@pytest.mark.parametrize(("env_id", "engine", "backend"), [
+    ("HalfCheetah-v4", "mujoco", "mujoco"),
+    ("HopperBulletEnv-v0", "pybullet", "pybullet"),
+    ("FetchLiftWide-v0", "gymnasium_robotics", "none"),
+    ("PandaReach-v3", "panda_gym", "none"),
+    ("Pendulum-v1", None, "classic"),
+])
+def test_dynamics_backend_follows_the_one_engine_detection(env_id, engine, backend):
+    """rl.env_state.detect_engine tells the simulator for state capture and for dynamics alike; sim2real changes
+    MuJoCo and PyBullet envs, and gymnasium-robotics and panda-gym envs get no backend (as before the merge)."""
+    env = make_env(env_id, render_mode="rgb_array" if env_id.startswith("Panda") else None)
+    env.reset(seed=0)
+    assert detect_engine(env) == engine
+    assert dynamics_backend(env).engine == backend
+    env.close()
 
 
 # Classic control and domain randomisation.

@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from algos.hydro_common import TSDDRConfigError, split_scenarios
-from algos.tsddr import TSDDR, TSLDR, annealed_penalty_schedule
+from algos.hydro_common import HydroConfigError, split_scenarios
+from algos.tsddr import TSDDR, TSLDR, TSDDRConfigError, annealed_penalty_schedule
 from algos.tsddr_cli import main
 from algos.tsddr_lp import StageLP
-from envs.hydro import SystemDataError, load_system, solve_horizon_with_targets, system_from_dict, toy_case_path
+from envs.hydro import (
+    VIOLATION_TOLERANCE,
+    SystemDataError,
+    load_system,
+    solve_horizon_with_targets,
+    system_from_dict,
+    toy_case_path,
+)
 
 PENALTY = 5000.0
 TARGETS = np.array([150.0, 160.0, 170.0, 180.0, 175.0, 160.0, 140.0, 120.0, 110.0, 105.0, 110.0, 120.0])[:, None]
@@ -68,7 +75,7 @@ def test_annealed_schedule_follows_the_authors_phases():
 def test_split_holds_out_the_last_quarter():
     train, held = split_scenarios(20)
     assert train.tolist() == list(range(15)) and held.tolist() == [15, 16, 17, 18, 19]
-    with pytest.raises(TSDDRConfigError, match="holdout_fraction"):
+    with pytest.raises(HydroConfigError, match="holdout_fraction"):
         split_scenarios(20, 1.0)
 
 
@@ -108,6 +115,18 @@ def test_save_load_round_trip_gives_identical_targets(toy, tmp_path, policy):
     assert np.array_equal(model.predict(toy.inflows[16]), loaded.predict(toy.inflows[16]))
 
 
+def test_a_model_saved_with_the_former_violation_tolerance_setting_loads(toy, tmp_path):
+    """Models saved before the tolerance became envs.hydro.VIOLATION_TOLERANCE recorded it (1e-3) in their config."""
+    model = _tiny(toy, case="toy")
+    path = model.save(tmp_path / "model.pt")
+    state = torch.load(path, weights_only=False)
+    state["config"]["violation_tolerance"] = 1e-3
+    torch.save(state, path)
+    loaded = TSDDR.load(path)
+    assert "violation_tolerance" not in loaded.config
+    assert np.array_equal(model.predict(toy.inflows[16]), loaded.predict(toy.inflows[16]))
+
+
 def test_resume_continues_from_the_checkpoint(toy, tmp_path):
     model = _tiny(toy, mode="horizon", case="toy")
     model.learn(2, run_dir=tmp_path, progress=False, stop_after=1)
@@ -120,15 +139,33 @@ def test_resume_continues_from_the_checkpoint(toy, tmp_path):
 
 
 def test_evaluation_reports_costs_violations_and_timing(toy):
-    stats = _tiny(toy).evaluate([15, 16])
+    model = _tiny(toy)
+    stats = model.evaluate([15, 16])
     assert len(stats["costs"]) == 2 and stats["cost_mean"] > 0
     assert 0.0 <= stats["violation_share"] <= 1.0 and 0.0 <= stats["penalty_share"] <= 1.0
     assert stats["inference_seconds_per_scenario"] > 0
+    # the share of (stage, plant) pairs missing their target by more than VIOLATION_TOLERANCE of the range
+    slack = np.array([model.rollout(toy.inflows[k]).target_slack for k in (15, 16)])
+    assert stats["violation_share"] == np.mean(np.abs(slack) > VIOLATION_TOLERANCE * 400.0)
+
+
+def test_policy_scale_ignores_the_held_out_scenarios(toy):
+    """The policy's inflow scale is the training scenarios' mean: changing held-out inflows changes no decision."""
+    import dataclasses
+
+    inflows = toy.inflows.copy()
+    inflows[15:] *= 4.0
+    changed = dataclasses.replace(toy, inflows=inflows)
+    scenario = toy.inflows[3]
+    np.testing.assert_array_equal(_tiny(changed).predict(scenario), _tiny(toy).predict(scenario))
 
 
 def test_bad_settings_and_data_are_refused(toy):
     with pytest.raises(TSDDRConfigError, match="mode: must be one of"):
         TSDDR(toy, mode="window")
+    assert issubclass(TSDDRConfigError, HydroConfigError)
+    with pytest.raises(HydroConfigError, match="holdout_fraction"):
+        TSDDR(toy, holdout_fraction=1.0)
     with pytest.raises(TSDDRConfigError, match="policy"):
         TSDDR(toy, policy="transformer")
     no_hydro = system_from_dict({"num_stages": 1, "network": "single_bus", "deficit_cost": 10.0, "buses": ["B"],

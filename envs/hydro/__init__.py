@@ -9,7 +9,7 @@ derivative of the stage cost with respect to the target (see ``envs.hydro.lp``).
 Public API::
 
     from envs.hydro import case_path, load_system, solve_stage, solve_perfect_foresight
-    system = load_system(case_path("toy"))      # or any cases/<name>.json, or a file path
+    system = load_system(case_path("toy"))      # or any cases/<name>.json, or a file path (envs.hydro.system)
     stage = solve_stage(system, 0, volumes_in=system.initial_volumes, inflow=system.inflows[0, 0],
                         target=[140.0])
     stage.target_duals        # d(stage objective) / d(target)
@@ -51,9 +51,6 @@ Every problem found while loading raises :class:`SystemDataError` naming the fie
 (e.g. ``hydros[0].downstream: unknown plant 'H9'``, ``demand.B3: expected 12 values (one per stage), got 11``).
 """
 
-import difflib
-from pathlib import Path
-
 from envs.hydro.lp import (
     CutStageSolution,
     HorizonSolution,
@@ -66,55 +63,20 @@ from envs.hydro.lp import (
     solve_stage_with_cuts,
 )
 from envs.hydro.system import (
+    CASES_DIR,
+    VIOLATION_TOLERANCE,
     HydroPlant,
     HydroSystem,
     Line,
     SystemDataError,
     ThermalUnit,
+    UnknownCaseError,
+    case_names,
+    case_path,
     load_system,
     system_from_dict,
+    toy_case_path,
 )
-
-CASES_DIR = Path(__file__).parent / "cases"
-
-
-def toy_case_path() -> Path:
-    """The shipped 3-bus / 1-hydro / 2-thermal / 12-stage toy case (20 inflow scenarios)."""
-    return CASES_DIR / "toy.json"
-
-
-class UnknownCaseError(ValueError):
-    """A case name is neither a shipped case (``envs/hydro/cases/<name>.json``) nor an existing file."""
-
-
-def case_names() -> list[str]:
-    """Names of the shipped cases (the stems of ``envs/hydro/cases/*.json``)."""
-    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
-
-
-def case_path(name: str | Path) -> Path:
-    """Resolve a case name (``"toy"``, any ``<name>.json`` under ``envs/hydro/cases/``; ``-`` and ``_`` are
-    interchangeable) or a JSON file path.
-
-    Raises:
-        UnknownCaseError: nothing matches; the message lists the closest shipped names.
-    """
-    path = Path(name)
-    if path.suffix == ".json" and path.is_file():
-        return path
-    for stem in dict.fromkeys((str(name), str(name).replace("-", "_"), str(name).replace("_", "-"))):
-        shipped = CASES_DIR / f"{stem}.json"  # "bolivia-like" also finds bolivia_like.json
-        if shipped.is_file():
-            return shipped
-    if path.is_file():
-        return path
-    names = case_names()
-    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-    raise UnknownCaseError(
-        f"unknown case {str(name)!r}: {hint}shipped cases are {names}; or give the path of a case JSON file"
-    )
-
 
 __all__ = [
     "CASES_DIR",
@@ -138,4 +100,5 @@ __all__ = [
     "solve_stage",
     "system_from_dict",
     "toy_case_path",
+    "VIOLATION_TOLERANCE",
 ]

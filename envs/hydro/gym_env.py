@@ -24,34 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.hydro.lp import StageSolution, solve_stage
-from envs.hydro.system import HydroSystem, load_system
-
-CASES_DIR = Path(__file__).parent / "cases"
-VIOLATION_TOLERANCE = 1e-4
-"""A target counts as violated when ``|end volume - target| > VIOLATION_TOLERANCE x (max - min volume)``."""
-
-
-def resolve_case(case: str | Path | HydroSystem) -> HydroSystem:
-    """A :class:`HydroSystem` from a system, a shipped case name (``"toy"``, ``"bolivia-like"``) or a JSON path.
-
-    A name is looked up as ``envs/hydro/cases/<name with '-' as '_'>.json``; anything else is read as a path.
-
-    Raises:
-        FileNotFoundError: neither a shipped case nor an existing file (the message lists the shipped cases).
-        SystemDataError: the file is malformed (see ``envs.hydro.system``).
-    """
-    if isinstance(case, HydroSystem):
-        return case
-    if not isinstance(case, str | Path):
-        raise TypeError(f"case: expected a case name, a path or a HydroSystem, got {type(case).__name__}")
-    shipped = CASES_DIR / f"{str(case).replace('-', '_')}.json"
-    if isinstance(case, str) and "/" not in case and not case.endswith(".json") and shipped.is_file():
-        return load_system(shipped)
-    path = Path(case)
-    if path.is_file():
-        return load_system(path)
-    names = sorted(p.stem.replace("_", "-") for p in CASES_DIR.glob("*.json"))
-    raise FileNotFoundError(f"case: {str(case)!r} is neither a shipped case {names} nor an existing file")
+from envs.hydro.system import HydroSystem, case_path, load_system
 
 
 class HydroDispatchEnv(gym.Env):
@@ -62,9 +35,12 @@ class HydroDispatchEnv(gym.Env):
     - volumes at the start of the stage, normalised ``(v - min_volume) / (max_volume - min_volume)`` to [0, 1]
       (a plant with ``max_volume == min_volume`` shows 0);
     - the current stage's inflow, then the ``history`` previous stages' inflows (most recent first), each
-      divided by the plant's mean inflow over the case's scenarios so they are O(1); stages before the
-      first (and the "current" inflow of the terminal observation, after stage T) are padded with 1.0 (the
-      mean: no information); their upper bound is the largest normalised inflow in the case's scenarios;
+      divided by the plant's mean inflow over the *training* scenarios ``scenarios``
+      (:meth:`~envs.hydro.system.HydroSystem.inflow_scale`), so they are O(1) and held-out scenarios change
+      nothing an agent sees while it trains; stages before the first (and the "current" inflow of the terminal
+      observation, after stage T) are padded with 1.0 (the mean: no information); their upper bound is the
+      largest scaled inflow over all the case's scenarios, as ``reset`` may start any of them (the bound only
+      delimits the space: nothing is scaled or clipped by it);
     - ``sin`` and ``cos`` of ``2 pi month / 12`` with ``month = t mod 12``, and ``t / T``.
 
     Action: ``Box(-1, 1, (n_hydro,))``; ``a`` maps linearly to the target end volumes
@@ -82,14 +58,15 @@ class HydroDispatchEnv(gym.Env):
 
     ``info`` of ``step``: ``operating_cost`` and ``penalty_cost`` (unscaled, in the case's cost units),
     ``volumes`` (end volumes), ``target``, ``target_slack`` (end volume - target), ``violation`` (bool: some
-    ``|slack|`` above ``VIOLATION_TOLERANCE`` x the plant's range), ``deficit`` (total MW shed), ``stage``
-    and ``scenario``. ``reset``'s ``info`` has ``scenario``.
+    plant missed its target, :meth:`~envs.hydro.system.HydroSystem.target_violations`, the definition TS-DDR
+    and the benchmark use), ``deficit`` (total MW shed), ``stage`` and ``scenario``. ``reset``'s ``info`` has
+    ``scenario``.
 
     :param case: a :class:`HydroSystem`, a shipped case name (``"toy"``, ``"bolivia-like"``) or a JSON path.
     :param single_bus: override the case's network model (True: one bus, lines ignored; None: the case's).
-    :param scenarios: the scenario indices ``reset`` samples from (uniformly, with the env's RNG); default
-        all. ``reset(options={"scenario": k})`` picks any valid index, in the subset or not (for held-out
-        evaluation).
+    :param scenarios: the training scenarios: the indices ``reset`` samples from (uniformly, with the env's
+        RNG) and the inflow scale is computed from; default all. ``reset(options={"scenario": k})`` picks any
+        valid index, in the subset or not (for held-out evaluation).
     :param history: how many previous stages' inflows the observation carries (>= 0).
     :param reward_scale: divide costs by this to get rewards; None for the default above.
     """
@@ -105,7 +82,12 @@ class HydroDispatchEnv(gym.Env):
         history: int = 1,
         reward_scale: float | None = None,
     ) -> None:
-        self.system = resolve_case(case)
+        if isinstance(case, HydroSystem):
+            self.system = case
+        elif isinstance(case, str | Path):
+            self.system = load_system(case_path(case))
+        else:
+            raise TypeError(f"case: expected a case name, a path or a HydroSystem, got {type(case).__name__}")
         system = self.system
         if not system.hydros:
             raise ValueError("case: the system has no hydro plants, so there is no target volume to act on")
@@ -134,12 +116,11 @@ class HydroDispatchEnv(gym.Env):
 
         self._min = np.array([h.min_volume for h in system.hydros])
         self._max = np.array([h.max_volume for h in system.hydros])
-        self._range = self._max - self._min
-        mean_inflow = system.inflows.mean(axis=(0, 1))
-        self._inflow_scale = np.where(mean_inflow > 0, mean_inflow, 1.0)
+        self._range = system.volume_ranges
+        self._inflow_scale = system.inflow_scale(self.scenarios)
 
         n, k = len(system.hydros), 1 + self.history
-        # inflow bounds: the largest normalised inflow in the case's scenarios (or the 1.0 padding)
+        # inflow bounds: the largest scaled inflow of any scenario reset can start (or the 1.0 padding)
         inflow_high = np.maximum(1.0, (system.inflows / self._inflow_scale).max(axis=(0, 1)))
         low = np.concatenate([np.zeros(n), np.zeros(n * k), [-1.0, -1.0, 0.0]]).astype(np.float32)
         high = np.concatenate([np.ones(n), np.tile(inflow_high, k), [1.0, 1.0, 1.0]]).astype(np.float32)
@@ -235,9 +216,7 @@ class HydroDispatchEnv(gym.Env):
             "volumes": solution.volumes.copy(),
             "target": target,
             "target_slack": solution.target_slack.copy(),
-            "violation": bool(
-                np.any(np.abs(solution.target_slack) > VIOLATION_TOLERANCE * np.maximum(self._range, 1e-9))
-            ),
+            "violation": bool(np.any(self.system.target_violations(solution.target_slack))),
             "deficit": float(solution.deficit.sum()),
             "stage": self._stage,
             "scenario": self._scenario,

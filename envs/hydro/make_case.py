@@ -62,8 +62,10 @@ fixed order, so a seed gives a byte-identical file):
   (0.45 for the shipped case) around a mean-preserving log-mean; ``z`` is a stationary lag-1
   autoregression per plant, ``z_t = 0.85 z_(t-1) + sqrt(1 - 0.85^2) e_t`` (strong monthly persistence, as
   in large basins, so that dry spells last several months), with ``e_t`` correlated 0.8 across plants of one cascade and
-  0.4 across cascades. 200 scenarios by default; by convention the first 160 are for training and the last
-  40 held out for evaluation (the file's description says so; nothing enforces it).
+  0.4 across cascades. 200 scenarios by default. The file's description names the first 160 for training
+  and the last 40 held out, but TS-DDR, SDDP and their benchmark split with
+  ``algos.hydro_common.split_scenarios`` (the last 25 %: 150 training, 50 held out); the description is kept
+  as written so that the shipped file, and the runs made on it, stay the same.
 - Target penalty: 2 x deficit cost x the largest sum of production factors down a cascade path, i.e. above
   the largest possible value of one hm3 of water, so a policy's target is honoured whenever it is feasible.
 - Numbers are rounded to 2 decimals (the file stays under 3 MB with 200 scenarios).

@@ -1,14 +1,22 @@
-"""The hydrothermal system as data: dataclasses and the JSON loader with validation.
+"""The hydrothermal system as data: dataclasses, the JSON loader with validation, and the shipped cases.
 
 The file format is documented in the package docstring (``envs.hydro``). Every error raised while reading a file
 is a :class:`SystemDataError` whose message starts with the path of the offending field, e.g.
 ``hydros[0].downstream: unknown plant 'H9'``.
+
+The system also defines what the rest of the project measures on it, so that the Gymnasium env, TS-DDR, SDDP and
+the benchmark agree: when a target end volume counts as missed (:data:`VIOLATION_TOLERANCE`,
+:meth:`HydroSystem.target_violations`) and how inflows are scaled from a set of scenarios
+(:meth:`HydroSystem.inflow_scale`). Shipped cases (``envs/hydro/cases/*.json``) are found by name with
+:func:`case_path`, the one resolver of case names.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +24,20 @@ from typing import Any
 import numpy as np
 
 NETWORK_MODELS = ("dc", "single_bus")
+CASES_DIR = Path(__file__).parent / "cases"
+"""Where the shipped cases live (``<name>.json``)."""
+VIOLATION_TOLERANCE = 1e-3
+"""A target end volume counts as violated when ``|end volume - target| > VIOLATION_TOLERANCE x (max - min volume)``.
+
+Why 0.1 % of the reservoir's range: it is far above numerical noise and far below an operationally relevant miss.
+The noise is the LP's (HiGHS' primal feasibility tolerance is 1e-7 in volume units, under 1e-8 of the smallest
+shipped range, bolivia-like's 16.39 hm3) and the float32 actions of the Gymnasium env (about 1e-7 of the range);
+TS-DDR's own finite-difference step is 1e-4 of the range (``fd_step``), so a tolerance ten times that does not
+count as missed a move the method treats as infinitesimal. A miss of 0.1 % is 0.016 hm3 on bolivia-like's smallest
+reservoir and 0.4 hm3 on the toy's. It is also the value with which TS-DDR's evaluation and the committed tables of
+``results/tsddr/`` were computed, so those numbers stand (the env's ``info["violation"]`` used 1e-4 before; no
+table read it).
+"""
 
 
 class SystemDataError(ValueError):
@@ -102,6 +124,33 @@ class HydroSystem:
     def initial_volumes(self) -> np.ndarray:
         return np.array([h.initial_volume for h in self.hydros], dtype=float)
 
+    @property
+    def volume_ranges(self) -> np.ndarray:
+        """Useful storage ``max_volume - min_volume`` per plant, in the order of ``hydros``."""
+        return np.array([h.max_volume - h.min_volume for h in self.hydros], dtype=float)
+
+    def target_violations(self, target_slack: np.ndarray) -> np.ndarray:
+        """Which entries of ``target_slack`` (end volume - target; plants on the last axis) miss their target.
+
+        A miss is ``|slack| > VIOLATION_TOLERANCE x`` the plant's range (a plant without range: any slack above
+        ``1e-9 x VIOLATION_TOLERANCE``). Returns a bool array of the shape of ``target_slack``.
+        """
+        limit = VIOLATION_TOLERANCE * np.maximum(self.volume_ranges, 1e-9)
+        return np.abs(np.asarray(target_slack, dtype=float)) > limit
+
+    def inflow_scale(self, scenarios: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Mean inflow per plant over the given scenario indices (1 for a plant whose mean is 0).
+
+        What policies divide inflows by so that they are O(1). Pass the *training* scenarios only: statistics
+        that include held-out scenarios leak them into training (an env or policy scaled with them would change
+        when the held-out data do).
+        """
+        indices = np.asarray(scenarios, dtype=int).reshape(-1)
+        if indices.size == 0:
+            raise ValueError("scenarios: expected at least one scenario index to compute the inflow scale from")
+        mean = self.inflows[indices].mean(axis=(0, 1))
+        return np.where(mean > 1e-9, mean, 1.0)
+
     def bus_index(self, bus: str) -> int:
         return self.buses.index(bus)
 
@@ -115,6 +164,44 @@ class HydroSystem:
 
 
 # --------------------------------------------------------------------------------------------------- loading
+
+
+class UnknownCaseError(ValueError):
+    """A case name is neither a shipped case (``envs/hydro/cases/<name>.json``) nor an existing file."""
+
+
+def case_names() -> list[str]:
+    """Names of the shipped cases (the stems of ``envs/hydro/cases/*.json``)."""
+    return sorted(p.stem for p in CASES_DIR.glob("*.json"))
+
+
+def toy_case_path() -> Path:
+    """The shipped 3-bus / 1-hydro / 2-thermal / 12-stage toy case (20 inflow scenarios)."""
+    return CASES_DIR / "toy.json"
+
+
+def case_path(name: str | Path) -> Path:
+    """Resolve a case name (``"toy"``, any ``<name>.json`` under ``envs/hydro/cases/``; ``-`` and ``_`` are
+    interchangeable) or a JSON file path.
+
+    Raises:
+        UnknownCaseError: nothing matches; the message lists the closest shipped names.
+    """
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return path
+    for stem in dict.fromkeys((str(name), str(name).replace("-", "_"), str(name).replace("_", "-"))):
+        shipped = CASES_DIR / f"{stem}.json"  # "bolivia-like" also finds bolivia_like.json
+        if shipped.is_file():
+            return shipped
+    if path.is_file():
+        return path
+    names = case_names()
+    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+    raise UnknownCaseError(
+        f"unknown case {str(name)!r}: {hint}shipped cases are {names}; or give the path of a case JSON file"
+    )
 
 
 def load_system(path: str | Path) -> HydroSystem:

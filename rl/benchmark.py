@@ -9,8 +9,12 @@ workers they run at the same time, under the same load, and their throughputs co
 
 Resumable at two levels: a finished run's record is kept under ``results/<name>/runs/`` (committed, so
 it is not redone by a later session), and an unfinished run resumes from its last atomic checkpoint
-under ``logs/benchmarks/<name>/``. Runs go through a :class:`Backend`; the local process pool is one,
-and a cluster back end (e.g. Ray) only has to implement ``run_all``.
+under ``logs/benchmarks/<name>/``. Runs go through a :class:`Backend`: the local process pool, or Ray
+(``--backend ray``, :mod:`rl.ray_backend`: one Ray task per run on a local Ray instance or a cluster joined
+with ``--address``; same runs, results and resume rules; see ``docs/scale.md``)::
+
+    python -m rl.benchmark --name mdpo_on --algos mdpo ppo --envs Hopper-v4 --seeds 0 1 2 -n 300000 \\
+        --backend ray --address auto
 
 Offline algorithms run on datasets instead of envs (``--datasets``; ``-n`` is then gradient steps,
 ``--online-steps`` the fine-tuning env steps after them), and the same labels with a ``d3rlpy_`` prefix
@@ -579,7 +583,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", "--n-timesteps", type=int, required=True,
                         help="env steps per run (offline runs: gradient steps on the dataset)")
     parser.add_argument("--online-steps", type=int, default=0, help="offline runs: env steps of fine-tuning after")
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes (one torch thread each)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="parallel processes (one torch thread each); with --backend ray and no --address, "
+                        "the CPUs of the local Ray instance")
+    ray = parser.add_argument_group("Ray back end (pip install -e \".[ray]\"; see docs/scale.md)")
+    ray.add_argument("--backend", choices=["process", "ray"], default="process",
+                     help="where runs execute: a local process pool, or one Ray task per run")
+    ray.add_argument("--address", default=None,
+                     help="Ray cluster to join: auto (the cluster this machine is a node of) or HEAD:6379; "
+                     "default: a local Ray instance with --workers CPUs")
+    ray.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs each run's Ray task requests")
+    ray.add_argument("--gpus-per-run", type=float, default=0.0,
+                     help="GPUs each run's Ray task requests (fractions share a GPU; 0: CPU training)")
+    ray.add_argument("--max-retries", type=int, default=3,
+                     help="times Ray reruns a run whose worker died; it resumes from its newest checkpoint")
+    ray.add_argument("--storage", default=None, metavar="DIR",
+                     help="a folder every node mounts at the same path: run folders and checkpoints go there "
+                     "(instead of logs/benchmarks/, sent to the driver); pass it again to resume")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation every n env steps")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation")
     parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
@@ -607,19 +627,57 @@ def per_algo_overrides(items: Sequence[str] | None, algos: Sequence[str]) -> dic
     return table
 
 
+_RAY_FLAGS = {"address": None, "cpus_per_run": 1.0, "gpus_per_run": 0.0, "max_retries": 3, "storage": None}
+"""Flags of the Ray back end and their defaults: refused with ``--backend process``, where they would do nothing."""
+
+
+def ray_backend(args: argparse.Namespace) -> Backend:
+    """The :class:`rl.ray_backend.RayBackend` the flags describe, connected and checked before any run starts.
+
+    Raises:
+        rl.ray_backend.RayBackendError: Ray is not installed, the cluster cannot be reached, or a node lacks the
+            driver's version of the project or the resources of one run.
+    """
+    from rl.ray_backend import RayBackend
+
+    backend = RayBackend(address=args.address, num_cpus=None if args.address else max(1, args.workers),
+                         cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                         max_retries=args.max_retries)
+    backend.start()  # fail now, before versions.json records an invocation
+    return backend
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Entry point; a Ray set-up problem (not installed, cluster unreachable or without the project) prints one
+    line and returns 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.backend != "ray":
+        misplaced = [f"--{key.replace('_', '-')}" for key, default in _RAY_FLAGS.items()
+                     if getattr(args, key) != default]
+        if misplaced:
+            parser.error(f"{', '.join(misplaced)} need --backend ray")
     overrides = per_algo_overrides(args.hyperparams, args.algos)
     options = dict(eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
                    final_eval_episodes=args.final_eval_episodes, stochastic_eval=args.stochastic_eval,
                    save_freq=args.save_freq, datasets=args.datasets is not None, online_steps=args.online_steps)
+    if args.storage:
+        options["logs_root"] = os.path.abspath(args.storage)
     envs = args.datasets or args.envs
     if args.report_only:
         specs = plan(args.name, args.algos, envs, args.seeds, args.n_timesteps, hyperparams=overrides, **options)
         path = write_report(args.name, specs, args.algos, envs, notes=args.notes)
     else:
-        path = run_benchmark(args.name, args.algos, envs, args.seeds, args.n_timesteps, workers=args.workers,
-                             hyperparams=overrides, notes=args.notes, progress=args.progress, **options)
+        from rl.ray_backend import RayBackendError
+
+        try:
+            backend = ray_backend(args) if args.backend == "ray" else None
+            path = run_benchmark(args.name, args.algos, envs, args.seeds, args.n_timesteps, backend=backend,
+                                 workers=args.workers, hyperparams=overrides, notes=args.notes,
+                                 progress=args.progress, **options)
+        except RayBackendError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     print(Path(path).read_text())
     return 0
 

@@ -15,6 +15,14 @@ Settings, from the authors' code (read, not copied):
   for validation, batches of 128, at most 100 epochs, validation from the second epoch on, stop when the
   validation error has exceeded its best value more than 3 epochs in a row; the network keeps training
   from its current weights (``reset_ae`` False) and the Adam state persists between trainings.
+- When to train (STAX ``core/searcher.py`` ``chunk_step``, shared by TAXONS and STAX there):
+  :class:`TrainingSchedule`.
+
+The input: the papers' is the final 64x64 image (``observation_kind="image"``, the default). The "state" option
+feeds the env's ``state_observation()``, which on HardMaze holds the robot's position (x / 600, y / 600, ...),
+on Curling the ball's (x, y) and on AntMaze the torso's position, i.e. the very outcome coordinates the
+coverage is measured on: a behaviour space learned from it is not learned without the hand-designed
+descriptor. It is kept for speed and for tests, not for comparisons with the papers.
 
 Deviations: the images are grayscale (1 input channel; the authors used RGB) because the shared evaluator
 renders 64x64 grayscale; the state-vector option (an MLP AE: input -> 64 -> 32 -> latent, SELU, linear
@@ -34,7 +42,6 @@ import torch
 from torch import nn
 
 from qd.evaluation import OBSERVATION_SIZE, EvaluationResult
-from qd.novelty import NoveltyArchive
 from qd.signature import SIGNATURE_DEPTH, trajectory_signatures
 
 LATENT_DIM = 10
@@ -362,27 +369,34 @@ class LearnedBehaviourSpace:
         self.reports = copy.deepcopy(state["reports"])
 
 
-def rebuilt_archive(archive: NoveltyArchive, descriptors: np.ndarray, *, seed: int) -> NoveltyArchive:
-    """A copy of ``archive`` (same genomes, order, k and extra fields) whose descriptors are ``descriptors``.
+class TrainingSchedule:
+    """When the autoencoder trains: after a growing number of exploration chunks (GPaolo/STAX ``Searcher``).
 
-    The novelty archive stores its descriptors in pyribs's ProximityArchive, which cannot change them in
-    place; after a retraining the latents of every archived entry change, so the archive is rebuilt.
+    The authors' searcher, which runs both TAXONS and STAX, counts finished exploration chunks (``chunk_counter``)
+    and trains when the count reaches ``training_interval``; the counter then restarts and the interval grows by
+    one. With chunks of 1000 evaluations the trainings come after 1000, 3000, 6000, 10000, ... exploration
+    evaluations: often early on, when the behaviour space is being discovered, then more and more rarely.
+
+    Args:
+        first_interval: Chunks before the first training (1).
 
     Raises:
-        ValueError: when ``descriptors`` does not have one row per archived entry.
+        ValueError: for ``first_interval < 1``.
     """
-    descriptors = np.asarray(descriptors, dtype=np.float64)
-    if len(descriptors) != len(archive):
-        raise ValueError(f"need {len(archive)} descriptors, got {len(descriptors)}.")
-    inner = archive.archive
-    data = inner.data()
-    standard = {"solution", "objective", "measures", "index"}
-    extra = {name: values for name, values in data.items() if name not in standard}
-    extra_fields = {name: (np.shape(values)[1:], np.asarray(values).dtype) for name, values in extra.items()}
-    rebuilt = NoveltyArchive(inner.solution_dim, descriptors.shape[1], k_neighbors=archive.k_neighbors,
-                             extra_fields=extra_fields or None, seed=seed)
-    if len(archive):  # ``NoveltyArchive.genomes`` cannot reshape an empty archive
-        rebuilt.add(archive.genomes, descriptors, **extra)
-    if len(rebuilt) != len(archive):
-        raise RuntimeError(f"rebuilding the novelty archive kept {len(rebuilt)} of {len(archive)} entries.")
-    return rebuilt
+
+    def __init__(self, first_interval: int = 1) -> None:
+        if first_interval < 1:
+            raise ValueError(f"first_training_interval must be >= 1, got {first_interval}.")
+        self.interval = int(first_interval)
+        """Chunks between the last training and the next."""
+        self.chunks = 0
+        """Chunks finished since the last training."""
+
+    def chunk_finished(self) -> bool:
+        """Count a finished exploration chunk; True when the autoencoder must train now (the schedule advances)."""
+        self.chunks += 1
+        if self.chunks < self.interval:
+            return False
+        self.chunks = 0
+        self.interval += 1
+        return True

@@ -65,12 +65,20 @@ class QDAlgorithm(ABC):
     def run(self, budget: int, *, callback: Callable[[QDAlgorithm], Any] | None = None) -> RunMetrics:
         """Run generations until at least ``budget`` evaluations are spent (the last generation is whole).
 
+        Generations are never cut short: cutting one would change the algorithm (an ES told part of a batch, a
+        population refilled from part of its offspring), so the last one may go past the budget. Budgets are
+        compared at exactly ``budget`` evaluations instead: :meth:`qd.metrics.RunMetrics.at` reads every metric there,
+        and :class:`qd.run.QDRun` reports that reading.
+
         Args:
             budget: Total evaluations, counting those of earlier calls (so a resumed run continues).
             callback: Called after every generation with the algorithm.
 
         Returns:
-            The run's metrics.
+            The run's metrics (all evaluations, the last generation's overshoot included).
+
+        Raises:
+            ValueError: for ``budget < 1``.
         """
         if budget < 1:
             raise ValueError(f"budget must be >= 1, got {budget}.")
@@ -80,6 +88,13 @@ class QDAlgorithm(ABC):
             if callback is not None:
                 callback(self)
         return self.metrics
+
+    def summary(self) -> dict[str, Any]:
+        """What the algorithm did, beyond the metrics (``metrics.json``'s ``"algorithm"``): JSON values only.
+
+        Subclasses add their own counts (archive sizes, autoencoder trainings, emitters).
+        """
+        return {"generations": self.generation, "evaluations_spent": self.evaluations}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run (not the evaluator): picklable values only."""

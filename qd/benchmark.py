@@ -10,9 +10,14 @@ finished run's ``metrics.json``, ``config.json``, ``benchmark.json`` and picture
 ``results/<name>/runs/<algo>/<env>_seed<k>/`` and not redone; an unfinished run resumes from its atomic
 checkpoint under ``logs/qd_benchmark/<name>/<algo>/<env>_seed<k>/``.
 
-TAXONS and STAX learn their behaviour space with an autoencoder; here it sees the env's state vector
-(``observation_kind="state"``) unless ``-params taxons.observation_kind:image`` (the papers' 64x64 final
-frame, much slower) says otherwise.
+TAXONS and STAX learn their behaviour space with an autoencoder of the papers' input, the final 64x64 render
+(``observation_kind="image"``, :data:`DEFAULT_HYPERPARAMS`). The faster ``-params taxons.observation_kind:state``
+feeds it the env's ``state_observation()``, which on HardMaze, Curling and AntMaze holds the very outcome
+coordinates the coverage is measured on, so it is not offered as a default.
+
+Every run is compared at exactly ``--budget`` evaluations: each metric is read there
+(:meth:`qd.metrics.RunMetrics.at`), although a run's last generation may go past it (``evaluations_spent``
+in ``metrics.json``).
 
 Output under ``results/<name>/``: ``README.md`` (per env and algorithm: coverage of the 50x50 grid of the
 true outcome space, reward areas found, best reward per area, evaluations to the first reward,
@@ -54,11 +59,19 @@ ALGORITHMS: dict[str, str] = {
 }
 """Benchmark labels and the classes they run."""
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "taxons": {"observation_kind": "state"},
-    "stax": {"observation_kind": "state"},
+    "taxons": {"observation_kind": "image"},
+    "stax": {"observation_kind": "image"},
 }
-"""Benchmark defaults that differ from the classes' own (the autoencoders see the state vector, for speed)."""
+"""The benchmark's explicit settings: the autoencoders see the papers' input, the final 64x64 render (the
+classes' default too, written out so that every run's ``config.json`` and the report name it)."""
 DEFAULT_ENVS = ("RedundantArm-v0", "Curling-v0", "HardMaze-v0")
+_OBSERVATION_WORDS = {
+    "image": "the final 64x64 render (`image`, the papers' input, which shows the scene, not coordinates)",
+    "state": ("the env's state vector (`state`; on HardMaze, Curling and AntMaze it holds the outcome coordinates "
+              "themselves, so that space is not learned without them)"),
+    "signature": "the signature of the outcome trajectory (`signature`, STAX's trajectory option)",
+}
+"""How the report names each autoencoder input."""
 BENCHMARK_FILE = "benchmark.json"
 """Per run: evaluations and the wall-clock seconds of the whole run (all segments, algorithm included)."""
 CURVE_POINTS = 101
@@ -100,9 +113,14 @@ class QDRunSpec:
 
     @property
     def done(self) -> bool:
-        """Finished with at least the requested budget."""
+        """Finished at exactly the requested budget, with the requested env, seed and hyperparameters."""
         path = Path(self.result_dir) / "metrics.json"
-        return path.is_file() and json.loads(path.read_text()).get("evaluations", 0) >= self.budget
+        if not path.is_file():
+            return False
+        record = json.loads(path.read_text())
+        config = record.get("config", {})
+        return (record.get("evaluations") == self.budget == record.get("budget")
+                and same_inputs(config, self))
 
 
 def plan(name: str, algos: Sequence[str], envs: Sequence[str], seeds: Sequence[int], budget: int, *,
@@ -121,20 +139,39 @@ def plan(name: str, algos: Sequence[str], envs: Sequence[str], seeds: Sequence[i
     ]
 
 
-def check_request(algos: Sequence[str], envs: Sequence[str], hyperparams: dict[str, dict[str, Any]]) -> None:
-    """Fail before any run on an unknown algorithm, env or hyperparameter.
+def same_inputs(config: dict[str, Any], spec: QDRunSpec) -> bool:
+    """Whether a run's recorded config was built from the spec's algorithm, env, seed and hyperparameters."""
+    return (config.get("algo") == spec.algo and config.get("env") == spec.env and config.get("seed") == spec.seed
+            and config.get("hyperparams") == spec.hyperparams)
+
+
+def check_request(algos: Sequence[str], envs: Sequence[str], hyperparams: dict[str, dict[str, Any]],
+                  budget: int = 1) -> None:
+    """Fail before any run on a bad budget, an unknown algorithm or env, or a hyperparameter an algorithm does
+    not take or refuses (every algorithm is built once on every env, without evaluating anything).
 
     Raises:
-        BenchmarkError: unknown algorithm; rl.envs.UnknownEnvError / qd.evaluation.NotAQDTaskError: bad env;
-        rl.hyperparams.HyperparameterError: a key the algorithm does not take.
+        BenchmarkError: a budget < 1 or an unknown algorithm; rl.envs.UnknownEnvError /
+        qd.evaluation.NotAQDTaskError: bad env; rl.hyperparams.HyperparameterError: a key the algorithm does
+        not take or a value of the wrong type; qd.run.QDInputError: a value the algorithm refuses.
     """
-    from qd.evaluation import task_spec
-    from qd.run import check_hyperparams
+    from qd.evaluation import SerialEvaluator, task_spec
+    from qd.run import build_algorithm, check_hyperparams
 
-    for algo in algos:
-        check_hyperparams(algorithm_class(algo), {**DEFAULT_HYPERPARAMS.get(algo, {}), **hyperparams.get(algo, {})})
+    if budget < 1:
+        raise BenchmarkError(f"--budget must be >= 1 evaluation per run, got {budget}: pass e.g. --budget 3000.")
+    classes = {algo: algorithm_class(algo) for algo in algos}
+    for algo, cls in classes.items():
+        check_hyperparams(cls, {**DEFAULT_HYPERPARAMS.get(algo, {}), **hyperparams.get(algo, {})})
     for env in envs:
         task_spec(env)
+        for algo, cls in classes.items():
+            evaluator = SerialEvaluator(env)
+            try:
+                build_algorithm(cls, env, seed=0, evaluator=evaluator,
+                                hyperparams={**DEFAULT_HYPERPARAMS.get(algo, {}), **hyperparams.get(algo, {})})
+            finally:
+                evaluator.close()
 
 
 def _wall_seconds(path: Path) -> float:
@@ -146,7 +183,7 @@ def execute(spec: QDRunSpec) -> dict[str, Any]:
     import torch
 
     from qd.evaluation import SerialEvaluator
-    from qd.run import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURES, QDRun
+    from qd.run import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURES, QDRun, load_checkpoint
     from rl.checkpoint import write_json_atomic
     from rl.run_record import command_line
 
@@ -157,15 +194,19 @@ def execute(spec: QDRunSpec) -> dict[str, Any]:
     try:
         evaluator = SerialEvaluator(spec.env)
         if (work_dir / CHECKPOINT_FILE).is_file():
+            recorded = load_checkpoint(work_dir)["config"]
+            if not same_inputs(recorded, spec):
+                raise BenchmarkError(
+                    f"{work_dir} holds a run with other inputs (env {recorded.get('env')}, seed {recorded.get('seed')}"
+                    f", hyperparams {recorded.get('hyperparams')}; asked: {spec.hyperparams}): delete that folder to "
+                    "start afresh, or pick another --name.")
             run = QDRun.resume(work_dir, evaluator=evaluator, save_freq=spec.save_freq, progress=False)
         else:
             algorithm = algorithm_class(spec.algo)(spec.env, seed=spec.seed, evaluator=evaluator, **spec.hyperparams)
             config = {"algo": spec.algo, "env": spec.env, "seed": spec.seed, "workers": 1,
                       "hyperparams": dict(spec.hyperparams), "command": command_line()}
             run = QDRun(algorithm, work_dir, config=config, save_freq=spec.save_freq, progress=False)
-        with warnings.catch_warnings():  # log10 of the empty cells of the coverage picture
-            warnings.filterwarnings("ignore", "divide by zero encountered in log10", RuntimeWarning)
-            metrics = run.run(spec.budget)
+        metrics = run.run(spec.budget)
         wall = _wall_seconds(work_dir / BENCHMARK_FILE) + time.time() - start
         write_json_atomic(work_dir / BENCHMARK_FILE, {"evaluations": metrics["evaluations"], "wall_seconds": wall,
                                                       "evaluations_per_wall_second": metrics["evaluations"] / wall})
@@ -280,6 +321,20 @@ def check_targets(by_algo: dict[str, list[dict[str, Any]]], complete: dict[str, 
     return lines
 
 
+def autoencoder_lines(by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per learned-space algorithm: autoencoder trainings and generations ranked by novelty / surprise, per seed
+    (from ``metrics.json``'s ``algorithm`` summary)."""
+    lines = []
+    for algo, records in by_algo.items():
+        summaries = [r.get("algorithm", {}) for r in records]
+        if not summaries or any("autoencoder_trainings" not in summary for summary in summaries):
+            continue
+        shown = "; ".join(f"{s['autoencoder_trainings']} trainings, {s['generations_by_novelty']} by novelty, "
+                          f"{s['generations_by_surprise']} by surprise" for s in summaries)
+        lines.append(f"- {algo} autoencoder, per seed: {shown}.")
+    return ["", *lines] if lines else []
+
+
 def _curve(record: dict[str, Any], grid: np.ndarray, key: str) -> np.ndarray:
     """A history column on an evaluation grid (the value after the last generation at or before each point;
     nan before the first generation, 0 for a best reward not yet found)."""
@@ -331,13 +386,13 @@ def write_report(name: str, specs: Sequence[QDRunSpec], algos: Sequence[str], en
     observation = {s.algo: s.hyperparams.get("observation_kind", "image") for s in specs
                    if s.algo in ("taxons", "stax")}
     lines = [f"# QD benchmark `{name}`: {', '.join(algos)}", "",
-             f"Budget: {budget:,} evaluations per run; seeds {', '.join(map(str, seeds))}; one process per run "
-             "with a serial evaluator and one torch thread. NS and SERENE use the hand-designed descriptor, "
-             "MAP-Elites (pyribs) a 50x50 grid of the ground-truth outcome; TAXONS and STAX learn theirs "
-             "without it, their autoencoder seeing "
-             + (", ".join(f"{a}: `{k}`" for a, k in observation.items()) or "n/a")
-             + " (`state` = the env's state vector, chosen for speed; the papers' images: "
-             "`-params taxons.observation_kind:image stax.observation_kind:image`).",
+             f"Budget: {budget:,} evaluations per run, every metric read at exactly {budget:,} (a run's last "
+             "generation may go past it; those evaluations are not counted); seeds "
+             f"{', '.join(map(str, seeds))}; one process per run with a serial evaluator and one torch thread. NS "
+             "and SERENE use the hand-designed descriptor (the final position), MAP-Elites (pyribs) a 50x50 grid "
+             "of it; TAXONS and STAX learn theirs with an autoencoder of "
+             + (", ".join(f"{a}: {_OBSERVATION_WORDS.get(k, f'`{k}`')}" for a, k in observation.items()) or "n/a")
+             + ".",
              "",
              "Coverage: share of the 50x50 grid of the true outcome space reached (mean +- std over seeds). "
              "Areas: reward areas reached (mean over seeds; union over seeds by name). Best reward: per area, the "
@@ -376,7 +431,7 @@ def write_report(name: str, specs: Sequence[QDRunSpec], algos: Sequence[str], en
                 cells.append(f"cov {record['coverage']:.3f}, areas {len(record['reward_areas_found'])}, "
                              f"first {'never' if first is None else f'{first:,}'}")
             seed_lines.append(f"| {env} | {algo} | " + " | ".join(cells) + " |")
-        lines += ["", "Targets:", "", *check_targets(by_algo, complete), ""]
+        lines += [*autoencoder_lines(by_algo), "", "Targets:", "", *check_targets(by_algo, complete), ""]
     lines += seed_lines
     if failures:
         lines += ["", "## Failed runs", ""]
@@ -407,9 +462,7 @@ def run_benchmark(name: str, algos: Sequence[str], envs: Sequence[str], seeds: S
     from rl.run_record import command_line, package_versions
 
     hyperparams = hyperparams or {}
-    if budget < 1:
-        raise BenchmarkError(f"budget must be >= 1, got {budget}.")
-    check_request(algos, envs, hyperparams)
+    check_request(algos, envs, hyperparams, budget)
     specs = plan(name, algos, envs, seeds, budget, hyperparams=hyperparams, results_root=results_root,
                  logs_root=logs_root, save_freq=save_freq)
     out = Path(results_root) / name
@@ -495,6 +548,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BenchmarkError, *_user_errors()) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("Interrupted: each running run saved a checkpoint at its next generation boundary (unless Ctrl-C "
+              "came twice); rerun the same command to resume.", file=sys.stderr)
+        return 130
     print(Path(path).read_text())
     return 0
 

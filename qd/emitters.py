@@ -38,7 +38,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from ribs.emitters.opt import CMAEvolutionStrategy
 
 EMITTER_POP_SIZE = 6
 """Emitter population (``emitter_population`` in SERENE's ``parameters.py``)."""
@@ -290,6 +289,8 @@ class CMAESEmitter(BaseEmitter):
         super().__init__(ancestor_genome, ancestor_descriptor, sigma=sigma, bounds=bounds, pop_size=pop_size,
                          seed=seed, ancestor_result=ancestor_result, stagnation_window=stagnation_window,
                          stagnation_compare=stagnation_compare)
+        from ribs.emitters.opt import CMAEvolutionStrategy  # here: importing pyribs costs seconds, elitist runs skip it
+
         # A zero step size would make CMA-ES degenerate; SERENE never passes one (it falls back to the
         # mutation sigma), this keeps direct users safe too.
         self.es = CMAEvolutionStrategy(sigma0=max(self.sigma, 1e-12), solution_dim=self.ancestor_genome.size,

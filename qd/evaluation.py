@@ -2,6 +2,13 @@
 
 Every evaluator implements the :class:`Evaluator` protocol (``evaluate(genomes, *, render) -> list``), so
 an algorithm never knows where its episodes run; a Ray back end only has to implement the same method.
+
+Fast path: for the tasks that have one (HardMaze-v0, RedundantArm-v0, Curling-v0, AntMaze-v0; see
+:mod:`qd.fast_evaluation`) the evaluators run whole batches of episodes in compiled or batched kernels instead
+of stepping the Gymnasium env, with the same results bit for bit (:func:`run_episode` stays the reference).
+It is selected automatically; ``fast=False`` on :class:`SerialEvaluator`, :class:`ProcessPoolEvaluator` or
+:func:`evaluate_genomes` switches it off, and so does the environment variable ``QD_FAST_EVALUATION=0`` for
+the whole process (``fast=None``, the default, reads it).
 """
 
 from __future__ import annotations
@@ -146,9 +153,24 @@ def _cached_env(spec: gym.envs.registration.EnvSpec, render: bool) -> gym.Env:
     return _ENVS[key]
 
 
-def evaluate_genome(env_id: str, genome: np.ndarray, *, render: bool = False) -> EvaluationResult:
-    """Evaluate one genome in this process (the env is built once per process and reused)."""
-    return run_episode(_cached_env(_env_spec(env_id), render), genome, render=render)
+def evaluate_genomes(env_id: str | gym.envs.registration.EnvSpec, genomes: np.ndarray, *, render: bool = False,
+                     fast: bool | None = None) -> list[EvaluationResult]:
+    """Evaluate the rows of ``genomes`` in this process, in order: with the task's fast path when it has one
+    (and ``fast`` or ``QD_FAST_EVALUATION`` allows it), else with an env built once per process and reused."""
+    from qd.fast_evaluation import fast_kernel, fast_path_enabled
+
+    spec = env_id if isinstance(env_id, gym.envs.registration.EnvSpec) else _env_spec(env_id)
+    genomes = _check_genomes(genomes)
+    kernel = fast_kernel(spec) if fast_path_enabled(fast) and len(genomes) else None
+    if kernel is not None:
+        return kernel.evaluate(genomes, render=render)
+    return [run_episode(_cached_env(spec, render), genome, render=render) for genome in genomes]
+
+
+def evaluate_genome(env_id: str, genome: np.ndarray, *, render: bool = False,
+                    fast: bool | None = None) -> EvaluationResult:
+    """Evaluate one genome in this process (see :func:`evaluate_genomes`)."""
+    return evaluate_genomes(env_id, np.asarray(genome, dtype=np.float64)[None], render=render, fast=fast)[0]
 
 
 @runtime_checkable
@@ -168,20 +190,31 @@ def _check_genomes(genomes: np.ndarray) -> np.ndarray:
 
 
 class SerialEvaluator:
-    """Evaluates genomes one after the other in this process.
+    """Evaluates genomes one after the other in this process (or as one batch, on the fast path).
 
     Args:
         env_id: The QD task.
+        fast: Use the task's fast path when it has one (:mod:`qd.fast_evaluation`); None: unless the environment
+            variable ``QD_FAST_EVALUATION`` is 0.
     """
 
-    def __init__(self, env_id: str) -> None:
+    def __init__(self, env_id: str, *, fast: bool | None = None) -> None:
+        from qd.fast_evaluation import fast_path_enabled
+
         self.env_id = env_id
         self._spec = _env_spec(env_id)
         self._envs: dict[bool, gym.Env] = {}
+        self.fast = fast_path_enabled(fast)
 
     def evaluate(self, genomes: np.ndarray, *, render: bool = False) -> list[EvaluationResult]:
         """Evaluate every row of ``genomes``; results are in row order."""
         genomes = _check_genomes(genomes)
+        if self.fast and len(genomes):
+            from qd.fast_evaluation import fast_kernel
+
+            kernel = fast_kernel(self._spec)
+            if kernel is not None:
+                return kernel.evaluate(genomes, render=render)
         if render not in self._envs:
             self._envs[render] = make_task_env(self._spec, render=render)
         return [run_episode(self._envs[render], genome, render=render) for genome in genomes]
@@ -211,9 +244,9 @@ def _init_worker(spec: gym.envs.registration.EnvSpec) -> None:
                      kwargs=spec.kwargs)
 
 
-def _evaluate_in_worker(args: tuple[np.ndarray, bool]) -> EvaluationResult:
-    genome, render = args
-    return run_episode(_cached_env(_WORKER_SPEC, render), genome, render=render)
+def _evaluate_in_worker(args: tuple[np.ndarray, bool, bool]) -> list[EvaluationResult]:
+    genomes, render, fast = args
+    return evaluate_genomes(_WORKER_SPEC, genomes, render=render, fast=fast)
 
 
 class ProcessPoolEvaluator:
@@ -227,17 +260,24 @@ class ProcessPoolEvaluator:
         workers: Number of worker processes.
         mp_context: Multiprocessing start method; default ``"fork"`` where available (fast start, inherits
             registrations), else ``"spawn"``.
+        fast: Workers use the task's fast path when it has one (:mod:`qd.fast_evaluation`), on chunks of
+            genomes; None: unless the environment variable ``QD_FAST_EVALUATION`` is 0 (read here, in the parent).
 
     Raises:
         ValueError: when ``workers < 1``.
     """
 
-    def __init__(self, env_id: str, workers: int, *, mp_context: str | None = None) -> None:
+    def __init__(self, env_id: str, workers: int, *, mp_context: str | None = None,
+                 fast: bool | None = None) -> None:
+        from qd.fast_evaluation import fast_class, fast_path_enabled
+
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}.")
         self.env_id = env_id
         self.workers = int(workers)
+        self.fast = fast_path_enabled(fast)
         self._spec = _env_spec(env_id)
+        self._batched = self.fast and fast_class(self._spec) is not None
         methods = multiprocessing.get_all_start_methods()
         self._context = mp_context or ("fork" if "fork" in methods else "spawn")
         self._pool: ProcessPoolExecutor | None = None
@@ -255,9 +295,11 @@ class ProcessPoolEvaluator:
         genomes = _check_genomes(genomes)
         if len(genomes) == 0:
             return []
-        chunksize = max(1, math.ceil(len(genomes) / (4 * self.workers)))
-        tasks: Sequence[tuple] = [(genome, render) for genome in genomes]
-        return list(self._executor().map(_evaluate_in_worker, tasks, chunksize=chunksize))
+        # chunks of genomes: one batch per worker on the fast path, smaller chunks (better balance) otherwise
+        chunks = self.workers if self._batched else 4 * self.workers
+        size = max(1, math.ceil(len(genomes) / chunks))
+        tasks: Sequence[tuple] = [(genomes[i:i + size], render, self.fast) for i in range(0, len(genomes), size)]
+        return [result for chunk in self._executor().map(_evaluate_in_worker, tasks) for result in chunk]
 
     def close(self) -> None:
         """Shut the workers down."""

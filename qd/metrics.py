@@ -82,6 +82,8 @@ class RunMetrics:
         self.history: list[dict[str, Any]] = []
         self._outcomes: list[np.ndarray] = []
         self._areas: list[np.ndarray] = []
+        self._rewards: list[np.ndarray] = []
+        self._seconds: list[float] = []
 
     def update(self, results: Sequence[EvaluationResult], *, seconds: float = 0.0) -> None:
         """Record a batch of results; ``seconds`` is the wall time their evaluation took."""
@@ -90,17 +92,45 @@ class RunMetrics:
         outcomes = np.stack([np.asarray(r.outcome, dtype=np.float64).reshape(-1) for r in results])
         areas = np.array([r.reward_area for r in results], dtype=np.int64)
         rewards = np.array([r.reward for r in results], dtype=np.float64)
+        self._record(outcomes, areas, rewards, float(seconds))
+
+    def _record(self, outcomes: np.ndarray, areas: np.ndarray, rewards: np.ndarray, seconds: float) -> None:
         self.grid.add(outcomes)
         self._outcomes.append(outcomes)
         self._areas.append(areas)
+        self._rewards.append(rewards)
+        self._seconds.append(seconds)
         for area, reward in zip(areas, rewards):
             if 0 <= area < len(self.reward_areas):
                 self.best_reward[area] = max(self.best_reward[area], reward)
         if self.first_reward_evaluation is None and np.any(rewards > 0):
             self.first_reward_evaluation = self.evaluations + int(np.argmax(rewards > 0)) + 1
-        self.evaluations += len(results)
-        self.elapsed_seconds += float(seconds)
+        self.evaluations += len(outcomes)
+        self.elapsed_seconds += seconds
         self.history.append(self.snapshot())
+
+    def at(self, evaluations: int) -> RunMetrics:
+        """The metrics after exactly the first ``evaluations`` evaluations (all of them when there are fewer).
+
+        Batches are replayed in order; the batch that crosses ``evaluations`` is cut there and its evaluation
+        time prorated. This is how runs of different algorithms, whose last generations overshoot the budget
+        by different amounts, are compared at the same number of evaluations.
+
+        Raises:
+            ValueError: for a negative count.
+        """
+        if evaluations < 0:
+            raise ValueError(f"evaluations must be >= 0, got {evaluations}.")
+        cut = RunMetrics(self.grid.bounds, self.reward_areas, cells=self.grid.cells)
+        for outcomes, areas, rewards, seconds in zip(self._outcomes, self._areas, self._rewards, self._seconds):
+            left = evaluations - cut.evaluations
+            if left <= 0:
+                break
+            if left < len(outcomes):
+                seconds *= left / len(outcomes)
+                outcomes, areas, rewards = outcomes[:left], areas[:left], rewards[:left]
+            cut._record(outcomes, areas, rewards, seconds)
+        return cut
 
     @property
     def coverage(self) -> float:

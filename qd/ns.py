@@ -2,9 +2,9 @@
 
 Settings from SERENE's ``parameters.py`` and ``core/evolvers/base_evolver.py`` (GPaolo/SERENE, MIT):
 population 100, 2 offspring per parent, Gaussian mutation mu 0, sigma 0.05 on every gene (``mut_prob`` 1)
-then clipping to the genome bounds, novelty = mean distance to the k = 15 nearest of parents + offspring +
-archive, 5 offspring per generation enter the archive, the next population is the 100 most novel of
-parents + offspring.
+then clipping to the genome bounds, novelty (:func:`qd.novelty.knn_novelty`) = mean distance to the k = 15
+nearest of parents + offspring + archive after the element itself, 5 offspring per generation enter the
+archive, the next population is the 100 most novel of parents + offspring.
 
 Deviations: the archive takes the 5 *most novel* offspring (TAXONS paper and the project spec; SERENE's
 default ``selection_operator`` is "random", available here as ``archive_selection="random"``); the initial
@@ -109,21 +109,44 @@ class NoveltySearch(QDAlgorithm):
             return self.rng.permutation(len(novelty))[:count]
         return np.argsort(-novelty, kind="stable")[:count]
 
+    def extra_novelty_reference(self) -> np.ndarray | None:
+        """Reference descriptors novelty is also measured against, besides the scored batch and the archive.
+
+        None here; SERENE adds its reward archive (the authors' ``get_novelty_ref_set``).
+        """
+        return None
+
+    def score_novelty(self, descriptors: np.ndarray) -> np.ndarray:
+        """Novelty of a batch (parents + offspring) against itself, the extra reference and the archive."""
+        return self.archive.novelty(descriptors, extra=self.extra_novelty_reference())
+
+    def offspring_evaluated(self, parents: np.ndarray | None, offspring: np.ndarray,
+                            results: list[EvaluationResult], descriptors: np.ndarray) -> None:
+        """Called after a generation's offspring are evaluated and described, before novelty is measured.
+
+        For the initial population ``parents`` is None and ``offspring`` is the initial population. No-op here;
+        SERENE creates its candidate emitters and fills its reward archive at this point (the authors'
+        ``init_emitters`` runs before ``evaluate_performances``).
+        """
+
     def step(self) -> None:
         """First call: evaluate the initial population. Then: mutate, evaluate, score, archive, select."""
         if self.population is None:
             genomes = self.initial_population()
-            descriptors = self.descriptors(self.evaluate(genomes))
-            self.archive = NoveltyArchive(self.genome_size, descriptors.shape[1], k_neighbors=self.k_neighbors,
-                                          seed=int(self.rng.integers(2**31)))
+            results = self.evaluate(genomes)
+            descriptors = self.descriptors(results)
+            self.archive = NoveltyArchive(self.genome_size, descriptors.shape[1], k_neighbors=self.k_neighbors)
+            self.offspring_evaluated(None, genomes, results, descriptors)
             self.population, self.population_descriptors = genomes, descriptors
-            self.population_novelty = self.archive.novelty(descriptors)
+            self.population_novelty = self.score_novelty(descriptors)
             return
         offspring = self.mutate(self.population)
-        offspring_descriptors = self.descriptors(self.evaluate(offspring))
+        results = self.evaluate(offspring)
+        offspring_descriptors = self.descriptors(results)
+        self.offspring_evaluated(self.population, offspring, results, offspring_descriptors)
         genomes = np.concatenate([self.population, offspring])
         descriptors = np.concatenate([self.population_descriptors, offspring_descriptors])
-        novelty = self.archive.novelty(descriptors)
+        novelty = self.score_novelty(descriptors)
         offspring_novelty = novelty[len(self.population):]
         chosen = self._select_for_archive(offspring_novelty)
         self.archive.add(offspring[chosen], offspring_descriptors[chosen])
@@ -131,6 +154,10 @@ class NoveltySearch(QDAlgorithm):
         self.population = genomes[survivors]
         self.population_descriptors = descriptors[survivors]
         self.population_novelty = novelty[survivors]
+
+    def summary(self) -> dict[str, Any]:
+        """Base summary plus the novelty archive's size."""
+        return {**super().summary(), "novelty_archive_size": 0 if self.archive is None else len(self.archive)}
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -2,15 +2,20 @@
 GECCO 2021): alternate chunks of novelty search, which explores, and of reward emitters, which exploit the
 rewarding areas novelty search finds.
 
-Settings and rules from GPaolo/SERENE (MIT): ``parameters.py``, ``core/searcher.py`` (``chunk_step``),
-``core/evolvers/emitter_evolver.py`` and ``core/evolvers/serene.py``:
+Settings and rules from GPaolo/SERENE (MIT): ``parameters.py``, ``core/searcher.py`` (``chunk_step``,
+``_main_search``, ``_emitter_search``), ``core/evolvers/emitter_evolver.py`` and ``core/evolvers/serene.py``:
 
 - Budget split: chunks of ``chunk_size`` = 1000 evaluations, alternating novelty search and emitters. The
   emitter chunk is skipped while there is no emitter nor candidate. A chunk ends at the first generation
   boundary where it has spent >= ``chunk_size``.
-- Candidates: after every novelty-search generation, each newly evaluated genome with reward > 0 becomes a
-  candidate emitter centred on it, with sigma = (distance to the nearest other genome of parents +
-  offspring) / 3 (the mutation sigma when that distance is 0), and enters the reward archive.
+- Novelty search's novelty (``evaluate_performances`` with ``get_novelty_ref_set``): parents and offspring are
+  scored (:func:`qd.novelty.knn_novelty`) against parents + offspring + novelty archive + *reward archive*, so
+  that the areas the emitters exploit push exploration away from them.
+- Candidates (``init_emitters``, which runs after an offspring generation is evaluated and before its novelty
+  is measured): each rewarding genome of the parents and offspring not yet used (so the initial population's
+  with the first offspring, then the new offspring's) becomes a candidate emitter centred on it, with sigma =
+  (distance to the nearest other genome of parents + offspring) / 3 (the mutation sigma when that distance is
+  0), and enters the reward archive, before the generation's novelty is measured.
 - Bootstrap: at the start of an emitter chunk the candidates are ordered by novelty of their ancestor
   against the reward archive (most novel first); while more than ``chunk_size / 3`` of the chunk is left,
   the next candidate runs ``bootstrap_generations`` = 6 generations (initial population + 5) and becomes an
@@ -22,23 +27,22 @@ Settings and rules from GPaolo/SERENE (MIT): ``parameters.py``, ``core/searcher.
 - Reward archive: the rewarding genomes of novelty search, then per emitter generation the emitter's best
   rewarding individual when it has archived none yet, else every individual whose reward beats the best it
   archived.
-- Feedback: each generation of the selected emitter scores its population's novelty against novelty
-  search's reference set (population + novelty archive + reward archive); individuals more novel than the
-  most novel so far become candidates. When an emitter terminates, its ``archive_per_generation`` (5,
+- Feedback: once the bootstraps of an emitter chunk are done, the novelty reference set is fixed for the rest
+  of the chunk: NS population + last NS offspring + novelty archive + reward archive (``ns_reference_set``).
+  Each generation of the selected emitter scores its population's novelty against it; individuals more novel
+  than the most novel so far become candidates. At the end of the chunk the NS population and offspring are
+  rescored against the grown reward archive, then each terminated emitter's ``archive_per_generation`` (5,
   ``_lambda``) most novel candidates (random ones with ``archive_selection="random"``) enter the novelty
-  archive at the end of the chunk.
+  archive.
 
 Reward archive: a plain :class:`RewardArchive` (arrays + the evaluation results), not a pyribs archive. The
 authors' reward archive is an unbounded list (every improving rewarding solution is kept, not one elite
-per cell); its descriptors serve as the novelty reference for selection; and in STAX the descriptor space
-is a learned latent that changes, so a GridArchive over fixed bounds would have to be rebuilt. Coverage
-and best reward per area are already kept by :class:`~qd.metrics.RunMetrics` over the outcome grid.
+per cell); its descriptors serve as a novelty reference; and in STAX the descriptor space is a learned latent
+that changes, so a GridArchive over fixed bounds would have to be rebuilt. Coverage and best reward per area
+are already kept by :class:`~qd.metrics.RunMetrics` over the outcome grid.
 
 Deviations (besides those of :class:`~qd.ns.NoveltySearch`):
 
-- The novelty reference set of emitter offspring is NS population + novelty archive + reward archive
-  (the authors add the last NS offspring, which are either survivors or dropped, and compute it once per
-  chunk; here it is computed when an emitter is selected).
 - The reward archive is updated after every emitter generation including the initial population, and a
   terminated emitter's ancestor is not stored a second time (it entered at candidate creation).
 - A candidate whose optimiser stops during the bootstrap (CMA-ES ``check_stop``) is dropped at once.
@@ -59,7 +63,7 @@ from scipy.spatial.distance import cdist
 
 from qd.emitters import EMITTER_POP_SIZE, BaseEmitter, CMAESEmitter, ElitistESEmitter
 from qd.evaluation import EvaluationResult, Evaluator
-from qd.novelty import K_NEIGHBORS
+from qd.novelty import K_NEIGHBORS, knn_novelty
 from qd.ns import NoveltySearch
 
 CHUNK_SIZE = 1000
@@ -98,17 +102,6 @@ def initial_sigma(genome_index: int, genomes: np.ndarray, *, fallback: float) ->
         return float(fallback)
     sigma = float(cdist(genomes[genome_index][None], others).min()) / SIGMA_STDS
     return sigma if sigma > 0 else float(fallback)
-
-
-def _novelty(descriptors: np.ndarray, reference: np.ndarray, *, k: int, skip_nearest: bool) -> np.ndarray:
-    """Mean distance to the k nearest reference descriptors, dropping the nearest when it is the element itself."""
-    descriptors = np.asarray(descriptors, dtype=np.float64).reshape(len(descriptors), -1)
-    if len(descriptors) == 0 or len(reference) == 0:
-        return np.zeros(len(descriptors))
-    distances = np.sort(cdist(descriptors, np.asarray(reference, dtype=np.float64)), axis=1)
-    start = 1 if skip_nearest else 0
-    nearest = distances[:, start:start + k]
-    return nearest.mean(axis=1) if nearest.shape[1] else np.zeros(len(descriptors))
 
 
 class RewardArchive:
@@ -158,10 +151,12 @@ class SERENE(NoveltySearch):
     generation of the selected emitter). All state lives in :meth:`state_dict`, so a checkpoint taken
     between any two steps resumes exactly.
 
-    Subclass hooks: :meth:`descriptors` (the behaviour space), :meth:`on_descriptor_space_changed` (called
-    by subclasses whose behaviour space changes, e.g. STAX after retraining its autoencoder; no-op here;
-    :meth:`recompute_descriptors` refreshes SERENE's own stored descriptors) and
-    :meth:`feed_novelty_archive` (where emitter offspring enter the novelty archive).
+    Novelty search plugs in through :class:`~qd.ns.NoveltySearch`'s hooks: :meth:`offspring_evaluated`
+    (candidates and reward archive, before novelty is measured) and :meth:`extra_novelty_reference` (the reward
+    archive). Subclass hooks: :meth:`descriptors` (the behaviour space), :meth:`on_descriptor_space_changed`
+    (called by subclasses whose behaviour space changes, e.g. STAX after retraining its autoencoder; no-op here;
+    :meth:`recompute_descriptors` refreshes SERENE's own stored descriptors) and :meth:`feed_novelty_archive`
+    (where emitter offspring enter the novelty archive).
 
     The arguments not listed below (``env_id``, ``seed``, ``evaluator``, ``pop_size``,
     ``offspring_per_parent``, ``mutation_sigma``, ``mutation_prob``, ``archive_per_generation``,
@@ -208,6 +203,8 @@ class SERENE(NoveltySearch):
         """Evaluations spent in the running chunk."""
         self.ns_evaluations = 0
         self.emitter_evaluations = 0
+        self.ns_generations = 0
+        """Novelty-search generations, the initial population included."""
         self.reward_archive = RewardArchive(self.genome_size)
         self.candidates: dict[int, BaseEmitter] = {}
         """Candidate emitters waiting for (or in) their bootstrap, by id."""
@@ -225,17 +222,31 @@ class SERENE(NoveltySearch):
         self.emitters_created = 0
         self.emitters_promoted = 0
         self.emitters_terminated = 0
-        self._captured: list[tuple[np.ndarray, list[EvaluationResult]]] | None = None
+        self.pending_initial: list[tuple[int, np.ndarray, np.ndarray, EvaluationResult]] = []
+        """(index, genome, descriptor, result) of the initial population's rewarding genomes: they become
+        candidates with the first offspring (the authors' ``init_emitters`` runs after offspring generations)."""
+        self.offspring_descriptors: np.ndarray | None = None
+        """Descriptors of the last novelty-search offspring (part of the emitters' novelty reference)."""
+        self.offspring_results: list[EvaluationResult] = []
+        """Their evaluation results (to recompute the descriptors when the behaviour space changes)."""
+        self.chunk_reference: np.ndarray | None = None
+        """The emitter chunk's novelty reference set, fixed once its bootstraps are done (None before)."""
 
     # -- hooks --------------------------------------------------------------------------------------------
     def on_descriptor_space_changed(self) -> None:
         """Called when :meth:`descriptors` changes meaning (STAX retrains its AE); no-op on a fixed space."""
 
     def recompute_descriptors(self) -> None:
-        """Recompute SERENE's stored descriptors (reward archive, emitters) with the current :meth:`descriptors`."""
+        """Recompute SERENE's stored descriptors (reward archive, last offspring, waiting initial genomes,
+        emitters) with the current :meth:`descriptors`."""
         archive = self.reward_archive
         if len(archive):
             archive.descriptors_list = list(self.descriptors(archive.results))
+        if self.offspring_results:
+            self.offspring_descriptors = self.descriptors(self.offspring_results)
+        if self.pending_initial:
+            fresh = self.descriptors([entry[3] for entry in self.pending_initial])
+            self.pending_initial = [(i, g, d, r) for (i, g, _, r), d in zip(self.pending_initial, fresh)]
         for emitter in [*self.candidates.values(), *self.emitters.values(), *self.finished.values()]:
             emitter.ancestor_descriptor = self.descriptors([emitter.ancestor_result])[0]
             if emitter.population_results:
@@ -250,12 +261,38 @@ class SERENE(NoveltySearch):
         """Insert emitter offspring into the novelty archive (results passed for subclasses that keep them)."""
         self.archive.add(genomes, descriptors)
 
-    def evaluate(self, genomes: np.ndarray, *, render: bool = False) -> list[EvaluationResult]:
-        """:meth:`QDAlgorithm.evaluate`, also capturing genomes and results during a novelty-search generation."""
-        results = super().evaluate(genomes, render=render)
-        if self._captured is not None:
-            self._captured.append((np.asarray(genomes, dtype=np.float64), results))
-        return results
+    # -- novelty search -----------------------------------------------------------------------------------
+    def extra_novelty_reference(self) -> np.ndarray | None:
+        """The reward archive's descriptors: novelty search also measures novelty against them."""
+        return self.reward_archive.descriptors if len(self.reward_archive) else None
+
+    def offspring_evaluated(self, parents: np.ndarray | None, offspring: np.ndarray,
+                            results: list[EvaluationResult], descriptors: np.ndarray) -> None:
+        """Create the candidate emitters (and fill the reward archive) before the generation's novelty is measured.
+
+        Called with ``parents=None`` for the initial population, whose rewarding genomes wait for the first
+        offspring generation.
+        """
+        if parents is None:
+            self.pending_initial = [(i, offspring[i].copy(), descriptors[i].copy(), result)
+                                    for i, result in enumerate(results) if result.reward > 0]
+            return
+        self.offspring_descriptors = np.asarray(descriptors, dtype=np.float64).copy()
+        self.offspring_results = list(results)
+        reference = np.concatenate([parents, offspring])
+        entries = [(i, g, d, r) for i, g, d, r in self.pending_initial]
+        entries += [(len(parents) + i, offspring[i], descriptors[i], result)
+                    for i, result in enumerate(results) if result.reward > 0]
+        self.pending_initial = []
+        for index, genome, descriptor, result in entries:
+            self.reward_archive.add(genome, descriptor, result)
+            sigma = initial_sigma(index, reference, fallback=self.mutation_sigma)
+            emitter = EMITTERS[self.emitter_kind](
+                genome, descriptor, sigma=sigma, bounds=self.genome_bounds, pop_size=self.emitter_pop_size,
+                seed=int(self.rng.integers(2**31)), ancestor_result=result, stagnation_window=self.stagnation_window)
+            self.candidates[self.next_emitter_id] = emitter
+            self.next_emitter_id += 1
+            self.emitters_created += 1
 
     # -- the loop -----------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -268,47 +305,20 @@ class SERENE(NoveltySearch):
                 return
 
     def _ns_generation(self) -> None:
-        parents = self.population
         before = self.evaluations
-        self._captured = []
-        try:
-            NoveltySearch.step(self)
-            captured = self._captured
-        finally:
-            self._captured = None
+        NoveltySearch.step(self)
+        self.ns_generations += 1
         spent = self.evaluations - before
         self.ns_evaluations += spent
         self.chunk_spent += spent
-        for genomes, results in captured:
-            reference = genomes if parents is None else np.concatenate([parents, genomes])
-            offset = 0 if parents is None else len(parents)
-            self._create_candidates(genomes, results, reference, offset)
         if self.chunk_spent >= self.chunk_size:
             self.chunk_spent = 0
             if self.candidates or self.emitters:
                 self._start_emitter_chunk()
 
-    def _create_candidates(self, genomes: np.ndarray, results: list[EvaluationResult], reference: np.ndarray,
-                           offset: int) -> None:
-        """Candidate emitters from the rewarding genomes (``init_emitters``); they enter the reward archive."""
-        rewarding = [i for i, result in enumerate(results) if result.reward > 0]
-        if not rewarding:
-            return
-        descriptors = self.descriptors([results[i] for i in rewarding])
-        for i, descriptor in zip(rewarding, descriptors):
-            self.reward_archive.add(genomes[i], descriptor, results[i])
-            sigma = initial_sigma(offset + i, reference, fallback=self.mutation_sigma)
-            emitter = EMITTERS[self.emitter_kind](
-                genomes[i], descriptor, sigma=sigma, bounds=self.genome_bounds, pop_size=self.emitter_pop_size,
-                seed=int(self.rng.integers(2**31)), ancestor_result=results[i],
-                stagnation_window=self.stagnation_window)
-            self.candidates[self.next_emitter_id] = emitter
-            self.next_emitter_id += 1
-            self.emitters_created += 1
-
     def _reward_novelty(self, descriptors: np.ndarray) -> np.ndarray:
-        """Novelty of ancestor descriptors against the reward archive (which holds them: nearest dropped)."""
-        return _novelty(descriptors, self.reward_archive.descriptors, k=self.k_neighbors, skip_nearest=True)
+        """Novelty of ancestor descriptors against the reward archive, which holds them (the nearest dropped)."""
+        return knn_novelty(descriptors, self.reward_archive.descriptors, k=self.k_neighbors)
 
     def _start_emitter_chunk(self) -> None:
         """Order the candidates by novelty against the reward archive (``candidates_by_novelty``)."""
@@ -368,11 +378,18 @@ class SERENE(NoveltySearch):
             self.emitters_promoted += 1
 
     def novelty_reference(self) -> np.ndarray:
-        """Novelty search's reference set for emitters: population + novelty archive + reward archive."""
-        parts = [self.population_descriptors, self.archive.descriptors]
+        """The emitters' novelty reference set: NS population + last NS offspring + novelty archive + reward
+        archive (``get_novelty_ref_set(ns_pop, ns_off)``)."""
+        parts = [self.population_descriptors, self.offspring_descriptors, self.archive.descriptors]
         if len(self.reward_archive):
             parts.append(self.reward_archive.descriptors)
-        return np.concatenate([p.reshape(len(p), -1) for p in parts if len(p)])
+        return np.concatenate([p.reshape(len(p), -1) for p in parts if p is not None and len(p)])
+
+    def _fixed_reference(self) -> np.ndarray:
+        """The chunk's novelty reference set, taken on first use (once the bootstraps are done) and then kept."""
+        if self.chunk_reference is None:
+            self.chunk_reference = self.novelty_reference()
+        return self.chunk_reference
 
     def _select_emitter(self) -> None:
         """Uniform draw from the Pareto front of (ancestor novelty vs reward archive, improvement)."""
@@ -385,19 +402,18 @@ class SERENE(NoveltySearch):
         else:
             chosen = ids[int(np.argmax(improvements))]
         emitter = self.emitters[chosen]
-        emitter.ancestor_novelty = float(_novelty(emitter.ancestor_descriptor[None], self.novelty_reference(),
-                                                  k=self.k_neighbors, skip_nearest=True)[0])
+        emitter.ancestor_novelty = float(knn_novelty(emitter.ancestor_descriptor[None], self._fixed_reference(),
+                                                     k=self.k_neighbors)[0])
         self.active = chosen
 
     def _active_generation(self) -> None:
         ident = self.active
         emitter = self.emitters[ident]
         self._run_generation(emitter)
-        # update_emitter_novelties: novelty-archive candidates and the most novel so far.
-        # As the authors' ``novelty`` helper, drop the nearest reference element although the offspring are
-        # not in the reference set: offspring and ancestor novelty then compare like with like.
-        novelty = _novelty(emitter.population_descriptors, self.novelty_reference(), k=self.k_neighbors,
-                           skip_nearest=True)
+        # update_emitter_novelties: novelty-archive candidates and the most novel so far. As the authors'
+        # ``novelty`` helper, the nearest reference element is dropped although the offspring are not in the
+        # reference set: offspring and ancestor novelty then compare like with like.
+        novelty = knn_novelty(emitter.population_descriptors, self._fixed_reference(), k=self.k_neighbors)
         known = {c[0].tobytes() for c in emitter.novelty_candidates}
         threshold = emitter.threshold_novelty
         for i in np.flatnonzero(novelty > threshold):
@@ -414,11 +430,17 @@ class SERENE(NoveltySearch):
             self.active = None
 
     def _end_emitter_chunk(self) -> None:
-        """Re-estimate the running emitter, feed terminated emitters' offspring back, start a NS chunk."""
+        """Re-estimate the running emitter, rescore the NS population against the grown reward archive, feed
+        terminated emitters' offspring to the novelty archive, start a novelty-search chunk."""
         if self.active is not None:
             self.emitters[self.active].estimate_improvement()
             self.active = None
-        for ident in sorted(self.finished):
+        if self.population_descriptors is not None:  # ``evaluate_performances`` after ``emitter_step``
+            parts = [self.population_descriptors]
+            if self.offspring_descriptors is not None:
+                parts.append(self.offspring_descriptors)
+            self.population_novelty = self.score_novelty(np.concatenate(parts))[:len(self.population_descriptors)]
+        for ident in sorted(self.finished):  # ``elaborate_archive_candidates``
             candidates = self.finished[ident].novelty_candidates
             if not candidates:
                 continue
@@ -428,16 +450,24 @@ class SERENE(NoveltySearch):
                                       np.stack([candidates[i][1] for i in chosen]),
                                       [candidates[i][3] for i in chosen])
         self.finished = {}
-        if self.population_descriptors is not None:
-            self.population_novelty = self.archive.novelty(self.population_descriptors)
         self.phase = "ns"
         self.chunk_spent = 0
         self.candidate_queue = []
+        self.chunk_reference = None
+
+    def summary(self) -> dict[str, Any]:
+        """NS summary plus the evaluations of each phase, the emitters' counts and the reward archive's size."""
+        return {**super().summary(), "ns_generations": self.ns_generations, "ns_evaluations": self.ns_evaluations,
+                "emitter_evaluations": self.emitter_evaluations, "emitters_created": self.emitters_created,
+                "emitters_promoted": self.emitters_promoted, "emitters_terminated": self.emitters_terminated,
+                "reward_archive_size": len(self.reward_archive)}
 
     # -- state --------------------------------------------------------------------------------------------
-    _STATE_KEYS = ("phase", "chunk_spent", "ns_evaluations", "emitter_evaluations", "reward_archive", "candidates",
-                   "candidate_queue", "bootstrapping", "emitters", "active", "finished", "next_emitter_id",
-                   "emitters_created", "emitters_promoted", "emitters_terminated")
+    _STATE_KEYS = ("phase", "chunk_spent", "ns_evaluations", "emitter_evaluations", "ns_generations",
+                   "reward_archive", "candidates", "candidate_queue", "bootstrapping", "emitters", "active",
+                   "finished", "next_emitter_id",
+                   "emitters_created", "emitters_promoted", "emitters_terminated", "pending_initial",
+                   "offspring_descriptors", "offspring_results", "chunk_reference")
 
     def state_dict(self) -> dict[str, Any]:
         """Novelty-search state plus the chunk, the emitters (with their generators) and the reward archive."""
@@ -451,6 +481,9 @@ class SERENE(NoveltySearch):
 
 
 if __name__ == "__main__":
+    # Run the classes of the importable module, not of ``__main__``: checkpoints then record
+    # ``qd.serene.SERENE`` and ``qd.serene.RewardArchive``, so ``QDRun.resume`` works from any script.
     from qd.run import main
+    from qd.serene import SERENE as _SERENE
 
-    sys.exit(main(SERENE))
+    sys.exit(main(_SERENE))

@@ -4,8 +4,9 @@ Paolo, Coninx, Laflaquière, Doncieux, "Discovering and Exploiting Sparse Reward
 Space" (Evolutionary Computation, 2023; arXiv 2111.01919). Novelty search and the emitters of
 :class:`qd.serene.SERENE` work on the AE latent of the final observation instead of the hand-designed
 outcome. The AE is retrained on a growing interval: after the first novelty-search chunk, then after 2
-more, then 3 more, ... (GPaolo/STAX ``core/searcher.py``: ``training_interval`` starts at 1, counts
-exploration chunks and grows by 1 after every training), each training running to early stopping
+more, then 3 more, ... (:class:`qd.autoencoder.TrainingSchedule`, after GPaolo/STAX ``core/searcher.py``:
+``training_interval`` starts at 1, counts exploration chunks and grows by 1 after every training; TAXONS
+uses the same schedule), each training running to early stopping
 (``_train_ae``, see :mod:`qd.autoencoder`), on the novelty archive + population + last offspring + reward
 archive observations (``get_training_data`` with ``train_on_reward``). After a training the latents of
 everything stored are recomputed: novelty archive (rebuilt), population (and its novelty), reward archive
@@ -19,8 +20,10 @@ Deviation: the authors' ``SereneTaxons`` also ranks each novelty-search generati
 surprise (the TAXONS coin); SERENE's novelty-search generation here is :meth:`NoveltySearch.step`, which
 ranks by novelty, so STAX ranks by novelty only (the authors' ``STAX_NT`` selection with a trained AE).
 
-Run: ``python -m qd.stax --env HardMaze-v0 --budget 50000`` (``-params observation_kind:state`` for the
-fast state-vector AE).
+The AE's input is the final 64x64 render by default, as in the paper; ``observation_kind="state"`` (fast, for
+tests) holds the outcome coordinates on HardMaze, Curling and AntMaze (see :mod:`qd.autoencoder`).
+
+Run: ``python -m qd.stax --env HardMaze-v0 --budget 50000``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qd.autoencoder import LATENT_DIM, LEARNING_RATE, MAX_EPOCHS, PATIENCE, LearnedBehaviourSpace, rebuilt_archive
+from qd.autoencoder import (
+    LATENT_DIM,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+    PATIENCE,
+    LearnedBehaviourSpace,
+    TrainingSchedule,
+)
 from qd.emitters import EMITTER_POP_SIZE
 from qd.evaluation import EvaluationResult, Evaluator
 from qd.novelty import K_NEIGHBORS
@@ -48,8 +58,9 @@ class STAX(SERENE):
     ``bootstrap_generations``, ``stagnation_window``) are as in :class:`~qd.serene.SERENE`.
 
     Args:
-        observation_kind: "image" (final 64x64 render, the paper), "state" (``state_observation()``) or
-            "signature" (signature of the outcome trajectory).
+        observation_kind: "image" (final 64x64 render, the paper), "state" (``state_observation()``, which
+            holds the outcome coordinates on HardMaze, Curling and AntMaze) or "signature" (signature of the
+            outcome trajectory).
         latent_dim: AE latent size (10).
         learning_rate: AE Adam learning rate (1e-3).
         max_epochs: Epoch cap of a training (100).
@@ -79,14 +90,10 @@ class STAX(SERENE):
                          archive_selection=archive_selection, k_neighbors=k_neighbors, chunk_size=chunk_size,
                          emitter=emitter, emitter_pop_size=emitter_pop_size,
                          bootstrap_generations=bootstrap_generations, stagnation_window=stagnation_window)
-        if first_training_interval < 1:
-            raise ValueError(f"first_training_interval must be >= 1, got {first_training_interval}.")
         self.space = LearnedBehaviourSpace(observation_kind, latent_dim=latent_dim, learning_rate=learning_rate,
                                            max_epochs=max_epochs, patience=patience, signature_depth=signature_depth)
-        self.training_interval = int(first_training_interval)
-        """Novelty-search chunks between the last training and the next (grows by 1 per training)."""
-        self.chunk_counter = 0
-        """Novelty-search chunks finished since the last training."""
+        self.schedule = TrainingSchedule(first_training_interval)
+        """When the AE trains: counts finished novelty-search chunks."""
         self.archive_observations: np.ndarray | None = None
         """AE inputs of the novelty archive's entries, in archive order."""
         self.population_observations: np.ndarray | None = None
@@ -120,7 +127,7 @@ class STAX(SERENE):
             known.append(extra)
         stored = sum(len(k) for k in known)
         missing = []
-        if len(self.archive) > stored:  # (``NoveltyArchive.genomes`` cannot reshape an empty archive)
+        if len(self.archive) > stored:
             missing = [self._recent[g.tobytes()] for g in self.archive.genomes[stored:]]
         if missing:
             known.append(np.stack(missing))
@@ -129,8 +136,8 @@ class STAX(SERENE):
 
     # -- one generation -----------------------------------------------------------------------------
     def step(self) -> None:
-        """A SERENE generation; the stored AE inputs follow the archive and population, and after every
-        ``training_interval``-th finished novelty-search chunk the AE retrains."""
+        """A SERENE generation; the stored AE inputs follow the archive and population, and after a finished
+        novelty-search chunk the AE retrains when :attr:`schedule` says so."""
         self._recent = {}
         ns_before = self.ns_evaluations
         previous = {} if self.population is None else {
@@ -145,15 +152,11 @@ class STAX(SERENE):
             self.archive_observations = self.population_observations[:0].copy()
         self._sync_archive_observations()
         chunk_ended = self.phase == "emitters" or self.chunk_spent == 0
-        if chunk_ended:
-            self.chunk_counter += 1
-            if self.chunk_counter >= self.training_interval:
-                offspring = [o for key, o in self._recent.items() if key not in previous]
-                self.retrain(np.concatenate([self.archive_observations, self.population_observations,
-                                             *([np.stack(offspring)] if offspring else []),
-                                             *self._reward_observations()]))
-                self.chunk_counter = 0
-                self.training_interval += 1
+        if chunk_ended and self.schedule.chunk_finished():
+            offspring = [o for key, o in self._recent.items() if key not in previous]
+            self.retrain(np.concatenate([self.archive_observations, self.population_observations,
+                                         *([np.stack(offspring)] if offspring else []),
+                                         *self._reward_observations()]))
         self._recent = {}
 
     def _reward_observations(self) -> list[np.ndarray]:
@@ -166,12 +169,20 @@ class STAX(SERENE):
         emitters) and call :meth:`on_descriptor_space_changed`."""
         self.space.train(observations, self.rng)
         ae = self.space.ae
-        self.archive = rebuilt_archive(self.archive, ae.encode(self.archive_observations),
-                                       seed=int(self.rng.integers(2**31)))
+        self.archive.relabel(ae.encode(self.archive_observations))
         self.population_descriptors = ae.encode(self.population_observations)
-        self.population_novelty = self.archive.novelty(self.population_descriptors)
         self.recompute_descriptors()
+        self.population_novelty = self.score_novelty(self.population_descriptors)
+        if self.phase == "emitters":  # the chunk just switched: order its candidates in the new space
+            self._start_emitter_chunk()
         self.on_descriptor_space_changed()
+
+    def summary(self) -> dict[str, Any]:
+        """SERENE summary plus the AE's input and trainings (every novelty-search generation ranks by novelty)."""
+        return {**super().summary(), "observation_kind": self.space.observation_kind,
+                "autoencoder_trainings": len(self.space.reports),
+                "autoencoder_training_samples": [report.samples for report in self.space.reports],
+                "generations_by_novelty": max(self.ns_generations - 1, 0), "generations_by_surprise": 0}
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -179,16 +190,14 @@ class STAX(SERENE):
         return {**super().state_dict(), "space": self.space.state_dict(),
                 "archive_observations": copy.deepcopy(self.archive_observations),
                 "population_observations": copy.deepcopy(self.population_observations),
-                "training_interval": self.training_interval, "chunk_counter": self.chunk_counter}
+                "schedule": copy.deepcopy(self.schedule)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`."""
         super().load_state_dict(state)
         self.space.load_state_dict(state["space"])
-        for key in ("archive_observations", "population_observations"):
+        for key in ("archive_observations", "population_observations", "schedule"):
             setattr(self, key, copy.deepcopy(state[key]))
-        self.training_interval = state["training_interval"]
-        self.chunk_counter = state["chunk_counter"]
 
 
 if __name__ == "__main__":

@@ -14,41 +14,59 @@ from rl.hyperparams import HyperparameterError
 
 ENV = "RedundantArm-v0"
 TINY = ["ns.pop_size:10", "map_elites.batch_size:10", "serene.pop_size:10", "serene.chunk_size:10",
-        "serene.bootstrap_generations:1"]
+        "serene.bootstrap_generations:1", "taxons.pop_size:3", "taxons.chunk_size:6", "taxons.max_epochs:1",
+        "stax.pop_size:3", "stax.chunk_size:6", "stax.max_epochs:1", "stax.emitter_pop_size:3",
+        "stax.bootstrap_generations:1"]
+"""Tiny runs; TAXONS and STAX keep the benchmark's image input (the final 64x64 render)."""
 
 
-def _run(tmp_path: Path, algos: list[str], budget: int = 30) -> str:
+def _run(tmp_path: Path, algos: list[str], budget: int = 30, extra: tuple[str, ...] = ()) -> str:
     argv = ["--name", "tiny", "--algos", *algos, "--envs", ENV, "--seeds", "0", "--budget", str(budget),
             "--workers", "1", "--save-freq", "10", "--no-progress", "-f", str(tmp_path / "results"),
-            "--logs-root", str(tmp_path / "logs"), "-params", *[p for p in TINY if p.split(".")[0] in algos]]
+            "--logs-root", str(tmp_path / "logs"), "-params", *[p for p in TINY if p.split(".")[0] in algos], *extra]
     assert benchmark.main(argv) == 0
     return (tmp_path / "results" / "tiny" / "README.md").read_text()
 
 
 def test_tiny_benchmark_writes_report_and_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    algos = ["serene", "ns", "map_elites"]
-    table = _run(tmp_path, algos)
+    algos = ["stax", "serene", "taxons", "ns", "map_elites"]
+    table = _run(tmp_path, algos, budget=25)  # no algorithm's generations add up to 25 exactly
     out = tmp_path / "results" / "tiny"
     for name in ("README.md", "curves.png", "command.txt", "versions.json"):
         assert (out / name).is_file(), name
     assert "qd.benchmark" in (out / "command.txt").read_text() or (out / "command.txt").read_text().strip()
     assert "ribs" in json.loads((out / "versions.json").read_text())
-    assert f"## {ENV}" in table and "Targets:" in table
+    assert f"## {ENV}" in table and "Targets:" in table and "every metric read at exactly 25" in table
     assert "SERENE reaches reward in fewer evaluations than NS" in table
-    assert "not checked (needs finished stax and serene runs)" in table
+    assert "the final 64x64 render" in table and "taxons autoencoder, per seed:" in table
+    spent = {}
     for algo in algos:
         run_dir = out / "runs" / algo / f"{ENV}_seed0"
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert metrics["evaluations"] >= 30
+        # Every algorithm reports exactly the budget, whatever its last generation spent.
+        assert metrics["evaluations"] == metrics["budget"] == 25 == metrics["history"][-1]["evaluations"]
+        spent[algo] = metrics["evaluations_spent"]
         assert (run_dir / "coverage_map.png").is_file() and (run_dir / "benchmark.json").is_file()
         assert f"| {algo} | 1/1 |" in table
         assert (tmp_path / "logs" / "tiny" / algo / f"{ENV}_seed0" / "checkpoint.pkl").is_file()
+    assert len(set(spent.values())) > 1 and min(spent.values()) >= 25  # the overshoots differ, the reports not
+    config = json.loads((out / "runs" / "taxons" / f"{ENV}_seed0" / "config.json").read_text())
+    assert config["hyperparams"]["observation_kind"] == "image"
 
     def must_not_run(spec):
         raise AssertionError(f"finished run redone: {spec}")
 
     monkeypatch.setattr(benchmark, "execute", must_not_run)
-    assert _run(tmp_path, algos) == table
+    assert _run(tmp_path, algos, budget=25) == table
+
+
+def test_a_finished_run_with_other_inputs_is_not_reused(tmp_path: Path):
+    _run(tmp_path, ["ns"], budget=10)
+    specs = benchmark.plan("tiny", ["ns"], [ENV], [0], 10, hyperparams={"ns": {"pop_size": 5}},
+                           results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"))
+    assert not specs[0].done  # the finished run had pop_size 10
+    table = _run(tmp_path, ["ns"], budget=20, extra=("ns.mutation_sigma:0.1",))
+    assert "## Failed runs" in table and "holds a run with other inputs" in table and "delete that folder" in table
 
 
 def test_larger_budget_resumes_from_checkpoint(tmp_path: Path):
@@ -56,7 +74,7 @@ def test_larger_budget_resumes_from_checkpoint(tmp_path: Path):
     first = json.loads((tmp_path / "results" / "tiny" / "runs" / "ns" / f"{ENV}_seed0" / "metrics.json").read_text())
     _run(tmp_path, ["ns"], budget=30)
     second = json.loads((tmp_path / "results" / "tiny" / "runs" / "ns" / f"{ENV}_seed0" / "metrics.json").read_text())
-    assert second["evaluations"] >= 30
+    assert second["evaluations"] == 30
     assert second["history"][: len(first["history"])] == first["history"]
 
 

@@ -19,6 +19,7 @@ from qd import (
     RunMetrics,
     SerialEvaluator,
     genome_size,
+    knn_novelty,
     main,
 )
 
@@ -36,15 +37,41 @@ def test_knn_novelty_matches_hand_computation():
     archive = NoveltyArchive(solution_dim=1, descriptor_dim=2, k_neighbors=2)
     archive.add(np.zeros((2, 1)), np.array([[0.0, 0.0], [3.0, 0.0]]))
     batch = np.array([[0.0, 1.0], [0.0, 3.0]])
-    # (0,1): neighbours (0,0) at 1, (0,3) at 2, (3,0) at sqrt(10) -> mean(1, 2) = 1.5
-    # (0,3): (0,1) at 2, (0,0) at 3, (3,0) at sqrt(18)          -> mean(2, 3) = 2.5
+    # (0,1): itself dropped, then (0,0) at 1, (0,3) at 2, (3,0) at sqrt(10) -> mean(1, 2) = 1.5
+    # (0,3): itself dropped, then (0,1) at 2, (0,0) at 3, (3,0) at sqrt(18) -> mean(2, 3) = 2.5
     np.testing.assert_allclose(archive.novelty(batch), [1.5, 2.5])
-    # An extra (unscored) population member at (0, 2): (0,1) -> mean(1, 1); (0,3) -> (0,2) at 1, (0,1) at 2.
-    np.testing.assert_allclose(archive.novelty(batch, population=np.array([[0.0, 2.0]])), [1.0, 1.5])
+    # An extra (unscored) reference member at (0, 2): (0,1) -> mean(1, 1); (0,3) -> (0,2) at 1, (0,1) at 2.
+    np.testing.assert_allclose(archive.novelty(batch, extra=np.array([[0.0, 2.0]])), [1.0, 1.5])
     assert len(archive) == 2
     # k larger than the reference set: mean over all the others.
     wide = NoveltyArchive(solution_dim=1, descriptor_dim=2, k_neighbors=15)
     np.testing.assert_allclose(wide.novelty(batch), [2.0, 2.0])
+
+
+def test_knn_novelty_drops_the_nearest_as_the_authors_helper():
+    # The authors' ``novelty``: sort, drop position 0, mean of the next k, also for a point outside the reference
+    # set (a SERENE emitter offspring): (0.5, 0) is 0.5 from (0,0), 1.5 from (2,0), 3.5 from (4,0) -> mean(1.5, 3.5).
+    reference = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
+    np.testing.assert_allclose(knn_novelty(np.array([[0.5, 0.0]]), reference, k=2), [2.5])
+    # Duplicates: only one zero is dropped, the other counts as a neighbour.
+    np.testing.assert_allclose(knn_novelty(np.zeros((1, 2)), np.zeros((3, 2)), k=2), [0.0])
+    np.testing.assert_allclose(knn_novelty(np.zeros((1, 2)), np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 4.0]]), k=2),
+                               [2.0])
+    assert knn_novelty(np.zeros((2, 2)), np.zeros((1, 2)), k=3).tolist() == [0.0, 0.0]  # nothing left: 0, not nan
+    with pytest.raises(ValueError, match="width"):
+        knn_novelty(np.zeros((1, 3)), reference, k=2)
+
+
+def test_novelty_archive_relabel_keeps_genomes_and_order():
+    archive = NoveltyArchive(3, 2, k_neighbors=2)
+    archive.add(np.arange(9.0).reshape(3, 3), np.zeros((3, 2)))
+    archive.relabel(np.arange(12.0).reshape(3, 4))  # a retrained autoencoder may also change the width
+    np.testing.assert_array_equal(archive.genomes, np.arange(9.0).reshape(3, 3))
+    np.testing.assert_array_equal(archive.descriptors, np.arange(12.0).reshape(3, 4))
+    with pytest.raises(ValueError, match="3 descriptors"):
+        archive.relabel(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="same length"):
+        archive.add(np.zeros((2, 3)), np.zeros((1, 4)))
 
 
 def test_coverage_grid_counts_cells():
@@ -67,6 +94,22 @@ def test_metrics_first_reward_and_best_per_area():
     assert data["best_reward_per_area"] == {"a": None, "b": 0.9}
     assert data["evaluations_per_second"] == pytest.approx(2.5)
     assert [row["evaluations"] for row in data["history"]] == [2, 5]
+
+
+def test_metrics_read_at_exactly_a_budget():
+    metrics = RunMetrics(((-1, 1), (-1, 1)), ("a", "b"))
+    metrics.update([_result([0, 0]), _result([0.1, 0])], seconds=2.0)
+    metrics.update([_result([0.5, 0.5]), _result([0.6, 0.5], 0.9, 1), _result([-0.9, -0.9], 0.4, 0)], seconds=3.0)
+    # At 3 evaluations the second batch is cut after its first result: no reward yet, 3 cells, 3 s prorated.
+    three = metrics.at(3)
+    assert three.evaluations == 3 and three.grid.occupied == 3 and three.first_reward_evaluation is None
+    assert three.as_dict()["best_reward_per_area"] == {"a": None, "b": None}
+    assert three.elapsed_seconds == pytest.approx(2.0 + 1.0)
+    assert [row["evaluations"] for row in three.history] == [2, 3]
+    four = metrics.at(4)
+    assert four.first_reward_evaluation == 4 and four.reward_areas_found == ["b"]
+    assert metrics.at(10).as_dict() == metrics.as_dict()  # past the end: everything
+    assert metrics.at(0).evaluations == 0
 
 
 def test_genome_size_and_evaluation():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from qd import QDRun
 from qd.emitters import CMAESEmitter, ElitistESEmitter, Emitter, default_stagnation_window
 from qd.evaluation import EvaluationResult
 from qd.run import main
-from qd.serene import SERENE, initial_sigma, pareto_front
+from qd.serene import SERENE, RewardArchive, initial_sigma, pareto_front
 
 ENV_ID = "QDSereneTestPoint-v0"
 register_point_task(ENV_ID, goal=(0.25, 0.25), radius=0.3, graded=True, frame_size=8)  # graded reward
@@ -114,19 +115,51 @@ def test_initial_sigma_and_pareto_front():
 
 def test_candidates_only_from_rewarding_individuals():
     algorithm = SERENE(ENV_ID, seed=0, **TINY)
-    algorithm.step()  # the initial population
-    assert all(result.reward > 0 for result in algorithm.reward_archive.results)
-    genomes = algorithm.population  # initial population, unsorted ids: compare by genome
+    algorithm.step()  # the initial population: its rewarding genomes wait for the first offspring
+    initial = algorithm.population.copy()
+    waiting = {entry[1].tobytes() for entry in algorithm.pending_initial}
+    assert not algorithm.candidates and not len(algorithm.reward_archive) and waiting
+    initial_rewards = algorithm.metrics.outcome_areas >= 0
+    assert waiting == {g.tobytes() for g, hit in zip(initial, initial_rewards) if hit}
+    seen: dict[str, np.ndarray] = {}
+    hook = algorithm.offspring_evaluated
+
+    def spy(parents, offspring, results, descriptors):
+        seen["reference"] = np.concatenate([parents, offspring])
+        assert not algorithm.candidates  # created here, before novelty is measured
+        hook(parents, offspring, results, descriptors)
+
+    algorithm.offspring_evaluated = spy
+    algorithm.generation = 1
+    algorithm.step()  # offspring: the waiting and the new rewarding genomes become candidates, once each
     rewarding = {a.tobytes() for a in algorithm.reward_archive.genomes}
     ancestors = {e.ancestor_genome.tobytes() for e in algorithm.candidates.values()}
-    assert ancestors == rewarding and len(ancestors) == len(algorithm.candidates) > 0
-    for candidate in algorithm.candidates.values():
-        assert candidate.ancestor_result.reward > 0
-        index = next(i for i, g in enumerate(genomes) if np.array_equal(g, candidate.ancestor_genome))
-        assert candidate.sigma == pytest.approx(initial_sigma(index, genomes, fallback=0.2))
-    # Non-rewarding genomes never become candidates.
-    outcomes = algorithm.metrics.outcome_areas
-    assert len(algorithm.candidates) == int(np.sum(outcomes >= 0))
+    assert ancestors == rewarding and waiting <= rewarding and not algorithm.pending_initial
+    assert len(algorithm.candidates) == int(np.sum(algorithm.metrics.outcome_areas >= 0))  # every rewarding one
+    assert all(result.reward > 0 for result in algorithm.reward_archive.results)
+    for candidate in algorithm.candidates.values():  # sigma: nearest other genome of parents + offspring, / 3
+        index = next(i for i, g in enumerate(seen["reference"]) if np.array_equal(g, candidate.ancestor_genome))
+        assert candidate.sigma == pytest.approx(initial_sigma(index, seen["reference"], fallback=0.2))
+
+
+def test_ns_novelty_counts_the_reward_archive_by_hand():
+    # The authors' ``get_novelty_ref_set``: parents + offspring + novelty archive + reward archive.
+    algorithm = SERENE(ENV_ID, seed=0, **{**TINY, "k_neighbors": 2})
+    algorithm.step()
+    algorithm.archive = type(algorithm.archive)(algorithm.genome_size, 2, k_neighbors=2)
+    algorithm.archive.add(np.zeros((2, algorithm.genome_size)), np.array([[0.0, 0.0], [3.0, 0.0]]))
+    batch = np.array([[0.0, 1.0], [0.0, 3.0]])
+    # Without a reward archive: as NoveltySearch (see test_qd_core): 1.5 and 2.5.
+    algorithm.reward_archive = RewardArchive(algorithm.genome_size)
+    np.testing.assert_allclose(algorithm.score_novelty(batch), [1.5, 2.5])
+    # A rewarding solution at (0, 2): (0,1) -> (0,0) and (0,2) at 1 -> 1.0; (0,3) -> (0,2) at 1, (0,1) at 2 -> 1.5.
+    algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.array([0.0, 2.0]), _result(0.5))
+    np.testing.assert_allclose(algorithm.score_novelty(batch), [1.0, 1.5])
+    # The emitters' reference set adds the last NS offspring and is fixed for the chunk.
+    algorithm.population_descriptors = batch[:1]
+    algorithm.offspring_descriptors = batch[1:]
+    reference = algorithm.novelty_reference()
+    np.testing.assert_array_equal(reference, [[0.0, 1.0], [0.0, 3.0], [0.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
 
 
 def test_chunks_alternate_and_count_evaluations():
@@ -194,9 +227,15 @@ def test_emitter_offspring_fed_back_to_novelty_archive():
     # novel than the ancestor: lower the ancestor's novelty so that every new offspring beats it.
     ident, emitter = next(iter(algorithm.emitters.items()))
     algorithm.phase, algorithm.active, emitter.ancestor_novelty = "emitters", ident, -1.0
+    reference = algorithm.novelty_reference()
     algorithm._active_generation()
     assert len(emitter.novelty_candidates) == len({g.tobytes() for g in emitter.population}) > 2
     assert emitter.most_novel_novelty == max(c[2] for c in emitter.novelty_candidates)
+    # The chunk's reference set: NS population + last offspring + novelty archive + reward archive, then fixed.
+    np.testing.assert_array_equal(algorithm.chunk_reference, reference)
+    assert len(reference) == len(algorithm.population) + 20 + len(algorithm.archive) + len(algorithm.reward_archive)
+    algorithm._active_generation()
+    np.testing.assert_array_equal(algorithm.chunk_reference, reference)
     # Terminate it: at the chunk's end its most novel candidates enter the novelty archive.
     emitter.stopped = True
     algorithm.emitters.pop(ident)
@@ -211,10 +250,15 @@ def test_emitter_offspring_fed_back_to_novelty_archive():
 
     algorithm.feed_novelty_archive = spy
     before = len(algorithm.archive)
+    rescored = algorithm.score_novelty(np.concatenate([algorithm.population_descriptors,
+                                                       algorithm.offspring_descriptors]))[:len(algorithm.population)]
     algorithm._end_emitter_chunk()
     chosen = sorted(emitter.novelty_candidates, key=lambda c: -c[2])[:TINY["archive_per_generation"]]
     np.testing.assert_array_equal(fed[0], np.stack([c[0] for c in chosen]))
     assert len(algorithm.archive) == before + len(chosen) and algorithm.phase == "ns" and not algorithm.finished
+    # NS population rescored against the grown reward archive before the feedback (``evaluate_performances``).
+    np.testing.assert_allclose(algorithm.population_novelty, rescored)
+    assert algorithm.chunk_reference is None
 
 
 def test_invalid_settings():
@@ -234,3 +278,26 @@ def test_cli_writes_run_folder(tmp_path):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["evaluations"] >= 150 and metrics["config"]["hyperparams"]["emitter"] == "cmaes"
+
+
+def test_checkpoints_of_python_m_qd_serene_resume_from_python(tmp_path):
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, "-m", "qd.serene", "--env", "RedundantArm-v0", "--budget", "12", "-f", str(tmp_path),
+            "--no-progress", "-params", "pop_size:4", "chunk_size:8"]
+    done = subprocess.run(argv, cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "serene" / "RedundantArm-v0_1"
+    data = (run_dir / "checkpoint.pkl").read_bytes()
+    assert b"__main__" not in data  # the classes are qd.serene's, not the script's
+    checkpoint = pickle.loads(data)
+    assert checkpoint["algorithm"] == "qd.serene.SERENE"
+    assert type(checkpoint["state"]["reward_archive"]).__module__ == "qd.serene"
+    resumed = QDRun.resume(run_dir, progress=False)
+    assert isinstance(resumed.algorithm, SERENE) and resumed.algorithm.evaluations == 12
+    assert main(SERENE, ["--resume", str(run_dir), "--budget", "20", "--no-progress"]) == 0

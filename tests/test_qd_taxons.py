@@ -13,17 +13,17 @@ import pytest
 import torch
 from qd_point_task import register_point_task
 
-from qd.autoencoder import Autoencoder, LearnedBehaviourSpace, TrainingReport, rebuilt_archive
-from qd.novelty import NoveltyArchive
+from qd.autoencoder import Autoencoder, LearnedBehaviourSpace, TrainingReport, TrainingSchedule
+from qd.evaluation import EvaluationResult
 from qd.run import QDRun, main
 from qd.signature import path_signature, signature_size, trajectory_signatures
 from qd.stax import STAX
 from qd.taxons import TAXONS
 
 ENV_ID = "RedundantArm-v0"
-TINY = {"pop_size": 4, "observation_kind": "state", "max_epochs": 3, "warmup_generations": 1, "retrain_every": 2,
-        "archive_per_generation": 2}
-"""Initial 4 evaluations, then 8 per generation, 2 archived; the AE trains after generations 2, 4, ..."""
+TINY = {"pop_size": 4, "observation_kind": "state", "max_epochs": 3, "chunk_size": 12, "archive_per_generation": 2}
+"""Initial 4 evaluations, then 8 per generation, 2 archived; chunks of 12 evaluations end after generations 1, 3,
+5, ...; the AE trains after chunks 1, 3, 6, ... (generations 1, 5, ...)."""
 
 
 def _taxons(seed: int = 3, **overrides) -> TAXONS:
@@ -102,16 +102,14 @@ def test_image_autoencoder_shapes_and_surprise_is_reconstruction_error():
         Autoencoder("video", (3,))
 
 
-def test_rebuilt_archive_keeps_genomes_order_and_fields():
-    archive = NoveltyArchive(3, 2, k_neighbors=2, extra_fields={"reward": ((), np.float64)}, seed=0)
-    archive.add(np.arange(9.0).reshape(3, 3), np.zeros((3, 2)), reward=np.array([1.0, 2.0, 3.0]))
-    new = np.arange(12.0).reshape(3, 4)
-    rebuilt = rebuilt_archive(archive, new, seed=1)
-    np.testing.assert_array_equal(rebuilt.genomes, archive.genomes)
-    np.testing.assert_array_equal(rebuilt.descriptors, new)
-    np.testing.assert_array_equal(rebuilt.archive.data("reward"), [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="descriptors"):
-        rebuilt_archive(archive, new[:2], seed=1)
+def test_training_schedule_grows_by_one_chunk_after_every_training():
+    schedule = TrainingSchedule()
+    due = [chunk for chunk in range(1, 16) if schedule.chunk_finished()]
+    assert due == [1, 3, 6, 10, 15]  # GPaolo/STAX: after chunk 1, then 2 more, 3 more, ...
+    later = TrainingSchedule(first_interval=2)
+    assert [chunk for chunk in range(1, 10) if later.chunk_finished()] == [2, 5, 9]
+    with pytest.raises(ValueError, match="first_training_interval"):
+        TrainingSchedule(0)
 
 
 # -- TAXONS ----------------------------------------------------------------------------------------------
@@ -130,26 +128,30 @@ def test_novelty_and_surprise_of_the_initial_population_by_hand():
     assert states.shape == (4, 20)
 
 
-def test_criterion_choice_follows_the_seed():
-    algorithm = _taxons(seed=11, warmup_generations=3)
-    assert [algorithm.choose_criterion(g) for g in (1, 2, 3)] == ["novelty"] * 3  # warm-up draws nothing
-    chosen = [algorithm.choose_criterion(g) for g in range(4, 204)]
-    coins = np.random.default_rng(11).random(200)
-    assert chosen == ["surprise" if c < 0.5 else "novelty" for c in coins]
+def test_criterion_is_novelty_until_the_first_training_then_follows_the_seed():
+    algorithm = _taxons(seed=11)
+    assert [algorithm.choose_criterion() for _ in range(3)] == ["novelty"] * 3  # untrained: no draw
+    state = algorithm.rng.bit_generator.state
+    algorithm.space.reports.append(TrainingReport(1, 0.0, None, False, 1))  # as after a training
+    chosen = [algorithm.choose_criterion() for _ in range(200)]
+    coins = np.random.default_rng(11)
+    coins.bit_generator.state = state
+    assert chosen == ["surprise" if c < 0.5 else "novelty" for c in coins.random(200)]
     assert 60 < chosen.count("surprise") < 140
-    never = _taxons(surprise_probability=0.0, warmup_generations=0)
-    assert {never.choose_criterion(g) for g in range(1, 50)} == {"novelty"}
+    never = _taxons(surprise_probability=0.0)
+    never.space.reports.append(TrainingReport(1, 0.0, None, False, 1))
+    assert {never.choose_criterion() for _ in range(50)} == {"novelty"}
 
 
 def test_archive_latents_are_recomputed_after_retraining():
-    algorithm = _taxons(warmup_generations=0)
-    algorithm.run(12)  # initial population + generation 1: 2 archived, no training yet
+    algorithm = _taxons(chunk_size=20)
+    algorithm.run(12)  # initial population + generation 1: 2 archived, chunk 1 not over, no training yet
     before = algorithm.archive.descriptors.copy()
     stored = algorithm.archive_observations.copy()
     assert len(before) == 2 and algorithm.space.ae.trainings == 0
-    algorithm.run(20)  # generation 2: 2 more archived, then the AE trains on archive + parents + offspring
+    algorithm.run(20)  # generation 2 ends chunk 1: the AE trains on archive + population + last offspring
     ae = algorithm.space.ae
-    assert ae.trainings == 1 and algorithm.space.reports[0].samples == 4 + 8 + 4
+    assert ae.trainings == 1 and algorithm.space.reports[0].samples == 4 + 4 + 8
     after = algorithm.archive.descriptors
     assert after.shape == (4, 10)
     np.testing.assert_array_equal(algorithm.archive_observations[:2], stored)
@@ -160,15 +162,18 @@ def test_archive_latents_are_recomputed_after_retraining():
                                   ae.reconstruction_error(algorithm.population_observations))
     np.testing.assert_allclose(algorithm.population_novelty,
                                algorithm.archive.novelty(algorithm.population_descriptors))
+    assert algorithm.criteria == ["novelty", "novelty"]  # both generations ran before the first training
 
 
 def test_archive_takes_the_best_offspring_by_the_criterion():
-    algorithm = _taxons(warmup_generations=0, surprise_probability=1.0, retrain_every=0, archive_per_generation=2)
+    # Chunks of 4: the initial population ends chunk 1 and the AE trains; generation 1 then ranks by surprise.
+    algorithm = _taxons(surprise_probability=1.0, chunk_size=4, archive_per_generation=2)
     algorithm.step()
+    assert algorithm.trainings == 1
     parents = algorithm.population.copy()
     algorithm.generation = 1
     algorithm.step()
-    assert algorithm.criteria == ["surprise"]
+    assert algorithm.criteria == ["surprise"] and algorithm.trainings == 1  # chunk 2 of an interval of 2
     archived = algorithm.archive_observations
     offspring_surprise = algorithm.space.ae.reconstruction_error(archived)
     # Every archived offspring is at least as surprising as any survivor that is an offspring and not archived.
@@ -186,7 +191,7 @@ def test_tiny_taxons_runs_are_reproducible():
     for algorithm in (first, second):
         algorithm.run(20)
     other.run(4)
-    assert first.generation == 3 and first.space.ae.trainings == 1
+    assert first.generation == 3 and first.space.ae.trainings == 1  # after chunk 1 (generation 1)
     np.testing.assert_array_equal(first.metrics.outcomes, second.metrics.outcomes)
     np.testing.assert_array_equal(first.archive.descriptors, second.archive.descriptors)
     assert first.criteria == second.criteria
@@ -194,24 +199,25 @@ def test_tiny_taxons_runs_are_reproducible():
 
 
 def test_taxons_checkpoint_resume_equals_uninterrupted(tmp_path):
-    kwargs = {**TINY, "pop_size": 3, "retrain_every": 1}
+    kwargs = {**TINY, "pop_size": 3, "chunk_size": 6}
     config = {"algo": "taxons", "env": ENV_ID, "seed": 5, "hyperparams": kwargs}
     straight = TAXONS(ENV_ID, seed=5, **kwargs)
-    straight.run(21)  # 3 + 3 generations of 6, a training after each
+    straight.run(27)  # 3 + 4 generations of 6: chunks end after generations 1, 2, 3, 4; trainings after 1 and 3
     first = QDRun(TAXONS(ENV_ID, seed=5, **kwargs), tmp_path / "run", config=config, progress=False)
-    first.algorithm.run(15)  # through generation 2 and its training
+    first.algorithm.run(15)  # through generation 2
     first.save_checkpoint()
     resumed = QDRun.resume(tmp_path / "run", progress=False)
-    assert resumed.algorithm.evaluations == 15 and resumed.algorithm.space.ae.trainings == 2
-    resumed.algorithm.run(21)
+    assert resumed.algorithm.evaluations == 15 and resumed.algorithm.space.ae.trainings == 1
+    resumed.algorithm.run(27)
     np.testing.assert_array_equal(resumed.algorithm.metrics.outcomes, straight.metrics.outcomes)
     np.testing.assert_array_equal(resumed.algorithm.archive.descriptors, straight.archive.descriptors)
-    assert resumed.algorithm.criteria == straight.criteria and straight.space.ae.trainings == 3
+    assert resumed.algorithm.criteria == straight.criteria and straight.space.ae.trainings == 2
+    assert straight.criteria[0] == "novelty" and len(straight.criteria) == 4
 
 
 def test_taxons_image_option_renders_and_encodes():
-    algorithm = _taxons(pop_size=3, observation_kind="image", max_epochs=2, retrain_every=1)
-    algorithm.run(9)
+    algorithm = _taxons(pop_size=3, observation_kind="image", max_epochs=2, chunk_size=3)
+    algorithm.run(9)  # the initial population ends chunk 1: one training
     assert algorithm.population_observations.shape == (3, 1, 64, 64)
     assert algorithm.archive.descriptors.shape == (len(algorithm.archive), 10)
     assert algorithm.space.ae.trainings == 1
@@ -222,6 +228,8 @@ def test_taxons_rejects_bad_settings():
         _taxons(observation_kind="pixels")
     with pytest.raises(ValueError, match="surprise_probability"):
         _taxons(surprise_probability=1.5)
+    with pytest.raises(ValueError, match="chunk_size"):
+        _taxons(chunk_size=0)
     space = LearnedBehaviourSpace("state")
     assert space.state_dict()["ae"] is None and not space.needs_render
     assert isinstance(TrainingReport(1, 0.0, None, False, 1), TrainingReport)
@@ -229,13 +237,53 @@ def test_taxons_rejects_bad_settings():
 
 def test_taxons_cli_writes_run_folder(tmp_path):
     argv = ["--env", ENV_ID, "--budget", "9", "--seed", "2", "-f", str(tmp_path), "--no-progress", "-params",
-            "pop_size:3", "observation_kind:state", "max_epochs:2", "retrain_every:1", "warmup_generations:0"]
+            "pop_size:3", "observation_kind:state", "max_epochs:2", "chunk_size:3"]
     assert main(TAXONS, argv) == 0
     run_dir = tmp_path / "taxons" / f"{ENV_ID}_1"
     for name in ("config.json", "checkpoint.pkl", "metrics.json", "coverage_map.png"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["evaluations"] == 9 and metrics["config"]["hyperparams"]["observation_kind"] == "state"
+    assert metrics["algorithm"]["autoencoder_trainings"] == 1  # after the initial population (chunk 1)
+    assert metrics["algorithm"]["generations_by_novelty"] + metrics["algorithm"]["generations_by_surprise"] == 1
+
+
+class SyntheticArmEvaluator:
+    """Instant stand-in for the arm's episodes: a fixed smooth map from genome to outcome and a 20-d state.
+
+    The training schedule depends on evaluation counts only, so a benchmark-sized run can be checked without
+    simulating 3,000 episodes.
+    """
+
+    def __init__(self, genome_size: int) -> None:
+        self.projection = np.random.default_rng(0).normal(size=(genome_size, 22)) / np.sqrt(genome_size)
+
+    def evaluate(self, genomes: np.ndarray, *, render: bool = False) -> list[EvaluationResult]:
+        features = np.tanh(np.asarray(genomes) @ self.projection)
+        outcomes = 0.5 + 0.5 * features[:, :2]
+        return [EvaluationResult(reward=0.0, reward_area=-1, outcome=o, trajectory=o[None], observation=None,
+                                 state=f[2:]) for o, f in zip(outcomes, features)]
+
+
+def test_a_benchmark_sized_taxons_run_trains_and_ranks_by_surprise(tmp_path):
+    from qd.benchmark import DEFAULT_HYPERPARAMS
+    from qd.genome import genome_size
+
+    # results/qd's budget (3,000) with the benchmark's settings (population 100, chunks of 1000); the state input
+    # and 2 epochs only keep the test fast (the schedule does not depend on them).
+    hyperparams = {**DEFAULT_HYPERPARAMS["taxons"], "observation_kind": "state", "max_epochs": 2}
+    algorithm = TAXONS(ENV_ID, seed=0, evaluator=SyntheticArmEvaluator(genome_size(ENV_ID)), **hyperparams)
+    config = {"algo": "taxons", "env": ENV_ID, "seed": 0, "hyperparams": hyperparams}
+    metrics = QDRun(algorithm, tmp_path / "run", config=config, save_freq=0, progress=False).run(3000)
+    summary = metrics["algorithm"]
+    # Chunk 1 ends at 1,100 evaluations (100 + 5 x 200): the first training; the next is due after 2 more chunks.
+    assert summary["autoencoder_trainings"] >= 1 and summary["autoencoder_training_samples"][0] == 25 + 100 + 200
+    assert summary["generations_by_surprise"] > 0  # surprise only after the first training, then the coin
+    assert algorithm.criteria[:5] == ["novelty"] * 5
+    assert summary["generations_by_novelty"] + summary["generations_by_surprise"] == algorithm.generation - 1
+    assert metrics["evaluations"] == 3000 and metrics["evaluations_spent"] == 3100
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())["algorithm"]
+    assert recorded == summary
 
 
 # -- STAX --------------------------------------------------------------------------------------------------
@@ -277,7 +325,7 @@ def test_stax_retrains_on_a_growing_interval_and_recomputes_every_latent():
     assert len(trainings) >= 3 and changed and len(changed) == len(trainings)
     gaps = np.diff(trainings)
     assert np.all(np.diff(gaps) > 0)
-    assert algorithm.training_interval == len(trainings) + 1
+    assert algorithm.schedule.interval == len(trainings) + 1
     assert len(algorithm.archive_observations) == len(algorithm.archive)
 
 

@@ -79,8 +79,19 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"Cannot read {path}: {error}") from error
 
 
-def make_evaluator(env_id: str, workers: int) -> Evaluator:
-    """Serial evaluator for one worker, a process pool otherwise."""
+def make_evaluator(env_id: str, workers: int, *, backend: str = "process", address: str | None = None,
+                   batch_size: int = 16) -> Evaluator:
+    """Serial evaluator for one worker, a process pool otherwise; with ``backend="ray"`` a
+    :class:`qd.ray_evaluator.RayEvaluator` (batches of ``batch_size`` genomes as Ray tasks, on a local Ray instance
+    with ``workers`` CPUs or on the cluster at ``address``), connected now so that a Ray problem stops the run
+    before its folder is made."""
+    if backend == "ray":
+        from qd.ray_evaluator import RayEvaluator
+
+        evaluator = RayEvaluator(env_id, batch_size=batch_size, address=address,
+                                 num_cpus=None if address else workers)
+        evaluator.start()
+        return evaluator
     return SerialEvaluator(env_id) if workers <= 1 else ProcessPoolEvaluator(env_id, workers)
 
 
@@ -500,7 +511,15 @@ def build_parser(name: str) -> argparse.ArgumentParser:
                         help=f"total evaluations (default {DEFAULT_BUDGET:,}; with --resume, the run's own budget)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")
-    parser.add_argument("--workers", type=int, default=1, help="evaluation processes (1: serial)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="evaluation processes (1: serial); with --backend ray and no --address, the CPUs of the "
+                             "local Ray instance")
+    parser.add_argument("--backend", choices=["process", "ray"], default="process",
+                        help="where evaluations run: this machine's processes, or Ray tasks (pip install -e "
+                             "\".[ray]\"; see docs/scale.md)")
+    parser.add_argument("--address", default=None,
+                        help="--backend ray: the cluster to join (auto or HEAD:6379; default a local Ray instance)")
+    parser.add_argument("--batch-size", type=int, default=16, help="--backend ray: genomes per Ray task")
     parser.add_argument("--save-freq", type=int, default=10_000, help="checkpoint every n evaluations (-1: end only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
@@ -515,8 +534,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from rl.checkpoint import CheckpointError
     from rl.envs import UnknownEnvError
     from rl.hyperparams import HyperparameterError
+    from rl.ray_backend import RayBackendError
 
-    return (UnknownEnvError, HyperparameterError, NotAQDTaskError, CheckpointError, QDInputError)
+    return (UnknownEnvError, HyperparameterError, NotAQDTaskError, CheckpointError, QDInputError, RayBackendError)
 
 
 def check_resume_inputs(algo_class: type[QDAlgorithm], checkpoint: dict[str, Any], run_dir: str,
@@ -545,6 +565,11 @@ def check_resume_inputs(algo_class: type[QDAlgorithm], checkpoint: dict[str, Any
                            "own --env, --seed and -params (or leave them out), or start a new run.")
 
 
+def _evaluator(env_id: str, args: argparse.Namespace) -> Evaluator:
+    return make_evaluator(env_id, args.workers, backend=args.backend, address=args.address,
+                          batch_size=args.batch_size)
+
+
 def run_from_args(algo_class: type[QDAlgorithm], args: argparse.Namespace, command: str) -> tuple[QDRun, int]:
     """Build (or resume) the run the parsed flags describe, and its budget; the CLI's only logic.
 
@@ -558,6 +583,10 @@ def run_from_args(algo_class: type[QDAlgorithm], args: argparse.Namespace, comma
     if args.workers < 1:
         raise QDInputError(f"--workers must be >= 1, got {args.workers}: pass the number of evaluation processes "
                            "(1: serial).")
+    if args.backend != "ray" and args.address is not None:
+        raise QDInputError("--address needs --backend ray: add --backend ray, or leave --address out.")
+    if args.batch_size < 1:
+        raise QDInputError(f"--batch-size must be >= 1 genome per Ray task, got {args.batch_size}.")
     if args.budget is not None and args.budget < 1:
         raise QDInputError(f"--budget must be >= 1 evaluation, got {args.budget}: pass the total number of "
                            f"evaluations, e.g. --budget {DEFAULT_BUDGET}.")
@@ -572,7 +601,7 @@ def run_from_args(algo_class: type[QDAlgorithm], args: argparse.Namespace, comma
         budget = args.budget if args.budget is not None else config.get("budget")
         if budget is None:
             raise QDInputError(f"{args.resume} records no budget: pass --budget.")
-        run = QDRun.resume(args.resume, evaluator=make_evaluator(config["env"], args.workers),
+        run = QDRun.resume(args.resume, evaluator=_evaluator(config["env"], args),
                            save_freq=args.save_freq, progress=progress)
         run.check_budget(budget)
         return run, budget
@@ -581,7 +610,7 @@ def run_from_args(algo_class: type[QDAlgorithm], args: argparse.Namespace, comma
                            "HardMaze-v0.")
     params = params or {}
     seed = 0 if args.seed is None else args.seed
-    evaluator = make_evaluator(args.env, args.workers)
+    evaluator = _evaluator(args.env, args)
     try:
         algorithm = build_algorithm(algo_class, args.env, seed=seed, evaluator=evaluator, hyperparams=params)
     except BaseException:
@@ -590,7 +619,7 @@ def run_from_args(algo_class: type[QDAlgorithm], args: argparse.Namespace, comma
             close()
         raise
     config = {"algo": algo_class.name, "env": args.env, "seed": seed, "workers": args.workers,
-              "hyperparams": params, "command": command}
+              "backend": args.backend, "address": args.address, "hyperparams": params, "command": command}
     run_dir = next_run_dir(args.log_folder, algo_class.name, args.env)
     return QDRun(algorithm, run_dir, config=config, save_freq=args.save_freq, progress=progress), \
         DEFAULT_BUDGET if args.budget is None else args.budget

@@ -49,6 +49,8 @@ def test_bad_values_give_one_line_exit_2_and_no_run_folder(tmp_path: Path, capsy
         (NoveltySearch, ["--budget", "10"], "--env is required"),
         (MapElites, ["--env", ENV_ID, "-params", "sigma:nan"], "must be a finite number"),
         (TAXONS, ["--env", ENV_ID, "-params", "observation_kind:pixels"], "observation_kind must be one of"),
+        (NoveltySearch, ["--env", ENV_ID, "--address", "auto"], "--address needs --backend ray"),
+        (NoveltySearch, ["--env", ENV_ID, "--backend", "ray", "--batch-size", "0"], "--batch-size must be >= 1"),
     ]
     for algo, argv, expected in cases:
         assert _cli(tmp_path, *argv, algo=algo) == 2, argv

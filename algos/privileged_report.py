@@ -108,6 +108,18 @@ class RunSummary:
     """None when the run ended at level 0 (the ``none`` arm, or a curriculum that finished)."""
 
 
+def _loading_env(env_id: str, options: Any) -> Any:
+    """The task with the run's privilege channels, for ``load``: SB3 needs an env to load a HER replay buffer."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rl.envs import ensure_registered
+    from sim2real import PrivilegedManipulation
+
+    return DummyVecEnv([lambda: PrivilegedManipulation(gym.make(ensure_registered(env_id)), options.privileges,
+                                                       level=0.0, max_force=options.max_force)])
+
+
 def summarise_run(result_dir: Path, work_dir: Path, *, episodes: int) -> RunSummary:
     """Evaluate the final model of one finished benchmark run (``result_dir``: its committed folder)."""
     from algos.privileged import PrivilegedOptions
@@ -123,7 +135,7 @@ def summarise_run(result_dir: Path, work_dir: Path, *, episodes: int) -> RunSumm
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path}: the run's final model is not here (the benchmark's logs/ folder "
                                 "is not committed): run the benchmark on this machine first.")
-    model = get_algo(algo).load_class().load(model_path, device="cpu")
+    model = get_algo(algo).load_class().load(model_path, env=_loading_env(record["env"], options), device="cpu")
     normalizer = load_normalization_stats(model_path)
     evaluations = np.load(result_dir / "evaluations.npz")
     successes = evaluations["successes"].mean(axis=1) if "successes" in evaluations else np.zeros(1)
@@ -137,12 +149,17 @@ def summarise_run(result_dir: Path, work_dir: Path, *, episodes: int) -> RunSumm
                       at_level_0=at_zero, at_final_level=at_final)
 
 
+def _number(value: float, digits: int) -> str:
+    """``value`` to ``digits`` decimals, a rounded negative zero written as 0."""
+    return f"{round(float(value), digits) + 0.0:.{digits}f}"
+
+
 def _mean_std(values: Sequence[float], digits: int) -> str:
-    return f"{np.mean(values):.{digits}f} +- {np.std(values):.{digits}f}"
+    return f"{_number(np.mean(values), digits)} +- {_number(np.std(values), digits)}"
 
 
 def _optional(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else _number(value, digits)
 
 
 def render_analysis(summaries: Sequence[RunSummary], command: str, episodes: int) -> str:
@@ -179,8 +196,8 @@ def render_analysis(summaries: Sequence[RunSummary], command: str, episodes: int
         final = run.at_final_level
         lines.append(
             f"| {run.arm} | {run.seed} | {run.steps} | {curve} | {run.at_level_0.success_rate:.2f} / "
-            f"{run.at_level_0.max_height:.3f} | "
-            + ("-" if final is None else f"{final.success_rate:.2f} / {final.max_height:.3f} / "
+            f"{_number(run.at_level_0.max_height, 3)} | "
+            + ("-" if final is None else f"{final.success_rate:.2f} / {_number(final.max_height, 3)} / "
                                          f"{_optional(final.lifted_force, 1)}") + " |")
     return "\n".join(lines) + "\n"
 

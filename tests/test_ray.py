@@ -158,6 +158,27 @@ def test_ray_evaluator_matches_serial_and_leaves_the_qd_loop_unchanged(cluster):
     np.testing.assert_array_equal(runs[0].metrics.outcomes, runs[1].metrics.outcomes)
 
 
+def test_the_qd_command_line_runs_on_ray_as_on_the_process_pool(cluster, tmp_path):
+    from qd_point_task import register_point_task
+
+    from qd.map_elites import MapElites
+    from qd.run import main as qd_main
+
+    env_id = "QDPointRayCLI-v0"
+    register_point_task(env_id, max_steps=5, graded=True)
+    common = ["--env", env_id, "--budget", "30", "--seed", "3", "--no-progress", "--save-freq", "-1",
+              "-params", "batch_size:10", "sigma:0.2"]
+    assert qd_main(MapElites, [*common, "-f", str(tmp_path / "process")]) == 0
+    assert qd_main(MapElites, [*common, "-f", str(tmp_path / "ray"), "--backend", "ray", "--batch-size", "4"]) == 0
+    (local,) = (tmp_path / "process").glob("*/*/metrics.json")
+    (remote,) = (tmp_path / "ray").glob("*/*/metrics.json")
+    same = ("evaluations", "coverage", "reward_areas_found", "best_reward_per_area", "evaluations_to_first_reward")
+    local_metrics, remote_metrics = json.loads(local.read_text()), json.loads(remote.read_text())
+    assert {key: local_metrics[key] for key in same} == {key: remote_metrics[key] for key in same}
+    config = json.loads((remote.parent / "config.json").read_text())
+    assert config["backend"] == "ray"
+
+
 def test_a_three_trial_sweep_writes_the_best_entry_and_the_trial_table(cluster, tmp_path, capsys):
     pytest.importorskip("optuna", reason='sweeps need Optuna: pip install -e ".[ray]"')
     from stable_baselines3 import PPO

@@ -1,6 +1,7 @@
 """What TS-DDR (:mod:`algos.tsddr`) and SDDP (:mod:`algos.sddp`) share on ``envs.hydro`` systems: the settings error
 they both derive theirs from, the errors their CLIs report in one line, the held-out split, the stagewise inflow
-sampler, the out-of-sample statistics, the perfect-foresight bound and the run-folder naming.
+sampler (and the out-of-sample scenarios it draws from the held-out ones), the out-of-sample statistics, the
+perfect-foresight bound and the run-folder naming.
 
 Why here and not in ``envs.hydro``: ``envs.hydro`` is the problem (the system data, its LPs and what counts as a missed
 target) and imports nothing from ``algos``; these helpers are the algorithms' shared protocol (which scenarios are held
@@ -60,6 +61,31 @@ def sample_stagewise(inflows: np.ndarray, count: int, rng: np.random.Generator) 
     num_scenarios, num_stages, _ = inflows.shape
     picks = rng.integers(num_scenarios, size=(count, num_stages))
     return inflows[picks, np.arange(num_stages)[None, :]]
+
+
+def holdout_stagewise_inflows(system: HydroSystem, holdout: Sequence[int] | np.ndarray, count: int,
+                              seed: int) -> np.ndarray:
+    """``count`` out-of-sample scenarios ``(count, T, n)``: stage ``t``'s inflow vector is drawn from the held-out
+    scenarios' stage-``t`` vectors (:func:`sample_stagewise` on ``system.inflows[holdout]``, ``default_rng(seed)``).
+
+    Why these: a case without a generator (the toy case's 20 scenarios) has no inflow model but the empirical
+    stagewise distribution of its scenarios. Drawn from the *training* scenarios, that is exactly the model SDDP
+    optimises (and TS-DDR's stagewise training sampler), which would favour them; drawn from the held-out
+    scenarios, every stage's value is one no method trained on, while the set is far larger than the held-out
+    scenarios themselves. Like SDDP's model it is stagewise independent: a correlation between the stages of a
+    scenario is not kept.
+
+    Raises:
+        HydroConfigError: no held-out scenario, an index outside the case, or ``count`` below 1.
+    """
+    holdout = np.asarray(holdout, dtype=int).reshape(-1)
+    if holdout.size == 0:
+        raise HydroConfigError("holdout: the out-of-sample sampler needs at least one held-out scenario")
+    if np.any((holdout < 0) | (holdout >= system.num_scenarios)):
+        raise HydroConfigError(f"holdout: indices must be in 0..{system.num_scenarios - 1}, got {holdout.tolist()}")
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        raise HydroConfigError(f"count: must be an integer >= 1 (out-of-sample scenarios), got {count!r}")
+    return sample_stagewise(system.inflows[holdout], int(count), np.random.default_rng(seed))
 
 
 def scenario_inflows(system: HydroSystem, scenarios: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -1,38 +1,42 @@
-"""TS-DDR benchmark: TS-DDR, TS-LDR, SDDP, SB3 PPO and the perfect-foresight LP on the same held-out scenarios.
+"""TS-DDR benchmark: TS-DDR, TS-LDR, SDDP, SB3 PPO and the perfect-foresight LP on the same out-of-sample scenarios.
 
-One invocation trains every method for every seed and evaluates all of them on the held-out inflow scenarios of
-:func:`algos.hydro_common.split_scenarios` (the last 25% of the case's scenarios; no method sees them in training)::
+One invocation trains every method for every seed and deploys each on two evaluation sets
+(:mod:`algos.tsddr_eval_sets`): ``sampled``, out-of-sample scenarios of the case's inflow model (the headline table),
+and ``holdout``, the case's own held-out scenarios (:func:`algos.hydro_common.split_scenarios`, the last 25 %; the
+earlier tables' set, kept for continuity). No method trains on either::
 
-    python -m algos.tsddr_benchmark --case toy --seeds 0 1 2 --epochs 20 --sddp-iterations 30 --ppo-steps 100000
+    python -m algos.tsddr_benchmark --case toy --seeds 0 1 2 --epochs 20 --ppo-steps 100000 --eval-scenarios 256
 
-Writes ``results/<name>/`` (default name ``tsddr/<case>``): ``README.md`` (the table), ``results.json`` (all
-numbers), ``command.txt``, ``reservoir_trajectories.png`` and ``learning_curves.png``. Each finished
-(method, seed) result is saved atomically to ``logs/tsddr_benchmark/<name>/<method>_seed<k>.json`` and skipped
-when the benchmark is run again, so an interrupted benchmark resumes (TS-DDR/TS-LDR also resume mid-training from
-their per-epoch checkpoint, PPO from the runner's checkpoints).
+SDDP is trained per seed until its stopping rule fires (default the statistical test of
+:class:`algos.sddp.StatisticalRule`: the lower bound inside the simulated cost's 95 % confidence interval) or
+``--sddp-max-iterations`` (the safety cap); training then goes on, if needed, to the largest of
+``--sddp-report-iterations``, and the policy is also reported at each of those counts (:meth:`algos.sddp.SDDP.snapshot`
+recovers the policy of any earlier iteration exactly, so one run per seed serves every count). The ratios to SDDP are
+to the policy of the stopping rule.
 
-Metrics: the *operating cost* (thermal + deficit, without the target penalty) of each held-out scenario, the
-policy deployed stage by stage on realised volumes; the *target-violation share* is the share of (stage, plant)
-pairs with ``|end volume - target| > VIOLATION_TOLERANCE x (max - min volume)``
-(:data:`envs.hydro.system.VIOLATION_TOLERANCE`, 1e-3: one definition for the env, TS-DDR, PPO's targets and the report;
+Writes ``results/<name>/`` (default name ``tsddr/<case>``) through :mod:`algos.tsddr_report`: ``README.md`` (the
+tables), ``results.json`` (all numbers), ``command.txt`` and the plots. Each finished (method, seed) result is saved
+atomically to ``logs/tsddr_benchmark/<name>/<method>_seed<k>.json`` with the settings it was computed with, and
+reused when the benchmark runs again with the same settings, so an interrupted benchmark resumes (TS-DDR/TS-LDR also
+resume mid-training from their per-epoch checkpoint, PPO from the runner's checkpoints); a finished result computed
+with other settings is refused rather than mixed in.
+
+Metrics: the *operating cost* (thermal + deficit, without the target penalty) of each scenario, the policy deployed
+stage by stage on realised volumes; the *target-violation share*, the share of (stage, plant) pairs with
+``|end volume - target| > VIOLATION_TOLERANCE x (max - min volume)`` (:data:`envs.hydro.system.VIOLATION_TOLERANCE`;
 SDDP and perfect foresight set no targets: n/a); *training seconds* (wall time of training only) and *inference ms
-per scenario* (wall time of deploying the policy on one scenario, LP solves included).
-
-The committed tables (``results/tsddr/*/README.md``) were computed with the same tolerance, 1e-3 (then TS-DDR's
-``violation_tolerance`` default and this module's own constant), so their violation shares stand as they are. Their
-SB3 PPO rows, however, predate a fix of the env's inflow scaling: PPO's observations were then divided by the mean
-inflow over all the case's scenarios, held-out ones included; the env now takes it from the training scenarios
-only (``HydroDispatchEnv(scenarios=...)``). PPO trains behind VecNormalize, which standardises observations again
-with running statistics of its own training rollouts, so a rerun should move those rows little; it was not rerun.
+per scenario* (wall time of deploying the policy on one scenario, LP solves included). PPO's observations are scaled
+by the training scenarios' mean inflow only (``HydroDispatchEnv(scenarios=...)``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,14 +44,17 @@ from typing import Any
 import numpy as np
 
 from algos.hydro_common import USER_ERRORS, policy_statistics, split_scenarios
-from algos.sddp import SDDP
+from algos.sddp import SDDP, STOPPING_RULES, StatisticalRule, make_stopping_rule
 from algos.tsddr import TSDDR, TSLDR
-from envs.hydro import VIOLATION_TOLERANCE, HydroSystem, case_path, load_system, solve_perfect_foresight
+from algos.tsddr_eval_sets import EVAL_SET_KINDS, EvaluationSet, holdout_set, sampled_set
+from envs.hydro import HydroSystem, case_path, load_system, solve_perfect_foresight
 
 ENV_IDS = {"toy": "HydroDispatch-Toy-v0", "bolivia-like": "HydroDispatch-BoliviaLike-v0"}
 """Registered Gymnasium ids of the shipped cases (another case runs on the toy id with ``case=<path>``)."""
 PLOT_SCENARIOS = 2
 """How many held-out scenarios (the first ones) the trajectory plot shows."""
+SET_KEYS = ("sampled", "holdout")
+"""The evaluation sets every method is scored on, headline first."""
 
 
 class BenchmarkConfigError(ValueError):
@@ -56,15 +63,29 @@ class BenchmarkConfigError(ValueError):
 
 @dataclass
 class BenchmarkConfig:
-    """Budgets and locations of one benchmark invocation."""
+    """Budgets, evaluation sets and locations of one benchmark invocation."""
 
     case: str = "toy"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     epochs: int = 20
     batches_per_epoch: int = 100
     modes: list[str] = field(default_factory=lambda: ["horizon"])
-    sddp_iterations: int = 30
+    curve_every: int = 1
+    """TS-DDR / TS-LDR: held-out cost for the learning curve every this many epochs (and after the last)."""
+    sddp_max_iterations: int = 500
+    """The safety cap of SDDP's stopping rule."""
+    sddp_report_iterations: list[int] = field(default_factory=lambda: [30, 60, 120])
+    """Fixed iteration counts at which SDDP's policy is also reported."""
+    sddp_stopping: str = "statistical"
+    sddp_replications: int = 300
+    sddp_check_every: int = 5
+    sddp_z: float = 1.96
     ppo_steps: int = 100_000
+    """SB3 PPO env steps; 0 leaves PPO out (a budget it does not fit)."""
+    eval_set: str = "holdout-stagewise"
+    """How the sampled evaluation set is drawn (:data:`algos.tsddr_eval_sets.EVAL_SET_KINDS`)."""
+    eval_scenarios: int = 128
+    eval_seed: int = 2024
     holdout_fraction: float = 0.25
     name: str | None = None
     results_root: str = "results"
@@ -77,10 +98,23 @@ class BenchmarkConfig:
         return self.name or f"tsddr/{Path(str(self.case)).stem.replace('_', '-')}"
 
     def check(self) -> None:
-        """Raise :class:`BenchmarkConfigError` for an invalid budget."""
-        for key in ("epochs", "batches_per_epoch", "sddp_iterations", "ppo_steps"):
+        """Raise :class:`BenchmarkConfigError` for an invalid budget or choice."""
+        for key in ("epochs", "batches_per_epoch", "curve_every", "sddp_max_iterations", "sddp_replications",
+                    "sddp_check_every", "eval_scenarios"):
             if int(getattr(self, key)) < 1:
                 raise BenchmarkConfigError(f"{key}: must be an integer >= 1, got {getattr(self, key)}")
+        if int(self.ppo_steps) < 0:
+            raise BenchmarkConfigError(f"ppo_steps: must be >= 0 (0 leaves PPO out), got {self.ppo_steps}")
+        if any(int(k) < 1 for k in self.sddp_report_iterations):
+            raise BenchmarkConfigError(
+                f"sddp_report_iterations: must be integers >= 1, got {self.sddp_report_iterations}")
+        if self.sddp_replications < 2:
+            raise BenchmarkConfigError(f"sddp_replications: must be >= 2, got {self.sddp_replications}")
+        if self.sddp_stopping not in STOPPING_RULES:
+            raise BenchmarkConfigError(f"sddp_stopping: expected one of {list(STOPPING_RULES)}, got "
+                                       f"{self.sddp_stopping!r}")
+        if self.eval_set not in EVAL_SET_KINDS:
+            raise BenchmarkConfigError(f"eval_set: expected one of {list(EVAL_SET_KINDS)}, got {self.eval_set!r}")
         if not self.seeds:
             raise BenchmarkConfigError("seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -90,21 +124,45 @@ class BenchmarkConfig:
             raise BenchmarkConfigError(f"modes: expected some of ['horizon', 'stage'], got {self.modes}")
 
 
+def method_settings(cfg: BenchmarkConfig, method: str) -> dict[str, Any]:
+    """The settings a (method, seed) result depends on: a stored result is reused only if they are the same."""
+    common = {"case": str(cfg.case), "holdout_fraction": cfg.holdout_fraction, "eval_set": cfg.eval_set,
+              "eval_scenarios": cfg.eval_scenarios, "eval_seed": cfg.eval_seed}
+    if method.startswith(("tsddr-", "tsldr-")):
+        return {**common, "epochs": cfg.epochs, "batches_per_epoch": cfg.batches_per_epoch,
+                "curve_every": cfg.curve_every}
+    if method == "sddp":
+        return {**common, "max_iterations": cfg.sddp_max_iterations,
+                "report_iterations": sorted(set(cfg.sddp_report_iterations)), "stopping": cfg.sddp_stopping,
+                "replications": cfg.sddp_replications, "check_every": cfg.sddp_check_every, "z": cfg.sddp_z}
+    if method == "ppo":
+        return {**common, "ppo_steps": cfg.ppo_steps}
+    return common
+
+
 # ------------------------------------------------------------------------------------------------ methods
 
 
-def _pf_record(system: HydroSystem, holdout: np.ndarray) -> dict[str, Any]:
-    """Perfect-foresight LP per held-out scenario (seed-independent; the lower bound)."""
-    start = time.perf_counter()
-    solutions = [solve_perfect_foresight(system, scenario=int(k)) for k in holdout]
-    seconds = (time.perf_counter() - start) / len(holdout)
-    return {"costs": [float(s.objective) for s in solutions], "violation_share": None, "training_seconds": 0.0,
-            "inference_seconds_per_scenario": seconds,
-            "volumes": [np.asarray(s.volumes).tolist() for s in solutions[:PLOT_SCENARIOS]]}
+def _evaluate(sets: Sequence[EvaluationSet], evaluate: Callable[[np.ndarray], dict[str, Any]]) -> dict[str, Any]:
+    """``evaluate(inflows)``'s statistics on every evaluation set, by set key."""
+    return {s.key: evaluate(s.inflows) for s in sets}
+
+
+def _pf_record(system: HydroSystem, sets: Sequence[EvaluationSet]) -> dict[str, Any]:
+    """Perfect-foresight LP per scenario (seed-independent; the lower bound)."""
+    def evaluate(inflows: np.ndarray) -> dict[str, Any]:
+        start = time.perf_counter()
+        costs = [solve_perfect_foresight(system, inflows=x).objective for x in inflows]
+        return policy_statistics(system, costs, time.perf_counter() - start)
+
+    held = next(s for s in sets if s.key == "holdout")
+    volumes = [np.asarray(solve_perfect_foresight(system, inflows=x).volumes).tolist()
+               for x in held.inflows[:PLOT_SCENARIOS]]
+    return {"evaluations": _evaluate(sets, evaluate), "training_seconds": 0.0, "volumes": volumes}
 
 
 def _rule_record(system: HydroSystem, cfg: BenchmarkConfig, policy: str, mode: str, seed: int,
-                 run_dir: Path, holdout: np.ndarray) -> dict[str, Any]:
+                 run_dir: Path, sets: Sequence[EvaluationSet]) -> dict[str, Any]:
     """Train TS-DDR (MLP) or TS-LDR (linear) in ``run_dir`` (resuming its checkpoint) and evaluate it."""
     cls = TSLDR if policy == "linear" else TSDDR
     checkpoint = run_dir / "checkpoint.pt"
@@ -113,30 +171,55 @@ def _rule_record(system: HydroSystem, cfg: BenchmarkConfig, policy: str, mode: s
     else:
         model = cls(system, mode=mode, batches_per_epoch=cfg.batches_per_epoch,
                     holdout_fraction=cfg.holdout_fraction, seed=seed, case=str(cfg.case))
-    model.learn(cfg.epochs, run_dir=run_dir, progress=False)
-    evaluation = model.evaluate(holdout)
-    volumes = [model.rollout(system.inflows[k]).volumes.tolist() for k in holdout[:PLOT_SCENARIOS]]
-    return {"costs": evaluation["costs"], "violation_share": evaluation["violation_share"],
-            "penalty_share": evaluation["penalty_share"],
+    model.learn(cfg.epochs, run_dir=run_dir, progress=False, evaluate_every=cfg.curve_every)
+    held = next(s for s in sets if s.key == "holdout")
+    volumes = [model.rollout(x).volumes.tolist() for x in held.inflows[:PLOT_SCENARIOS]]
+    return {"evaluations": _evaluate(sets, model.evaluate),
             "training_seconds": float(sum(row["epoch_seconds"] for row in model.history)),
-            "inference_seconds_per_scenario": evaluation["inference_seconds_per_scenario"],
-            "history": model.history, "volumes": volumes,
-            "budget": {"epochs": cfg.epochs, "batches_per_epoch": cfg.batches_per_epoch, "mode": mode}}
+            "history": model.history, "volumes": volumes}
 
 
-def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, holdout: np.ndarray) -> dict[str, Any]:
-    """Train SDDP (cuts from the training scenarios' stagewise model) and deploy its cut policy."""
+def _upper_bound(model: SDDP, cfg: BenchmarkConfig, iterations: int) -> dict[str, float]:
+    """The statistical test's upper bound at ``iterations``: the one recorded then, else simulated now on the
+    snapshot with the test's own seed for that iteration (so it is the number the test would have seen)."""
+    row = model.history[iterations - 1]
+    if "upper_bound_mean" in row:
+        return {k: row[k] for k in ("upper_bound_mean", "upper_bound_half_width", "upper_bound_replications")}
+    rule = StatisticalRule(replications=cfg.sddp_replications, z=cfg.sddp_z, check_every=cfg.sddp_check_every)
+    return rule.estimate(model.snapshot(iterations)).record()
+
+
+def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int,
+                 sets: Sequence[EvaluationSet]) -> dict[str, Any]:
+    """Train SDDP until its stopping rule fires (or the cap), then on to the largest report count; evaluate the
+    stopping rule's policy and the policy at each report count."""
     model = SDDP(system, holdout_fraction=cfg.holdout_fraction, seed=seed, case=str(cfg.case))
+    rule = make_stopping_rule(cfg.sddp_stopping, replications=cfg.sddp_replications, z=cfg.sddp_z,
+                              check_every=cfg.sddp_check_every)
     start = time.perf_counter()
-    model.train(cfg.sddp_iterations, progress=False)
+    model.train(cfg.sddp_max_iterations, stopping=rule, progress=False)
     seconds = time.perf_counter() - start
-    evaluation = model.evaluate(holdout)
-    volumes = [np.array(model.forward_pass(system.inflows[k])[0]).tolist() for k in holdout[:PLOT_SCENARIOS]]
-    return {"costs": evaluation["costs"], "violation_share": evaluation["violation_share"], "training_seconds": seconds,
-            "inference_seconds_per_scenario": evaluation["inference_seconds_per_scenario"],
-            "lower_bound": model.history[-1]["lower_bound"], "iterations": len(model.history),
-            "history": model.history, "volumes": volumes,
-            "budget": {"iterations": cfg.sddp_iterations, "forward_passes": 1}}
+    stop_at, stopped_by = len(model.history), model.stopped_by
+    more = max(cfg.sddp_report_iterations, default=0) - stop_at
+    if more > 0:
+        model.train(more, stopping=None, progress=False)
+    policies: dict[str, Any] = {}
+    for label, iterations in [("stop", stop_at)] + [(str(k), int(k)) for k in sorted(set(cfg.sddp_report_iterations))]:
+        snapshot = model.snapshot(iterations)
+        bound = _upper_bound(model, cfg, iterations)
+        lower = model.history[iterations - 1]["lower_bound"]
+        policies[label] = {
+            "iterations": iterations, "lower_bound": lower, **bound,
+            "bound_in_interval": bool(lower >= bound["upper_bound_mean"] - bound["upper_bound_half_width"]),
+            "training_seconds": seconds if label == "stop" else
+            float(sum(row["seconds"] for row in model.history[:iterations])),
+            "evaluations": _evaluate(sets, snapshot.evaluate)}
+    held = next(s for s in sets if s.key == "holdout")
+    stopped = model.snapshot(stop_at)
+    volumes = [np.array(stopped.forward_pass(x)[0]).tolist() for x in held.inflows[:PLOT_SCENARIOS]]
+    return {"evaluations": policies["stop"]["evaluations"], "training_seconds": seconds,
+            "stop_iteration": stop_at, "stopped_by": stopped_by, "policies": policies,
+            "history": model.history, "volumes": volumes}
 
 
 def _env_id_and_kwargs(case: str, train: np.ndarray) -> tuple[str, dict[str, Any]]:
@@ -157,8 +240,12 @@ def ppo_hyperparams(ppo_steps: int, env_kwargs: dict[str, Any]) -> dict[str, Any
 
 
 def _ppo_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: Path,
-                train: np.ndarray, holdout: np.ndarray) -> dict[str, Any]:
-    """Train SB3 PPO through the shared runner on the training scenarios; deploy it deterministically."""
+                train: np.ndarray, sets: Sequence[EvaluationSet]) -> dict[str, Any]:
+    """Train SB3 PPO through the shared runner on the training scenarios; deploy it deterministically.
+
+    The evaluation scenarios are appended to a copy of the system and reset by index: the training scenarios keep
+    their indices, so the env's inflow scale (from the training scenarios) is the one PPO trained with.
+    """
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers the HydroDispatch ids)
@@ -171,40 +258,47 @@ def _ppo_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: P
         hyperparams=ppo_hyperparams(cfg.ppo_steps, env_kwargs), progress=False, verbose=0, num_threads=1,
         eval_freq=-1, final_eval_episodes=0, save_freq=max(cfg.ppo_steps // 4, 1), command=cfg.command))
     model, vec_normalize = result.model, result.model.get_vec_normalize_env()
-    env = gym.make(env_id, **env_kwargs)
-    costs, slack, volumes = [], [], []
-    start = time.perf_counter()
-    for k in holdout:
-        obs, _ = env.reset(seed=seed, options={"scenario": int(k)})
-        total, path, misses, done = 0.0, [], [], False
-        while not done:
-            if vec_normalize is not None:
-                obs = vec_normalize.normalize_obs(obs[None])[0]
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            total += info["operating_cost"]
-            misses.append(info["target_slack"])
-            path.append(info["volumes"])
-            done = terminated or truncated
-        costs.append(total)
-        slack.append(misses)
-        volumes.append(np.array(path).tolist())
-    evaluation = policy_statistics(system, costs, time.perf_counter() - start, slack)
-    env.close()
-    return {"costs": evaluation["costs"], "violation_share": evaluation["violation_share"],
-            "training_seconds": float(result.record["train_seconds"]),
-            "inference_seconds_per_scenario": evaluation["inference_seconds_per_scenario"],
-            "volumes": volumes[:PLOT_SCENARIOS],
-            "steps_per_second": result.record.get("steps_per_second"), "run_dir": result.run_dir,
-            "budget": {"timesteps": cfg.ppo_steps, "hyperparams": result.record.get("hyperparams")}}
+    held = next(s for s in sets if s.key == "holdout")
+    volumes: list[list[list[float]]] = []
+
+    def evaluate(inflows: np.ndarray) -> dict[str, Any]:
+        extended = dataclasses.replace(system, inflows=np.concatenate([system.inflows, inflows]))
+        env = gym.make(env_id, **{**env_kwargs, "case": extended})
+        costs, slack, paths = [], [], []
+        start = time.perf_counter()
+        for k in range(system.num_scenarios, extended.num_scenarios):
+            obs, _ = env.reset(seed=seed, options={"scenario": k})
+            total, path, misses, done = 0.0, [], [], False
+            while not done:
+                if vec_normalize is not None:
+                    obs = vec_normalize.normalize_obs(obs[None])[0]
+                action, _ = model.predict(obs, deterministic=True)
+                obs, _, terminated, truncated, info = env.step(action)
+                total += info["operating_cost"]
+                misses.append(info["target_slack"])
+                path.append(info["volumes"])
+                done = terminated or truncated
+            costs.append(total)
+            slack.append(misses)
+            paths.append(np.array(path).tolist())
+        seconds = time.perf_counter() - start
+        env.close()
+        if inflows is held.inflows:
+            volumes.extend(paths[:PLOT_SCENARIOS])
+        return policy_statistics(system, costs, seconds, slack)
+
+    evaluations = _evaluate(sets, evaluate)
+    return {"evaluations": evaluations, "training_seconds": float(result.record["train_seconds"]),
+            "volumes": volumes, "steps_per_second": result.record.get("steps_per_second"),
+            "run_dir": result.run_dir}
 
 
 # ------------------------------------------------------------------------------------------------- runner
 
 
-def method_names(modes: Sequence[str]) -> list[str]:
-    """The benchmarked methods (keys of the per-run files), perfect foresight excluded."""
-    return [f"tsddr-{m}" for m in modes] + [f"tsldr-{m}" for m in modes] + ["sddp", "ppo"]
+def method_names(modes: Sequence[str], ppo: bool = True) -> list[str]:
+    """The benchmarked methods (keys of the per-run files), perfect foresight excluded; PPO unless left out."""
+    return [f"tsddr-{m}" for m in modes] + [f"tsldr-{m}" for m in modes] + ["sddp"] + (["ppo"] if ppo else [])
 
 
 LABELS = {"tsddr-horizon": "TS-DDR (MLP, horizon)", "tsddr-stage": "TS-DDR (MLP, stage)",
@@ -212,10 +306,16 @@ LABELS = {"tsddr-horizon": "TS-DDR (MLP, horizon)", "tsddr-stage": "TS-DDR (MLP,
           "ppo": "SB3 PPO", "perfect-foresight": "Perfect-foresight LP"}
 
 
+def evaluation_sets(system: HydroSystem, cfg: BenchmarkConfig, holdout: np.ndarray) -> list[EvaluationSet]:
+    """The sampled out-of-sample set and the case's held-out scenarios, in :data:`SET_KEYS` order."""
+    return [sampled_set(system, holdout, cfg.eval_set, cfg.eval_scenarios, cfg.eval_seed), holdout_set(system, holdout)]
+
+
 def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     """Train and evaluate every (method, seed), resuming finished ones from the logs; write ``results/<name>/``."""
     from tqdm.auto import tqdm
 
+    from algos.tsddr_report import write_outputs
     from rl.checkpoint import write_json_atomic
 
     cfg.check()
@@ -223,9 +323,14 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
     train, holdout = split_scenarios(system.num_scenarios, cfg.holdout_fraction)
     if not len(holdout):
         raise BenchmarkConfigError("holdout_fraction: leaves no held-out scenario to evaluate on")
+    try:
+        sets = evaluation_sets(system, cfg, holdout)
+    except USER_ERRORS as error:
+        raise BenchmarkConfigError(str(error)) from error
     logs = Path(cfg.logs_root) / "tsddr_benchmark" / cfg.run_name
     logs.mkdir(parents=True, exist_ok=True)
-    jobs = [("perfect-foresight", None)] + [(m, s) for s in cfg.seeds for m in method_names(cfg.modes)]
+    methods = method_names(cfg.modes, ppo=cfg.ppo_steps > 0)
+    jobs = [("perfect-foresight", None)] + [(m, s) for s in cfg.seeds for m in methods]
     records: dict[str, dict[str, Any]] = {}
     skipped = 0
     bar = tqdm(jobs, disable=not cfg.progress, desc="TS-DDR benchmark", unit="run")
@@ -233,25 +338,31 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
         key = method if seed is None else f"{method}_seed{seed}"
         bar.set_postfix_str(key)
         path = logs / f"{key}.json"
+        settings = method_settings(cfg, method)
         if path.is_file():
-            records[key] = json.loads(path.read_text())
+            record = json.loads(path.read_text())
+            if record.get("settings") != settings:
+                raise BenchmarkConfigError(
+                    f"{path} was computed with other settings ({record.get('settings')} instead of {settings}): "
+                    "pass --name to write this benchmark elsewhere, or delete that folder to recompute")
+            records[key] = record
             skipped += 1
             continue
         run_dir = logs / "runs" / key
         if method == "perfect-foresight":
-            record = _pf_record(system, holdout)
+            record = _pf_record(system, sets)
         elif method.startswith(("tsddr-", "tsldr-")):
             policy, mode = method.split("-")
-            record = _rule_record(system, cfg, "linear" if policy == "tsldr" else "mlp", mode, seed, run_dir, holdout)
+            record = _rule_record(system, cfg, "linear" if policy == "tsldr" else "mlp", mode, seed, run_dir, sets)
         elif method == "sddp":
-            record = _sddp_record(system, cfg, seed, holdout)
+            record = _sddp_record(system, cfg, seed, sets)
         else:
-            record = _ppo_record(system, cfg, seed, run_dir, train, holdout)
-        record.update(method=method, seed=seed, holdout_scenarios=holdout.tolist())
+            record = _ppo_record(system, cfg, seed, run_dir, train, sets)
+        record.update(method=method, seed=seed, settings=settings, holdout_scenarios=holdout.tolist())
         write_json_atomic(path, record)
         records[key] = record
     bar.close()
-    summary = summarise(records, cfg, train, holdout)
+    summary = summarise(records, cfg, train, holdout, sets)
     summary["skipped_runs"] = skipped
     summary["notes"] = run_notes(records, cfg)
     write_outputs(summary, records, cfg, system)
@@ -259,193 +370,106 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def run_notes(records: dict[str, dict[str, Any]], cfg: BenchmarkConfig) -> dict[str, str]:
-    """What the budgets actually bought: SDDP iterations and lower bounds, PPO throughput."""
+    """What the budgets bought: SDDP's stopping per seed (and whether its seeds differ), PPO's throughput."""
     sddp = [records[f"sddp_seed{s}"] for s in cfg.seeds]
-    ppo = [records[f"ppo_seed{s}"] for s in cfg.seeds]
-    rates = [r.get("steps_per_second") for r in ppo if r.get("steps_per_second")]
-    return {
-        "sddp": "SDDP iterations run per seed: " + ", ".join(str(r["iterations"]) for r in sddp)
-                + "; final lower bounds (expected cost under the training model): "
-                + ", ".join(f"{r['lower_bound']:.1f}" for r in sddp),
-        "ppo": f"PPO throughput: {np.mean(rates):.0f} env steps/s (mean over seeds)" if rates
-               else "PPO throughput: n/a",
-    }
+    notes = {"sddp": "SDDP per seed (iterations when its rule stopped, stopped by): " + "; ".join(
+        f"seed {s}: {r['stop_iteration']} ({r['stopped_by']})" for s, r in zip(cfg.seeds, sddp))}
+    if len(sddp) > 1:
+        bounds = {round(r["history"][-1]["lower_bound"], 6) for r in sddp}
+        sampled = {tuple(np.round(r["evaluations"]["sampled"]["costs"], 6)) for r in sddp}
+        held = {tuple(np.round(r["evaluations"]["holdout"]["costs"], 6)) for r in sddp}
+        notes["sddp_seeds"] = (
+            f"SDDP's seeds reach its forward-pass sampler: {len(bounds)} distinct final lower bounds over "
+            f"{len(sddp)} seeds; its stopping-rule policies give {len(sampled)} distinct per-scenario cost vectors "
+            f"on the sampled set and {len(held)} on the held-out scenarios")
+    if cfg.ppo_steps > 0:
+        rates = [records[f"ppo_seed{s}"].get("steps_per_second") for s in cfg.seeds]
+        rates = [r for r in rates if r]
+        notes["ppo"] = (f"PPO throughput: {np.mean(rates):.0f} env steps/s (mean over seeds)" if rates
+                        else "PPO throughput: n/a")
+    else:
+        notes["ppo"] = "SB3 PPO left out (--ppo-steps 0): it did not fit this benchmark's time budget"
+    return notes
 
 
-def summarise(records: dict[str, dict[str, Any]], cfg: BenchmarkConfig, train: np.ndarray,
-              holdout: np.ndarray) -> dict[str, Any]:
-    """Per-method statistics over seeds and scenarios, gaps to perfect foresight and ratios to SDDP."""
-    pf = np.array(records["perfect-foresight"]["costs"])
-    methods: dict[str, Any] = {"perfect-foresight": {
-        "label": LABELS["perfect-foresight"], "cost_mean": float(pf.mean()), "cost_std_seeds": 0.0,
-        "cost_std_scenarios": float(pf.std()), "gap_to_pf_percent": 0.0, "violation_share": None,
-        "training_seconds": 0.0, "inference_ms": 1e3 * records["perfect-foresight"]["inference_seconds_per_scenario"],
-        "per_seed": {}}}
-    for method in method_names(cfg.modes):
-        runs = [records[f"{method}_seed{s}"] for s in cfg.seeds]
-        costs = np.array([r["costs"] for r in runs])  # (seeds, scenarios)
-        per_seed_means = costs.mean(axis=1)
-        violations = [r["violation_share"] for r in runs]
-        methods[method] = {
-            "label": LABELS[method], "cost_mean": float(costs.mean()), "cost_std_seeds": float(per_seed_means.std()),
+def _set_statistics(costs: np.ndarray, pf: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Cost statistics of one method on one set: ``costs`` ``(seeds, scenarios)``, PF ``(scenarios,)``, SDDP's
+    ``(seeds, scenarios)``. The ratio's interval is paired over scenarios (seed-mean costs, same scenarios)."""
+    per_seed = costs.mean(axis=1)
+    ref_mean = float(reference.mean())
+    difference = costs.mean(axis=0) - reference.mean(axis=0)
+    half = (1.96 * difference.std(ddof=1) / np.sqrt(difference.size) / ref_mean
+            if difference.size > 1 and ref_mean else None)
+    return {"cost_mean": float(costs.mean()), "cost_std_seeds": float(per_seed.std()),
             "cost_std_scenarios": float(costs.std()), "gap_to_pf_percent": float(100 * (costs.mean() / pf.mean() - 1)),
-            "violation_share": None if violations[0] is None else float(np.mean(violations)),
-            "training_seconds": float(np.mean([r["training_seconds"] for r in runs])),
-            "inference_ms": float(1e3 * np.mean([r["inference_seconds_per_scenario"] for r in runs])),
-            "min_gap_per_scenario": float(np.min(costs - pf[None, :])),
-            "per_seed": {str(s): {"cost_mean": float(m), "gap_to_pf_percent": float(100 * (m / pf.mean() - 1)),
-                                  "violation_share": r["violation_share"], "training_seconds": r["training_seconds"],
-                                  "inference_ms": 1e3 * r["inference_seconds_per_scenario"]}
-                         for s, m, r in zip(cfg.seeds, per_seed_means, runs)},
+            "ratio_to_sddp": float(costs.mean()) / ref_mean if ref_mean else None, "ratio_ci95": half,
+            "per_seed_cost_mean": per_seed.tolist(), "min_gap_per_scenario": float(np.min(costs - pf[None, :]))}
+
+
+def summarise(records: dict[str, dict[str, Any]], cfg: BenchmarkConfig, train: np.ndarray, holdout: np.ndarray,
+              sets: Sequence[EvaluationSet]) -> dict[str, Any]:
+    """Per-method statistics on each evaluation set: means over seeds and scenarios, gaps to perfect foresight,
+    ratios to SDDP (its stopping rule's policy); SDDP also at each report count; SDDP's bounds per seed."""
+    methods = method_names(cfg.modes, ppo=cfg.ppo_steps > 0)
+    pf = {k: np.array(records["perfect-foresight"]["evaluations"][k]["costs"]) for k in SET_KEYS}
+
+    def costs_of(method: str, set_key: str, policy: str | None = None) -> np.ndarray:
+        if method == "perfect-foresight":
+            return pf[set_key][None, :]
+        runs = [records[f"{method}_seed{s}"] for s in cfg.seeds]
+        return np.array([(r if policy is None else r["policies"][policy])["evaluations"][set_key]["costs"]
+                         for r in runs])
+
+    sddp = {k: costs_of("sddp", k) for k in SET_KEYS}
+    sddp_runs = [records[f"sddp_seed{s}"] for s in cfg.seeds]
+    stop_label = _sddp_label(cfg, sddp_runs)
+    rows: list[tuple[str, str, str | None]] = [("perfect-foresight", LABELS["perfect-foresight"], None)]
+    for method in methods:
+        rows.append((method, stop_label if method == "sddp" else LABELS[method], None))
+        if method == "sddp":
+            rows += [(f"sddp@{k}", f"SDDP, {k} iterations", str(k)) for k in sorted(set(cfg.sddp_report_iterations))]
+    table: dict[str, Any] = {}
+    for key, label, policy in rows:
+        method = key.split("@")[0]
+        runs = [] if method == "perfect-foresight" else [records[f"{method}_seed{s}"] for s in cfg.seeds]
+        sampled = [(r if policy is None else r["policies"][policy])["evaluations"]["sampled"] for r in runs]
+        violations = [e["violation_share"] for e in sampled]
+        if policy is not None:
+            seconds = [r["policies"][policy]["training_seconds"] for r in runs]
+        else:
+            seconds = [r["training_seconds"] for r in runs] or [0.0]
+        inference = [e["inference_seconds_per_scenario"] for e in sampled] or \
+            [records["perfect-foresight"]["evaluations"]["sampled"]["inference_seconds_per_scenario"]]
+        table[key] = {
+            "label": label, "sets": {k: _set_statistics(costs_of(method, k, policy), pf[k], sddp[k]) for k in SET_KEYS},
+            "violation_share": None if not violations or violations[0] is None else float(np.mean(violations)),
+            "training_seconds": float(np.mean(seconds)), "inference_ms": float(1e3 * np.mean(inference)),
+            "per_seed": {} if method == "perfect-foresight" else {
+                str(s): {"violation_share": v, "training_seconds": t}
+                for s, v, t in zip(cfg.seeds, violations, seconds)},
         }
-    sddp = methods["sddp"]["cost_mean"]
-    for row in methods.values():
-        row["ratio_to_sddp"] = row["cost_mean"] / sddp if sddp else None
-        for seed_row in row["per_seed"].values():
-            seed_row["ratio_to_sddp"] = seed_row["cost_mean"] / sddp if sddp else None
+    bounds = {str(s): {"stopped_by": r["stopped_by"], "stop_iteration": r["stop_iteration"],
+                       "policies": {label: {k: v for k, v in p.items() if k != "evaluations"}
+                                    | {f"{k}_cost_mean": float(np.mean(p["evaluations"][k]["costs"])) for k in SET_KEYS}
+                                    for label, p in r["policies"].items()}}
+              for s, r in zip(cfg.seeds, sddp_runs)}
     return {"case": cfg.case, "config": asdict(cfg), "train_scenarios": train.tolist(),
-            "holdout_scenarios": holdout.tolist(), "perfect_foresight_costs": pf.tolist(), "methods": methods}
+            "holdout_scenarios": holdout.tolist(),
+            "eval_sets": {s.key: {"description": s.description, "size": s.size} for s in sets},
+            "perfect_foresight_costs": {k: v.tolist() for k, v in pf.items()}, "methods": table, "sddp": bounds}
 
 
-# ------------------------------------------------------------------------------------------------ outputs
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-STD_NOTE = ("Both +- columns are population standard deviations (numpy's std, ddof=0): of the per-seed mean costs, "
-            "and of all (seed, scenario) costs.")
-"""The sentence under the cost table."""
-
-
-def render_table(summary: dict[str, Any], cfg: BenchmarkConfig) -> str:
-    """The README: settings, the summary table and the per-seed rows."""
-    m = summary["methods"]
-    lines = [
-        f"# TS-DDR benchmark: {summary['case']}", "",
-        "Out-of-sample operating cost (thermal + deficit, target penalty excluded) on the held-out inflow "
-        "scenarios, each policy deployed stage by stage on realised volumes.", "",
-        f"- Split (`algos.hydro_common.split_scenarios`, holdout fraction {cfg.holdout_fraction}): training scenarios "
-        f"{summary['train_scenarios'][0]}..{summary['train_scenarios'][-1]} ({len(summary['train_scenarios'])}), "
-        f"held out {summary['holdout_scenarios'][0]}..{summary['holdout_scenarios'][-1]} "
-        f"({len(summary['holdout_scenarios'])}); no method trains on the held-out scenarios.",
-        f"- Seeds: {cfg.seeds}.",
-        f"- TS-DDR (MLP 64x64, sigmoid-bounded targets) and TS-LDR (affine): {cfg.epochs} epochs x "
-        f"{cfg.batches_per_epoch} batches of 1 scenario (stagewise sampling), Adam 1e-3, annealed penalty; "
-        f"training mode(s): {', '.join(cfg.modes)}; evaluated in the deployed (stage, realised-volume) way.",
-        f"- SDDP: up to {cfg.sddp_iterations} iterations, 1 forward pass each (stops earlier when the lower bound "
-        "stalls), stagewise-independent model of the training scenarios.",
-        f"- SB3 PPO (`rl.runner`, `algos/hyperparams/ppo.yml` defaults, VecNormalize): {cfg.ppo_steps} env steps on "
-        "the Gymnasium env restricted to the training scenarios; deterministic actions on held-out scenarios.",
-        "- Perfect-foresight LP: each held-out scenario solved with its whole inflow sequence known (lower bound).",
-        "- Cost: mean over seeds and scenarios; +- std of the per-seed means (seeds) / std over all (seed, "
-        "scenario) costs (scenarios). Gap to PF = mean cost / PF mean cost - 1. Ratio to SDDP = mean cost / SDDP "
-        "mean cost.",
-        f"- Target-violation share: share of (stage, plant) pairs with |end volume - target| > "
-        f"{VIOLATION_TOLERANCE:g} of the reservoir range (`envs.hydro.VIOLATION_TOLERANCE`; n/a: the method sets no "
-        "targets). Training seconds: wall time of training only, mean "
-        "over seeds; inference: wall time of one held-out scenario (LP solves included).",
-        "- Machine: 2 CPU cores shared with another job, one thread per run: timings are indicative.", "",
-        "| method | cost mean | +- seeds | +- scenarios | gap to PF % | ratio to SDDP | violation share "
-        "| training s | inference ms/scenario |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in m.values():
-        lines.append(
-            f"| {row['label']} | {row['cost_mean']:.1f} | {row['cost_std_seeds']:.1f} | "
-            f"{row['cost_std_scenarios']:.1f} | {row['gap_to_pf_percent']:.2f} | {_fmt(row['ratio_to_sddp'], '.3f')} "
-            f"| {_fmt(row['violation_share'], '.3f')} | {row['training_seconds']:.1f} | {row['inference_ms']:.1f} |")
-    lines += ["", STD_NOTE]
-    lines += ["", "## Per seed", "", "| method | seed | cost mean | gap to PF % | ratio to SDDP | violation share "
-              "| training s | inference ms/scenario |", "|---|---|---|---|---|---|---|---|"]
-    for row in m.values():
-        for seed, s in row["per_seed"].items():
-            lines.append(f"| {row['label']} | {seed} | {s['cost_mean']:.1f} | {s['gap_to_pf_percent']:.2f} | "
-                         f"{_fmt(s['ratio_to_sddp'], '.3f')} | {_fmt(s['violation_share'], '.3f')} | "
-                         f"{s['training_seconds']:.1f} | {s['inference_ms']:.1f} |")
-    notes = summary.get("notes", {})
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {text}" for text in notes.values()]
-    lines += ["", "Files: `results.json` (all numbers, per-scenario costs), `command.txt`, "
-              "`reservoir_trajectories.png`, `learning_curves.png`.", ""]
-    return "\n".join(lines)
-
-
-def _plot_trajectories(records: dict[str, Any], cfg: BenchmarkConfig, system: HydroSystem, path: Path) -> str:
-    """Reservoir volume over stages on the first held-out scenarios, seed ``cfg.seeds[0]``, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(system.hydros)
-    what = "stored volume" if n == 1 else "total stored volume (sum over all plants)"
-    holdout = records["perfect-foresight"]["holdout_scenarios"][:PLOT_SCENARIOS]
-    keys = ["perfect-foresight"] + [f"{m}_seed{cfg.seeds[0]}" for m in method_names(cfg.modes)]
-    fig, axes = plt.subplots(1, len(holdout), figsize=(6 * len(holdout), 4), squeeze=False)
-    for i, (ax, scenario) in enumerate(zip(axes[0], holdout)):
-        for key in keys:
-            volumes = np.asarray(records[key]["volumes"][i]).reshape(system.num_stages, n).sum(axis=1)
-            series = np.concatenate([[system.initial_volumes.sum()], volumes])
-            style = {"color": "black", "linestyle": "--", "linewidth": 2} if key == "perfect-foresight" else {}
-            ax.plot(range(len(series)), series, label=LABELS[key.rsplit("_seed", 1)[0]], **style)
-        ax.set_title(f"held-out scenario {scenario}")
-        ax.set_xlabel("stage (0 = initial volume)")
-        ax.set_ylabel(what)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{cfg.case}: reservoir trajectories (seed {cfg.seeds[0]})")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return what
-
-
-def _plot_learning_curves(records: dict[str, Any], summary: dict[str, Any], cfg: BenchmarkConfig, path: Path) -> None:
-    """Held-out cost per epoch of TS-DDR / TS-LDR (each seed), with the PF and SDDP means as references."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    rules = [m for m in method_names(cfg.modes) if m.startswith(("tsddr", "tsldr"))]
-    for colour, method in zip(colours, rules):
-        for j, seed in enumerate(cfg.seeds):
-            history = [row for row in records[f"{method}_seed{seed}"]["history"] if "holdout_cost" in row]
-            ax.plot([row["epoch"] for row in history], [row["holdout_cost"] for row in history], color=colour,
-                    alpha=0.8, marker=".", label=LABELS[method] if j == 0 else None)
-    ax.axhline(summary["methods"]["perfect-foresight"]["cost_mean"], color="black", linestyle="--",
-               label="perfect foresight")
-    ax.axhline(summary["methods"]["sddp"]["cost_mean"], color="gray", linestyle=":", label="SDDP")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("held-out operating cost per scenario")
-    ax.set_title(f"{cfg.case}: TS-DDR / TS-LDR learning curves (all seeds)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def write_outputs(summary: dict[str, Any], records: dict[str, Any], cfg: BenchmarkConfig,
-                  system: HydroSystem) -> Path:
-    """``README.md``, ``results.json``, ``command.txt`` and the plots under ``<results_root>/<name>/``."""
-    from rl.checkpoint import write_json_atomic
-    from rl.run_record import command_line, package_versions
-
-    out = Path(cfg.results_root) / cfg.run_name
-    out.mkdir(parents=True, exist_ok=True)
-    command = cfg.command or command_line()
-    (out / "command.txt").write_text(command + "\n")
-    summary["trajectory_quantity"] = _plot_trajectories(records, cfg, system, out / "reservoir_trajectories.png")
-    _plot_learning_curves(records, summary, cfg, out / "learning_curves.png")
-    summary["command"] = command
-    summary["versions"] = package_versions()
-    summary["per_scenario_costs"] = {k: r["costs"] for k, r in records.items()}
-    write_json_atomic(out / "results.json", summary)
-    (out / "README.md").write_text(render_table(summary, cfg))
-    return out
+def _sddp_label(cfg: BenchmarkConfig, runs: Sequence[dict[str, Any]]) -> str:
+    """The SDDP reference row's label: how its policy was chosen, and whether every seed's rule fired."""
+    if cfg.sddp_stopping == "none":
+        return f"SDDP ({cfg.sddp_max_iterations} iterations)"
+    fired = [r["stopped_by"] == cfg.sddp_stopping for r in runs]
+    what = "statistical test" if cfg.sddp_stopping == "statistical" else "bound stalled"
+    if all(fired):
+        return f"SDDP ({what})"
+    if not any(fired):
+        return f"SDDP (cap {cfg.sddp_max_iterations}, {what} not passed)"
+    return f"SDDP ({what}, or cap {cfg.sddp_max_iterations} where not passed)"
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -460,8 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batches-per-epoch", type=int, default=100)
     parser.add_argument("--modes", nargs="+", choices=("horizon", "stage"), default=["horizon"],
                         help="TS-DDR / TS-LDR training modes (default: horizon)")
-    parser.add_argument("--sddp-iterations", type=int, default=30)
-    parser.add_argument("--ppo-steps", type=int, default=100_000)
+    parser.add_argument("--curve-every", type=int, default=1,
+                        help="TS-DDR / TS-LDR: held-out cost for the learning curve every N epochs (default 1)")
+    parser.add_argument("--sddp-max-iterations", type=int, default=500, help="SDDP: the stopping rule's cap")
+    parser.add_argument("--sddp-report-iterations", type=int, nargs="*", default=[30, 60, 120],
+                        help="SDDP: also report its policy at these iteration counts (default 30 60 120)")
+    parser.add_argument("--sddp-stopping", choices=STOPPING_RULES, default="statistical",
+                        help="SDDP's stopping rule (default statistical: lower bound in the simulated cost's CI)")
+    parser.add_argument("--sddp-replications", type=int, default=300, help="statistical test: simulated scenarios")
+    parser.add_argument("--sddp-check-every", type=int, default=5, help="statistical test: iterations between tests")
+    parser.add_argument("--sddp-z", type=float, default=1.96, help="statistical test: z-score (1.96: 95 %%)")
+    parser.add_argument("--ppo-steps", type=int, default=100_000, help="SB3 PPO env steps (0: leave PPO out)")
+    parser.add_argument("--eval-set", choices=EVAL_SET_KINDS, default="holdout-stagewise",
+                        help="how the sampled evaluation set is drawn: stagewise from the held-out scenarios "
+                             "(default) or new scenarios of the case's generator (make-case: bolivia-like)")
+    parser.add_argument("--eval-scenarios", type=int, default=128, help="size of the sampled evaluation set")
+    parser.add_argument("--eval-seed", type=int, default=2024, help="seed of the sampled evaluation set")
     parser.add_argument("--holdout-fraction", type=float, default=0.25)
     parser.add_argument("--name", default=None, help="results/<name> and logs/tsddr_benchmark/<name> "
                         "(default tsddr/<case>)")
@@ -476,7 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = BenchmarkConfig(case=args.case, seeds=args.seeds, epochs=args.epochs,
                           batches_per_epoch=args.batches_per_epoch, modes=list(dict.fromkeys(args.modes)),
-                          sddp_iterations=args.sddp_iterations, ppo_steps=args.ppo_steps,
+                          curve_every=args.curve_every, sddp_max_iterations=args.sddp_max_iterations,
+                          sddp_report_iterations=list(args.sddp_report_iterations), sddp_stopping=args.sddp_stopping,
+                          sddp_replications=args.sddp_replications, sddp_check_every=args.sddp_check_every,
+                          sddp_z=args.sddp_z, ppo_steps=args.ppo_steps, eval_set=args.eval_set,
+                          eval_scenarios=args.eval_scenarios, eval_seed=args.eval_seed,
                           holdout_fraction=args.holdout_fraction, name=args.name, results_root=args.results_root,
                           logs_root=args.logs_root, progress=not args.no_progress)
     try:
@@ -491,4 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module, not this ``__main__`` copy: the report (algos.tsddr_report) imports
+    # ``algos.tsddr_benchmark``'s names, which must be the ones this run uses.
+    from algos.tsddr_benchmark import main as module_main
+
+    sys.exit(module_main())

@@ -18,7 +18,7 @@ from envs.hydro import (
     system_from_dict,
 )
 from envs.hydro.gym_env import HydroDispatchEnv
-from envs.hydro.make_case import generate_case, main
+from envs.hydro.make_case import generate_case, inflow_model, main, sample_inflows
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,30 @@ def test_shipped_file_is_what_the_generator_writes_for_seed_0(bolivia):
     np.testing.assert_array_equal(regenerated.inflows, bolivia.inflows)
     np.testing.assert_array_equal(regenerated.demand, bolivia.demand)
     assert regenerated.hydros == bolivia.hydros and regenerated.lines == bolivia.lines
+
+
+def test_new_scenarios_of_the_generators_inflow_model_are_deterministic_and_like_the_cases(bolivia):
+    """sample_inflows draws more scenarios of the process the case's own were drawn from: same seasonal means and
+    month-to-month persistence, rounded as the file, from a stream of their own (none is one of the file's)."""
+    sample = sample_inflows(400, seed=11)
+    assert sample.shape == (400, 96, 11)
+    np.testing.assert_array_equal(sample, sample_inflows(400, seed=11))
+    assert not np.array_equal(sample, sample_inflows(400, seed=12))
+    np.testing.assert_array_equal(sample, np.round(sample, 2))
+    assert not any(np.array_equal(new, old) for new in sample for old in bolivia.inflows)
+    case_mean, new_mean = bolivia.inflows.mean(axis=(0, 1)), sample.mean(axis=(0, 1))
+    np.testing.assert_allclose(new_mean, case_mean, rtol=0.1)
+    model = inflow_model(0)
+    assert model.num_stages == 96 and model.mean.shape == (11,) and model.season.shape == (12, 11)
+
+    def lag1(inflows):
+        anomaly = np.log(inflows[:, :, 0] + 1e-9)
+        anomaly = anomaly - anomaly.mean(axis=0, keepdims=True)
+        return np.corrcoef(anomaly[:, 1:].ravel(), anomaly[:, :-1].ravel())[0, 1]
+
+    assert lag1(sample) == pytest.approx(lag1(bolivia.inflows), abs=0.05)
+    with pytest.raises(ValueError, match="count"):
+        sample_inflows(0, seed=1)
 
 
 # ----------------------------------------------------------------------------------------------- the env

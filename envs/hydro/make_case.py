@@ -7,7 +7,9 @@ module writes a synthetic system of the same size and shape in the file format o
     python -m envs.hydro.make_case --out envs/hydro/cases/bolivia_like.json --seed 0
     python -m envs.hydro.make_case --out small.json --seed 1 --stages 24 --scenarios 10   # a small variant
 
-or from Python ``generate_case(seed=0)`` (a dict for ``system_from_dict``) and ``write_case(path, ...)``.
+or from Python ``generate_case(seed=0)`` (a dict for ``system_from_dict``) and ``write_case(path, ...)``. More
+scenarios of a case's inflow model, none of them the file's (out-of-sample evaluation): ``sample_inflows(count,
+seed)`` (the model itself: ``inflow_model(case_seed)``).
 
 Units (those of the file format): water in hm3 per monthly stage, power in MW averaged over the month, and
 costs in $/MWh, so that a stage's cost in the file's units is its dollar cost divided by the 730 hours of
@@ -76,6 +78,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +132,41 @@ HYDRO_LAYOUT = (
 CASCADE_SEASONAL_AMPLITUDE = (0.75, 0.7, 0.85)
 
 
+@dataclass(frozen=True)
+class InflowModel:
+    """The inflow process of a generated case: ``mean[p] x season[month, p] x exp(sigma z - sigma^2 / 2)``.
+
+    ``z`` is a stationary AR(1) per plant, ``z_t = rho z_(t-1) + sqrt(1 - rho^2) e_t`` with ``z_0 = e_0``, and the
+    shocks ``e_t`` are standard normal vectors correlated across plants through ``cholesky`` (``e = cholesky @
+    standard normal``). :func:`generate_case` draws its scenarios with :meth:`sample`; :func:`inflow_model` gives
+    the model of a seed's case, so that more scenarios can be drawn from it (:func:`sample_inflows`).
+    """
+
+    mean: np.ndarray
+    """Mean natural (incremental) inflow per plant, hm3 per month, shape ``(n,)``."""
+    season: np.ndarray
+    """Seasonal factor per calendar month (January first) and plant, shape ``(12, n)``, mean 1 per plant."""
+    cholesky: np.ndarray
+    """Lower Cholesky factor of the shocks' correlation across plants, shape ``(n, n)``."""
+    num_stages: int
+    """Monthly stages, the first a January."""
+    sigma: float = INFLOW_SIGMA
+    rho: float = INFLOW_RHO
+
+    def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` scenarios ``(count, num_stages, n)``, unrounded, from ``rng``'s next standard normals."""
+        num_hydros = len(self.mean)
+        shocks = rng.standard_normal((count, self.num_stages, num_hydros)) @ self.cholesky.T
+        z = np.empty_like(shocks)
+        z[:, 0] = shocks[:, 0]
+        innovation = np.sqrt(1.0 - self.rho**2)
+        for t in range(1, self.num_stages):
+            z[:, t] = self.rho * z[:, t - 1] + innovation * shocks[:, t]
+        noise = np.exp(self.sigma * z - self.sigma**2 / 2)
+        months = np.arange(self.num_stages) % 12
+        return self.mean[None, None, :] * self.season[months][None, :, :] * noise
+
+
 def generate_case(seed: int = 0, *, num_stages: int = NUM_STAGES, num_scenarios: int = NUM_SCENARIOS) -> dict[str, Any]:
     """The bolivia-like system as a dict in the JSON file format (see the module docstring for every choice).
 
@@ -140,6 +178,35 @@ def generate_case(seed: int = 0, *, num_stages: int = NUM_STAGES, num_scenarios:
     Raises:
         ValueError: ``num_stages`` or ``num_scenarios`` is below 1.
     """
+    return _generate(seed, num_stages=num_stages, num_scenarios=num_scenarios)[0]
+
+
+def inflow_model(seed: int = 0, *, num_stages: int = NUM_STAGES) -> InflowModel:
+    """The inflow model of the case :func:`generate_case` makes with ``seed`` and ``num_stages``.
+
+    Every random draw that sets the model's parameters comes before the scenarios' draws, so the model does not
+    depend on the number of scenarios: it is the one the case's own scenarios were drawn from.
+    """
+    return _generate(seed, num_stages=num_stages, num_scenarios=1)[1]
+
+
+def sample_inflows(count: int, seed: int, *, case_seed: int = 0, num_stages: int = NUM_STAGES) -> np.ndarray:
+    """``count`` new scenarios ``(count, num_stages, n)`` of the ``case_seed`` case's inflow model, drawn with
+    ``numpy.random.default_rng(seed)`` and rounded to 2 decimals as the case file's.
+
+    Out-of-sample scenarios for a generated case: the same process as its own scenarios (seasonal, correlated,
+    persistent), drawn from a stream of their own, so none of them is one of the file's.
+
+    Raises:
+        ValueError: ``count`` is below 1.
+    """
+    if count < 1:
+        raise ValueError(f"count: expected >= 1, got {count}")
+    return np.round(inflow_model(case_seed, num_stages=num_stages).sample(count, np.random.default_rng(seed)), 2)
+
+
+def _generate(seed: int, *, num_stages: int, num_scenarios: int) -> tuple[dict[str, Any], InflowModel]:
+    """:func:`generate_case`'s case and the inflow model its scenarios were drawn from."""
     if num_stages < 1:
         raise ValueError(f"num_stages: expected >= 1, got {num_stages}")
     if num_scenarios < 1:
@@ -222,15 +289,9 @@ def generate_case(seed: int = 0, *, num_stages: int = NUM_STAGES, num_scenarios:
     season /= season.mean(axis=0, keepdims=True)
     correlation = np.where(cascade[:, None] == cascade[None, :], INFLOW_CORRELATION_WITHIN, INFLOW_CORRELATION_ACROSS)
     np.fill_diagonal(correlation, 1.0)
-    chol = np.linalg.cholesky(correlation)
-    shocks = rng.standard_normal((num_scenarios, num_stages, num_hydros)) @ chol.T
-    z = np.empty_like(shocks)
-    z[:, 0] = shocks[:, 0]
-    innovation = np.sqrt(1.0 - INFLOW_RHO**2)
-    for t in range(1, num_stages):
-        z[:, t] = INFLOW_RHO * z[:, t - 1] + innovation * shocks[:, t]
-    noise = np.exp(INFLOW_SIGMA * z - INFLOW_SIGMA**2 / 2)
-    inflows = incremental[None, None, :] * season[months][None, :, :] * noise
+    model = InflowModel(mean=incremental.copy(), season=season, cholesky=np.linalg.cholesky(correlation),
+                        num_stages=num_stages)
+    inflows = model.sample(num_scenarios, rng)
 
     # ---- network: minimum spanning tree + shortest extra links; capacities from a reference dispatch
     lines = _mesh(positions)
@@ -267,7 +328,7 @@ def generate_case(seed: int = 0, *, num_stages: int = NUM_STAGES, num_scenarios:
         if num_scenarios > HELD_OUT
         else "too few to hold any out"
     )
-    return {
+    case = {
         "name": "bolivia-like",
         "description": (
             f"Synthetic bolivia-like case from envs.hydro.make_case (seed {seed}): {NUM_BUSES} buses, "
@@ -311,6 +372,7 @@ def generate_case(seed: int = 0, *, num_stages: int = NUM_STAGES, num_scenarios:
         "demand": {buses[i]: np.round(demand[:, i], 2).tolist() for i in range(NUM_BUSES) if shares[i] > 0},
         "inflows": {names[p]: np.round(inflows[:, :, p], 2).tolist() for p in range(num_hydros)},
     }
+    return case, model
 
 
 def _mesh(positions: np.ndarray) -> list[tuple[int, int]]:

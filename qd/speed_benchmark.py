@@ -67,12 +67,13 @@ class TaskTiming:
 
 
 def one_thread() -> None:
-    """numba, torch and BLAS at one thread (the evaluators are compared on one core)."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[name] = "1"
-    import numba
+    """torch and BLAS at one thread (the evaluators are compared on one core).
 
-    numba.set_num_threads(1)
+    numba's thread pool is left alone: the kernels are not parallel (no ``prange``), and setting
+    ``NUMBA_NUM_THREADS`` once numba's threads exist makes numba refuse any later change of it in the process.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     try:

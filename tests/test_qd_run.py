@@ -144,14 +144,14 @@ class _InterruptingEvaluator(SerialEvaluator):
 
 def test_ctrl_c_checkpoints_at_the_generation_end_and_resumes_exactly(tmp_path: Path, monkeypatch,
                                                                        capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setattr(qd.run, "make_evaluator", lambda env_id, workers: _InterruptingEvaluator(env_id, at=3))
+    monkeypatch.setattr(qd.run, "make_evaluator", lambda env_id, workers, **_: _InterruptingEvaluator(env_id, at=3))
     argv = ["--env", ENV_ID, "--budget", "60", "--save-freq", "-1", "-params", *TINY]
     assert _cli(tmp_path, *argv) == 130
     err = capsys.readouterr().err
     run_dir = tmp_path / "ns" / f"{ENV_ID}_1"
     assert f"Interrupted after 30 evaluations: checkpoint {run_dir / 'checkpoint.pkl'} saved" in err
     assert f"--resume {run_dir}" in err and "Traceback" not in err
-    monkeypatch.setattr(qd.run, "make_evaluator", lambda env_id, workers: SerialEvaluator(env_id))
+    monkeypatch.setattr(qd.run, "make_evaluator", lambda env_id, workers, **_: SerialEvaluator(env_id))
     assert _cli(tmp_path, "--resume", str(run_dir)) == 0
     straight = NoveltySearch(ENV_ID, seed=0, pop_size=6, archive_per_generation=2)
     straight.run(60)
@@ -161,7 +161,8 @@ def test_ctrl_c_checkpoints_at_the_generation_end_and_resumes_exactly(tmp_path: 
 
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch,
                                                                      capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setattr(qd.run, "make_evaluator", lambda env_id, workers: _InterruptingEvaluator(env_id, 4, times=2))
+    monkeypatch.setattr(qd.run, "make_evaluator",
+                        lambda env_id, workers, **_: _InterruptingEvaluator(env_id, 4, times=2))
     assert _cli(tmp_path, "--env", ENV_ID, "--budget", "60", "--save-freq", "10", "-params", *TINY) == 130
     err = capsys.readouterr().err
     run_dir = tmp_path / "ns" / f"{ENV_ID}_1"

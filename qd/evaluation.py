@@ -111,6 +111,20 @@ class _ActionScaler:
         return unit.astype(self.dtype)
 
 
+def final_state_result(env: gym.Env, trajectory: np.ndarray, reward: float, reward_area: int, *,
+                       render: bool) -> EvaluationResult:
+    """The :class:`EvaluationResult` of an episode whose final state ``env`` now holds: its state vector and,
+    with ``render``, its image are read from the env (the compiled kernels set the env to their final state)."""
+    return EvaluationResult(
+        reward=0.0 + float(reward),
+        reward_area=int(reward_area),
+        outcome=trajectory[-1].copy(),
+        trajectory=trajectory,
+        observation=to_observation(env.render()) if render else None,
+        state=np.asarray(env.unwrapped.state_observation(), dtype=np.float64),
+    )
+
+
 def run_episode(env: gym.Env, genome: np.ndarray, *, render: bool = False) -> EvaluationResult:
     """One episode of ``genome`` in ``env`` from the fixed start (seed 0), up to ``spec_qd.max_steps`` steps."""
     task = env.unwrapped.spec_qd

@@ -40,7 +40,7 @@ from envs.redundant_arm import (
     WALLS,
     RedundantArmEnv,
 )
-from qd.evaluation import EvaluationResult, to_observation
+from qd.evaluation import EvaluationResult, final_state_result
 from qd.fast_controller import _act, _margin, layer_sizes, scaler_arrays
 from qd.fast_numpy import COS, LIBM_COS, LIBM_SIN, SIN, _np_dot, _np_unary_n
 
@@ -254,12 +254,5 @@ class RedundantArmKernel:
             # the env pays at the last step of an episode that ran to the end, nothing after an illegal move
             reward, area = ((0.0, -1) if halted
                             else area_reward(trajectory[-1], redundant_arm.GOAL_CENTERS, redundant_arm.GOAL_RADII))
-            results.append(EvaluationResult(
-                reward=0.0 + float(reward),
-                reward_area=int(area),
-                outcome=trajectory[-1].copy(),
-                trajectory=trajectory,
-                observation=to_observation(env.render()) if render else None,
-                state=np.asarray(env.state_observation(), dtype=np.float64),
-            ))
+            results.append(final_state_result(env, trajectory, reward, area, render=render))
         return results

@@ -36,7 +36,7 @@ from envs.hard_maze import (
     HardMazeEnv,
 )
 from envs.qd_task import area_reward
-from qd.evaluation import EvaluationResult, to_observation
+from qd.evaluation import EvaluationResult, final_state_result
 from qd.fast_controller import _act, _margin, layer_sizes, scaler_arrays
 from qd.fast_numpy import COS, LIBM_COS, LIBM_SIN, SIN, _np_arctan2, _np_arctan2_n, _np_cos, _np_sin, _np_unary_n
 
@@ -320,12 +320,5 @@ class HardMazeKernel:
         for trajectory, pose in zip(trajectories, poses):
             env.set_pose(*pose)
             reward, area = area_reward(pose[:2], hard_maze.GOAL_CENTERS, hard_maze.GOAL_RADII)
-            results.append(EvaluationResult(
-                reward=0.0 + float(reward),
-                reward_area=int(area),
-                outcome=trajectory[-1].copy(),
-                trajectory=trajectory,
-                observation=to_observation(env.render()) if render else None,
-                state=np.asarray(env.state_observation(), dtype=np.float64),
-            ))
+            results.append(final_state_result(env, trajectory, reward, area, render=render))
         return results

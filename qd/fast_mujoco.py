@@ -31,7 +31,7 @@ from envs import ant_maze, curling
 from envs.ant_maze import FRAME_SKIP, POSITION_OFFSET, POSITION_SCALE, AntMazeEnv
 from envs.curling import BALL_START, MAX_JOINT_SPEED, SUBSTEPS, CurlingEnv
 from envs.qd_task import QDTaskEnv, area_reward
-from qd.evaluation import EVALUATION_SEED, EvaluationResult, to_observation
+from qd.evaluation import EVALUATION_SEED, EvaluationResult, final_state_result
 from qd.fast_controller import _act, _margin, layer_sizes, scaler_arrays
 
 __all__ = ["MujocoBatchKernel", "CurlingTask", "AntMazeTask"]
@@ -199,12 +199,5 @@ class MujocoBatchKernel:
         for trajectory, data in zip(trajectories, datas):
             mujoco.mj_copyData(env.data, self._model, data)
             reward, area = self.task.reward(trajectory[-1])
-            results.append(EvaluationResult(
-                reward=0.0 + float(reward),
-                reward_area=int(area),
-                outcome=trajectory[-1].copy(),
-                trajectory=trajectory,
-                observation=to_observation(env.render()) if render else None,
-                state=np.asarray(env.state_observation(), dtype=np.float64),
-            ))
+            results.append(final_state_result(env, trajectory, reward, area, render=render))
         return results

@@ -41,7 +41,7 @@ from envs.redundant_arm import (
     RedundantArmEnv,
 )
 from qd.evaluation import EvaluationResult, final_state_result
-from qd.fast_controller import _act, _margin, layer_sizes, scaler_arrays
+from qd.fast_controller import ControllerKernel, _act, _margin
 from qd.fast_numpy import COS, LIBM_COS, LIBM_SIN, SIN, _np_dot, _np_unary_n
 
 __all__ = ["RedundantArmKernel"]
@@ -194,7 +194,7 @@ def _run_batch(table: np.ndarray, genomes: np.ndarray, sizes: np.ndarray, low: n
     return fallbacks
 
 
-class RedundantArmKernel:
+class RedundantArmKernel(ControllerKernel):
     """Evaluates RedundantArm-v0 genomes with compiled episodes; results equal :func:`qd.evaluation.run_episode`'s.
 
     Args:
@@ -205,32 +205,15 @@ class RedundantArmKernel:
     env_class = RedundantArmEnv
 
     def __init__(self, table: np.ndarray, *, exact_controller: bool = False) -> None:
-        self._table = table
-        self._exact = bool(exact_controller)
-        self._envs: dict[bool, RedundantArmEnv] = {}
-        env = self._env(False)
-        spec = env.spec_qd
-        self.max_steps = int(spec.max_steps)
-        self.sizes, self.genome_size = layer_sizes(int(np.prod(env.observation_space.shape)),
-                                                   int(np.prod(env.action_space.shape)), spec.controller_hidden)
-        self._low, self._span, self._bounded = scaler_arrays(env.action_space)
+        super().__init__(table, exact_controller=exact_controller)
         # (low x, high x, low y, high y) per wall, the sums computed as the env does (low + size)
         self._walls = np.ascontiguousarray(np.stack([WALLS[:, 0], WALLS[:, 0] + WALLS[:, 2], WALLS[:, 1],
                                                      WALLS[:, 1] + WALLS[:, 3]], axis=1))
-        self.fallbacks = 0
-        """Controller steps that needed numpy's loops so far (see :mod:`qd.fast_controller`)."""
-
-    def _env(self, render: bool) -> RedundantArmEnv:
-        if render not in self._envs:
-            self._envs[render] = RedundantArmEnv(render_mode="rgb_array" if render else None)
-        return self._envs[render]
 
     def run(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For ``genomes`` (n, genome_size): the trajectories (n, T, 2, valid up to each length), the episode
         lengths (n,), whether an illegal move stopped each episode (n,) and the final joint angles (n, dof)."""
-        genomes = np.ascontiguousarray(genomes, dtype=np.float64)
-        if genomes.ndim != 2 or genomes.shape[1] != self.genome_size:
-            raise ValueError(f"genomes must have shape (n, {self.genome_size}), got {genomes.shape}.")
+        genomes = self._checked(genomes)
         n = len(genomes)
         trajectories = np.zeros((n, self.max_steps, 2))
         lengths = np.zeros(n, dtype=np.int64)

@@ -33,7 +33,7 @@ from numba import njit
 from qd.fast_numpy import EXP, LIBM_EXP, _np_matvec, _np_unary_n
 from qd.genome import MLPController
 
-__all__ = ["layer_sizes", "scaler_arrays"]
+__all__ = ["ControllerKernel", "layer_sizes", "scaler_arrays"]
 
 _EPS = 2.0**-52
 """float64 machine epsilon (twice the unit roundoff: the bounds below are generous on purpose)."""
@@ -195,3 +195,43 @@ def _act(table: np.ndarray, genomes: np.ndarray, margins: np.ndarray, sizes: np.
             for j in range(act_dim):
                 actions[g, j] = np.float64(np.float32(_scale(work[2, j], low[j], span[j], bounded)))
     return fallbacks
+
+
+class ControllerKernel:
+    """What every compiled evaluation kernel sets up around the controller: one env per render mode (for the
+    task's spec, the final state and renders), the controller's layer sizes, the action scaler's arrays and
+    numpy's loops (``table``, :func:`qd.fast_numpy.numpy_loops`).
+
+    Subclasses set ``env_class`` (or pass it) and add their task's arrays; ``fallbacks`` counts the controller
+    steps that needed numpy's loops so far (see the module docstring).
+    """
+
+    env_class: type[gym.Env]
+
+    def __init__(self, table: np.ndarray, *, exact_controller: bool = False,
+                 env_class: type[gym.Env] | None = None) -> None:
+        if env_class is not None:
+            self.env_class = env_class
+        self._table = table
+        self._exact = bool(exact_controller)
+        self._envs: dict[bool, gym.Env] = {}
+        env = self._env(False)
+        spec = env.spec_qd
+        self.max_steps = int(spec.max_steps)
+        self.sizes, self.genome_size = layer_sizes(int(np.prod(env.observation_space.shape)),
+                                                   int(np.prod(env.action_space.shape)), spec.controller_hidden)
+        self._low, self._span, self._bounded = scaler_arrays(env.action_space)
+        self.fallbacks = 0
+
+    def _env(self, render: bool) -> gym.Env:
+        """The kernel's env for ``render`` (built once)."""
+        if render not in self._envs:
+            self._envs[render] = self.env_class(render_mode="rgb_array" if render else None)
+        return self._envs[render]
+
+    def _checked(self, genomes: np.ndarray) -> np.ndarray:
+        """``genomes`` as a C-contiguous float64 (n, genome_size) array, or a ValueError."""
+        genomes = np.ascontiguousarray(genomes, dtype=np.float64)
+        if genomes.ndim != 2 or genomes.shape[1] != self.genome_size:
+            raise ValueError(f"genomes must have shape (n, {self.genome_size}), got {genomes.shape}.")
+        return genomes

@@ -37,7 +37,7 @@ from envs.hard_maze import (
 )
 from envs.qd_task import area_reward
 from qd.evaluation import EvaluationResult, final_state_result
-from qd.fast_controller import _act, _margin, layer_sizes, scaler_arrays
+from qd.fast_controller import ControllerKernel, _act, _margin
 from qd.fast_numpy import COS, LIBM_COS, LIBM_SIN, SIN, _np_arctan2, _np_arctan2_n, _np_cos, _np_sin, _np_unary_n
 
 __all__ = ["HardMazeKernel"]
@@ -263,7 +263,7 @@ def _run_batch(table: np.ndarray, genomes: np.ndarray, sizes: np.ndarray, low: n
     return fallbacks
 
 
-class HardMazeKernel:
+class HardMazeKernel(ControllerKernel):
     """Evaluates HardMaze-v0 genomes with compiled episodes; results equal :func:`qd.evaluation.run_episode`'s.
 
     Args:
@@ -274,15 +274,7 @@ class HardMazeKernel:
     env_class = HardMazeEnv
 
     def __init__(self, table: np.ndarray, *, exact_controller: bool = False) -> None:
-        self._table = table
-        self._exact = bool(exact_controller)
-        self._envs: dict[bool, HardMazeEnv] = {}
-        env = self._env(False)
-        spec = env.spec_qd
-        self.max_steps = int(spec.max_steps)
-        self.sizes, self.genome_size = layer_sizes(int(np.prod(env.observation_space.shape)),
-                                                   int(np.prod(env.action_space.shape)), spec.controller_hidden)
-        self._low, self._span, self._bounded = scaler_arrays(env.action_space)
+        super().__init__(table, exact_controller=exact_controller)
         end_x, end_y = WALLS.start_x + WALLS.edge_x, WALLS.start_y + WALLS.edge_y
         self._walls = np.ascontiguousarray(np.stack([
             WALLS.start_x, WALLS.start_y, WALLS.edge_x, WALLS.edge_y, WALLS.length2,  # the env's arrays
@@ -291,19 +283,10 @@ class HardMazeKernel:
         ]))
         self._laser_angles = np.ascontiguousarray(LASER_ANGLES, dtype=np.float64)
         self._start_pose = np.asarray(START_POSE, dtype=np.float64)
-        self.fallbacks = 0
-        """Controller steps that needed numpy's loops so far (see :mod:`qd.fast_controller`)."""
-
-    def _env(self, render: bool) -> HardMazeEnv:
-        if render not in self._envs:
-            self._envs[render] = HardMazeEnv(render_mode="rgb_array" if render else None)
-        return self._envs[render]
 
     def run(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The trajectories (n, T, 2) and final poses (n, 3) of ``genomes`` (n, genome_size)."""
-        genomes = np.ascontiguousarray(genomes, dtype=np.float64)
-        if genomes.ndim != 2 or genomes.shape[1] != self.genome_size:
-            raise ValueError(f"genomes must have shape (n, {self.genome_size}), got {genomes.shape}.")
+        genomes = self._checked(genomes)
         trajectories = np.empty((len(genomes), self.max_steps, 2))
         poses = np.empty((len(genomes), 3))
         self.fallbacks += _run_batch(self._table, genomes, self.sizes, self._low, self._span, self._bounded,

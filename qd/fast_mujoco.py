@@ -32,7 +32,7 @@ from envs.ant_maze import FRAME_SKIP, POSITION_OFFSET, POSITION_SCALE, AntMazeEn
 from envs.curling import BALL_START, MAX_JOINT_SPEED, SUBSTEPS, CurlingEnv
 from envs.qd_task import QDTaskEnv, area_reward
 from qd.evaluation import EVALUATION_SEED, EvaluationResult, final_state_result
-from qd.fast_controller import _act, _margin, layer_sizes, scaler_arrays
+from qd.fast_controller import ControllerKernel, _act, _margin
 
 __all__ = ["MujocoBatchKernel", "CurlingTask", "AntMazeTask"]
 
@@ -114,7 +114,7 @@ TASKS: dict[type[QDTaskEnv], type] = {CurlingEnv: CurlingTask, AntMazeEnv: AntMa
 """The MuJoCo tasks with a batch kernel, by env class."""
 
 
-class MujocoBatchKernel:
+class MujocoBatchKernel(ControllerKernel):
     """Evaluates genomes of a MuJoCo QD task in lockstep; results equal :func:`qd.evaluation.run_episode`'s.
 
     Args:
@@ -127,19 +127,10 @@ class MujocoBatchKernel:
     """
 
     def __init__(self, env_class: type[QDTaskEnv], table: np.ndarray, *, exact_controller: bool = False) -> None:
-        self.env_class = env_class
-        self._envs: dict[bool, QDTaskEnv] = {}
+        task_class = TASKS[env_class]  # KeyError for another env class, before any env is built
+        super().__init__(table, exact_controller=exact_controller, env_class=env_class)
         env = self._env(False)
-        self.task = TASKS[env_class](env)
-        spec = env.spec_qd
-        self.max_steps = int(spec.max_steps)
-        self.sizes, self.genome_size = layer_sizes(int(np.prod(env.observation_space.shape)),
-                                                   int(np.prod(env.action_space.shape)), spec.controller_hidden)
-        self._low, self._span, self._bounded = scaler_arrays(env.action_space)
-        self._table = table
-        self._exact = bool(exact_controller)
-        self.fallbacks = 0
-        """Controller steps that needed numpy's loops so far (see :mod:`qd.fast_controller`)."""
+        self.task = task_class(env)
         self.stepping_seconds = 0.0
         """CPU seconds spent so far in the loop that sets the controls and calls ``mj_step`` (MuJoCo's share)."""
         self._model = env.model
@@ -147,11 +138,6 @@ class MujocoBatchKernel:
         self._start = mujoco.MjData(self._model)
         mujoco.mj_copyData(self._start, self._model, env.data)
         self._slots: list[mujoco.MjData] = []
-
-    def _env(self, render: bool) -> QDTaskEnv:
-        if render not in self._envs:
-            self._envs[render] = self.env_class(render_mode="rgb_array" if render else None)
-        return self._envs[render]
 
     def _datas(self, n: int) -> list[mujoco.MjData]:
         """``n`` MjData, each a copy of the state after ``reset(seed=0)``."""
@@ -163,9 +149,7 @@ class MujocoBatchKernel:
 
     def run(self, genomes: np.ndarray) -> tuple[np.ndarray, list[mujoco.MjData]]:
         """The trajectories (n, T, 2) of ``genomes`` (n, genome_size) and their final ``MjData``."""
-        genomes = np.ascontiguousarray(genomes, dtype=np.float64)
-        if genomes.ndim != 2 or genomes.shape[1] != self.genome_size:
-            raise ValueError(f"genomes must have shape (n, {self.genome_size}), got {genomes.shape}.")
+        genomes = self._checked(genomes)
         n, model, task = len(genomes), self._model, self.task
         margins = np.array([_margin(genome, self.sizes) for genome in genomes]).reshape(n, 2)
         actions, work = np.empty((n, self.sizes[-1])), np.empty((4, n * int(np.max(self.sizes))))

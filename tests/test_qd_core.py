@@ -212,3 +212,12 @@ def test_empty_novelty_archive_has_no_genomes():
 
     archive = NoveltyArchive(3, 2)
     assert archive.genomes.shape == (0, 3) and archive.descriptors.shape == (0, 2)
+
+
+def test_knn_novelty_takes_k_one_and_refuses_k_zero():
+    from qd.novelty import knn_novelty
+
+    reference = np.array([[0.0], [1.0], [3.0]])
+    np.testing.assert_allclose(knn_novelty(np.array([[0.0]]), reference, k=1), [1.0])  # nearest after itself
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        knn_novelty(np.array([[0.0]]), reference, k=0)

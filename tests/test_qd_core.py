@@ -221,3 +221,34 @@ def test_knn_novelty_takes_k_one_and_refuses_k_zero():
     np.testing.assert_allclose(knn_novelty(np.array([[0.0]]), reference, k=1), [1.0])  # nearest after itself
     with pytest.raises(ValueError, match="k must be >= 1, got 0"):
         knn_novelty(np.array([[0.0]]), reference, k=0)
+
+
+def test_novelty_archive_checks_its_inputs_at_their_boundaries():
+    """Mutation survivors of ``NoveltyArchive``: its checks at the edges and the messages that name the problem.
+
+    Equivalent mutants, left alive: ``dtype=np.float64`` dropped in ``add`` and ``novelty`` (concatenating with
+    the archive's float64 arrays, and :func:`knn_novelty`, convert anyway); ``reshape(n, -2)`` (numpy 2 treats
+    any negative size as the unknown one); ``extra`` inserted after the archive rather than before it (novelty is
+    taken over the set, in any order).
+    """
+    from qd.novelty import NoveltyArchive
+
+    smallest = NoveltyArchive(1, 1, k_neighbors=1)  # every size 1 is valid
+    smallest.add([[0.0]], [[0.0]])
+    np.testing.assert_allclose(smallest.novelty([[2.0]]), [2.0])  # the nearest (itself) dropped, then (0) at 2
+    with pytest.raises(ValueError, match="k_neighbors must be >= 1, got 0"):
+        NoveltyArchive(1, 1, k_neighbors=0)
+    with pytest.raises(ValueError, match="must be >= 1, got 3 and 0"):
+        NoveltyArchive(3, 0)
+    with pytest.raises(ValueError, match="must be >= 1, got 0 and 2"):
+        NoveltyArchive(0, 2)
+    archive = NoveltyArchive(3, 2)
+    with pytest.raises(ValueError, match=r"width 3 and descriptors of width 2, got \(1, 4\) and \(1, 2\)"):
+        archive.add(np.zeros((1, 4)), np.zeros((1, 2)))  # the genome alone is too wide
+    with pytest.raises(ValueError, match=r"width 2, got \(1, 3\) and None"):
+        archive.novelty(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"width 2, got \(1, 2\) and \(1, 3\)"):
+        archive.novelty(np.zeros((1, 2)), extra=np.zeros((1, 3)))
+    archive.add(np.zeros((2, 3)), np.zeros((2, 2)))
+    archive.relabel([[1, 2], [3, 4]])  # integer latents are stored as float64, like everything else
+    assert archive.descriptors.dtype == np.float64

@@ -34,6 +34,7 @@ exactly; with fewer than 2 held-out samples (tiny runs) training runs ``max_epoc
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ import torch
 from torch import nn
 
 from qd.evaluation import OBSERVATION_SIZE, EvaluationResult
+from qd.phase_clock import PhaseClock
 from qd.signature import SIGNATURE_DEPTH, trajectory_signatures
 
 LATENT_DIM = 10
@@ -330,6 +332,11 @@ class LearnedBehaviourSpace:
         self.signature_depth = int(signature_depth)
         self.ae: Autoencoder | None = None
         self.reports: list[TrainingReport] = []
+        self.clock: PhaseClock | None = None
+        """The owning algorithm's clock: encoding and training count as its ``"autoencoder"`` phase."""
+
+    def _measured(self) -> AbstractContextManager[None]:
+        return self.clock.measure("autoencoder") if self.clock is not None else nullcontext()
 
     @property
     def needs_render(self) -> bool:
@@ -350,12 +357,19 @@ class LearnedBehaviourSpace:
 
     def describe(self, observations: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Latent descriptors (n, latent_dim) and surprise (n,) of observations."""
-        return self.ensure_built(observations, rng).evaluate(observations)
+        with self._measured():
+            return self.ensure_built(observations, rng).evaluate(observations)
+
+    def encode(self, observations: np.ndarray) -> np.ndarray:
+        """Latent descriptors (n, latent_dim) of observations with the built AE (no surprise)."""
+        with self._measured():
+            return self.ae.encode(observations)
 
     def train(self, observations: np.ndarray, rng: np.random.Generator) -> TrainingReport:
         """Train the AE (early stopping) on observations; the caller then recomputes every stored latent."""
-        report = self.ensure_built(observations, rng).fit(observations, rng, max_epochs=self.max_epochs,
-                                                          patience=self.patience)
+        with self._measured():
+            report = self.ensure_built(observations, rng).fit(observations, rng, max_epochs=self.max_epochs,
+                                                              patience=self.patience)
         self.reports.append(report)
         return report
 

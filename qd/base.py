@@ -13,6 +13,7 @@ import numpy as np
 from qd.evaluation import EvaluationResult, Evaluator, SerialEvaluator, task_spec
 from qd.genome import GENOME_HIGH, GENOME_LOW, genome_size
 from qd.metrics import RunMetrics
+from qd.phase_clock import PhaseClock
 
 
 class QDAlgorithm(ABC):
@@ -45,6 +46,9 @@ class QDAlgorithm(ABC):
         self.genome_bounds = (GENOME_LOW, GENOME_HIGH)
         self.metrics = RunMetrics(self.task.outcome_bounds, self.task.reward_areas)
         self.generation = 0
+        self.clock = PhaseClock()
+        """Where the run's wall time goes (evaluation, novelty, autoencoder, the rest); ``metrics.json``'s
+        ``"seconds"``."""
 
     @property
     def evaluations(self) -> int:
@@ -54,7 +58,8 @@ class QDAlgorithm(ABC):
     def evaluate(self, genomes: np.ndarray, *, render: bool = False) -> list[EvaluationResult]:
         """Evaluate genomes through the evaluator and record them in :attr:`metrics`."""
         start = time.perf_counter()
-        results = self.evaluator.evaluate(np.asarray(genomes, dtype=np.float64), render=render)
+        with self.clock.measure("evaluation"):
+            results = self.evaluator.evaluate(np.asarray(genomes, dtype=np.float64), render=render)
         self.metrics.update(results, seconds=time.perf_counter() - start)
         return results
 
@@ -83,7 +88,8 @@ class QDAlgorithm(ABC):
         if budget < 1:
             raise ValueError(f"budget must be >= 1, got {budget}.")
         while self.evaluations < budget:
-            self.step()
+            with self.clock.measure("generation"):
+                self.step()
             self.generation += 1
             if callback is not None:
                 callback(self)
@@ -104,6 +110,7 @@ class QDAlgorithm(ABC):
             "generation": self.generation,
             "rng": self.rng.bit_generator.state,
             "metrics": copy.deepcopy(self.metrics),
+            "clock": self.clock.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -118,6 +125,7 @@ class QDAlgorithm(ABC):
         self.generation = state["generation"]
         self.rng.bit_generator.state = state["rng"]
         self.metrics = copy.deepcopy(state["metrics"])
+        self.clock.load_state_dict(state.get("clock"))
 
     def close(self) -> None:
         """Release the evaluator's resources (worker processes, envs)."""

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from qd.phase_clock import PHASES
 from rl.benchmark import STD_NOTE, format_mean_std
 
 RESULTS_ROOT = "results"
@@ -335,6 +336,22 @@ def autoencoder_lines(by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
     return ["", *lines] if lines else []
 
 
+def time_lines(by_algo: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per algorithm: wall-clock minutes per run and where the time went (``metrics.json``'s ``seconds``: evaluation,
+    novelty queries, autoencoder training and encoding, the rest), means over the finished seeds."""
+    lines = []
+    for algo, records in by_algo.items():
+        timed = [r for r in records if r.get("seconds", {}).get("total")]
+        if not timed:
+            continue
+        walls = [r["benchmark"]["wall_seconds"] / 60 for r in timed if r["benchmark"].get("wall_seconds")]
+        shares = ", ".join(f"{phase} {100 * np.mean([r['seconds'][phase] / r['seconds']['total'] for r in timed]):.0f}%"
+                           for phase in (*PHASES, "other"))
+        lines.append(f"- {algo}: {format_mean_std(walls, 1)} min per run (wall clock, all segments); of the "
+                     f"generations' time: {shares}.")
+    return ["", "Where the time goes:", "", *lines] if lines else []
+
+
 def _curve(record: dict[str, Any], grid: np.ndarray, key: str) -> np.ndarray:
     """A history column on an evaluation grid (the value after the last generation at or before each point;
     nan before the first generation, 0 for a best reward not yet found)."""
@@ -431,7 +448,8 @@ def write_report(name: str, specs: Sequence[QDRunSpec], algos: Sequence[str], en
                 cells.append(f"cov {record['coverage']:.3f}, areas {len(record['reward_areas_found'])}, "
                              f"first {'never' if first is None else f'{first:,}'}")
             seed_lines.append(f"| {env} | {algo} | " + " | ".join(cells) + " |")
-        lines += [*autoencoder_lines(by_algo), "", "Targets:", "", *check_targets(by_algo, complete), ""]
+        lines += [*autoencoder_lines(by_algo), *time_lines(by_algo), "", "Targets:", "",
+                  *check_targets(by_algo, complete), ""]
     lines += seed_lines
     if failures:
         lines += ["", "## Failed runs", ""]

@@ -118,7 +118,8 @@ class NoveltySearch(QDAlgorithm):
 
     def score_novelty(self, descriptors: np.ndarray) -> np.ndarray:
         """Novelty of a batch (parents + offspring) against itself, the extra reference and the archive."""
-        return self.archive.novelty(descriptors, extra=self.extra_novelty_reference())
+        with self.clock.measure("novelty"):
+            return self.archive.novelty(descriptors, extra=self.extra_novelty_reference())
 
     def offspring_evaluated(self, parents: np.ndarray | None, offspring: np.ndarray,
                             results: list[EvaluationResult], descriptors: np.ndarray) -> None:

@@ -304,7 +304,8 @@ class QDRun:
         """``metrics.json`` and the three pictures, read at exactly the budget; returns what ``metrics.json`` holds.
 
         ``metrics.json`` also records ``evaluations_spent`` (the last generation may go past the budget) and
-        ``algorithm``, the algorithm's :meth:`~qd.base.QDAlgorithm.summary`.
+        ``algorithm``, the algorithm's :meth:`~qd.base.QDAlgorithm.summary`, and ``seconds``, where the run's wall
+        time went (:meth:`qd.phase_clock.PhaseClock.breakdown`, all segments of a resumed run).
         """
         from rl.checkpoint import write_json_atomic
         from rl.run_record import command_line, package_versions
@@ -317,7 +318,8 @@ class QDRun:
         except importlib.metadata.PackageNotFoundError:
             versions["ribs"] = "not installed"
         data = {**metrics.as_dict(), "budget": budget, "evaluations_spent": self.algorithm.evaluations,
-                "algorithm": self.algorithm.summary(), "config": self.config,
+                "algorithm": self.algorithm.summary(), "seconds": self.algorithm.clock.breakdown(),
+                "config": self.config,
                 "generations": self.algorithm.generation,
                 "command": self.config.get("command", command_line()), "versions": versions}
         write_json_atomic(self.run_dir / METRICS_FILE, data)

@@ -318,7 +318,8 @@ class SERENE(NoveltySearch):
 
     def _reward_novelty(self, descriptors: np.ndarray) -> np.ndarray:
         """Novelty of ancestor descriptors against the reward archive, which holds them (the nearest dropped)."""
-        return knn_novelty(descriptors, self.reward_archive.descriptors, k=self.k_neighbors)
+        with self.clock.measure("novelty"):
+            return knn_novelty(descriptors, self.reward_archive.descriptors, k=self.k_neighbors)
 
     def _start_emitter_chunk(self) -> None:
         """Order the candidates by novelty against the reward archive (``candidates_by_novelty``)."""
@@ -402,8 +403,9 @@ class SERENE(NoveltySearch):
         else:
             chosen = ids[int(np.argmax(improvements))]
         emitter = self.emitters[chosen]
-        emitter.ancestor_novelty = float(knn_novelty(emitter.ancestor_descriptor[None], self._fixed_reference(),
-                                                     k=self.k_neighbors)[0])
+        with self.clock.measure("novelty"):
+            emitter.ancestor_novelty = float(knn_novelty(emitter.ancestor_descriptor[None], self._fixed_reference(),
+                                                         k=self.k_neighbors)[0])
         self.active = chosen
 
     def _active_generation(self) -> None:
@@ -413,7 +415,8 @@ class SERENE(NoveltySearch):
         # update_emitter_novelties: novelty-archive candidates and the most novel so far. As the authors'
         # ``novelty`` helper, the nearest reference element is dropped although the offspring are not in the
         # reference set: offspring and ancestor novelty then compare like with like.
-        novelty = knn_novelty(emitter.population_descriptors, self._fixed_reference(), k=self.k_neighbors)
+        with self.clock.measure("novelty"):
+            novelty = knn_novelty(emitter.population_descriptors, self._fixed_reference(), k=self.k_neighbors)
         known = {c[0].tobytes() for c in emitter.novelty_candidates}
         threshold = emitter.threshold_novelty
         for i in np.flatnonzero(novelty > threshold):

@@ -92,6 +92,7 @@ class STAX(SERENE):
                          bootstrap_generations=bootstrap_generations, stagnation_window=stagnation_window)
         self.space = LearnedBehaviourSpace(observation_kind, latent_dim=latent_dim, learning_rate=learning_rate,
                                            max_epochs=max_epochs, patience=patience, signature_depth=signature_depth)
+        self.space.clock = self.clock
         self.schedule = TrainingSchedule(first_training_interval)
         """When the AE trains: counts finished novelty-search chunks."""
         self.archive_observations: np.ndarray | None = None
@@ -168,9 +169,8 @@ class STAX(SERENE):
         """Train the AE, then recompute every stored latent (novelty archive, population, reward archive,
         emitters) and call :meth:`on_descriptor_space_changed`."""
         self.space.train(observations, self.rng)
-        ae = self.space.ae
-        self.archive.relabel(ae.encode(self.archive_observations))
-        self.population_descriptors = ae.encode(self.population_observations)
+        self.archive.relabel(self.space.encode(self.archive_observations))
+        self.population_descriptors = self.space.encode(self.population_observations)
         self.recompute_descriptors()
         self.population_novelty = self.score_novelty(self.population_descriptors)
         if self.phase == "emitters":  # the chunk just switched: order its candidates in the new space

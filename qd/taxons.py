@@ -119,6 +119,7 @@ class TAXONS(NoveltySearch):
             raise ValueError(f"surprise_probability must be in [0, 1], got {surprise_probability}.")
         self.space = LearnedBehaviourSpace(observation_kind, latent_dim=latent_dim, learning_rate=learning_rate,
                                            max_epochs=max_epochs, patience=patience)
+        self.space.clock = self.clock
         self.schedule = TrainingSchedule(first_training_interval)
         self.chunk_size = int(chunk_size)
         self.chunk_spent = 0
@@ -173,7 +174,7 @@ class TAXONS(NoveltySearch):
             self.archive_observations = np.zeros((0, *observations.shape[1:]), dtype=np.float32)
             self.population, self.population_observations = genomes, observations
             self.population_descriptors, self.population_surprise = latents, surprise
-            self.population_novelty = self.archive.novelty(latents)
+            self.population_novelty = self.score_novelty(latents)
             offspring_observations = observations[:0]
         else:
             offspring = self.mutate(self.population)
@@ -183,7 +184,7 @@ class TAXONS(NoveltySearch):
             observations = np.concatenate([self.population_observations, offspring_observations])
             latents = np.concatenate([self.population_descriptors, offspring_latents])
             surprise = np.concatenate([self.population_surprise, offspring_surprise])
-            novelty = self.archive.novelty(latents)
+            novelty = self.score_novelty(latents)
             criterion = self.choose_criterion()
             self.criteria.append(criterion)
             score = novelty if criterion == "novelty" else surprise
@@ -218,7 +219,7 @@ class TAXONS(NoveltySearch):
         self.archive.relabel(archive_latents)
         self.population_descriptors, self.population_surprise = self.space.describe(self.population_observations,
                                                                                     self.rng)
-        self.population_novelty = self.archive.novelty(self.population_descriptors)
+        self.population_novelty = self.score_novelty(self.population_descriptors)
 
     def summary(self) -> dict[str, Any]:
         """NS summary plus the AE's input, its trainings and the generations ranked by novelty and by surprise."""

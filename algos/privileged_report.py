@@ -163,8 +163,8 @@ def _optional(value: float | None, digits: int) -> str:
 
 
 def render_analysis(summaries: Sequence[RunSummary], command: str, episodes: int) -> str:
-    """The Markdown of ``analysis.md``: a table per arm (mean +- std over seeds) and one row per run."""
-    arms = list(dict.fromkeys(summary.arm for summary in summaries))
+    """The Markdown of ``analysis.md``: a row per task and arm (mean +- std over seeds) and one row per run."""
+    groups = list(dict.fromkeys((summary.env, summary.arm) for summary in summaries))
     lines = [
         "# How far each run got", "",
         f"Each finished run's final policy, evaluated again over {episodes} deterministic episodes (reset seeds "
@@ -173,29 +173,29 @@ def render_analysis(summaries: Sequence[RunSummary], command: str, episodes: int
         f"the object is more than {OFF_TABLE} m off the table, against its weight ({OBJECT_WEIGHT:.1f} N: at a "
         "level whose full force is below it, the force alone cannot lift the object).", "",
         f"Command: `{command}`", "",
-        "| arm | runs | final level | best eval success (level 0) | max height at level 0 (m) | "
+        "| task | arm | runs | final level | best eval success (level 0) | max height at level 0 (m) | "
         "success at final level | max height at final level (m) | upward force at final level (N) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for arm in arms:
-        runs = [summary for summary in summaries if summary.arm == arm]
+    for env, arm in groups:
+        runs = [summary for summary in summaries if (summary.env, summary.arm) == (env, arm)]
         trained = [run.at_final_level for run in runs if run.at_final_level is not None]
         forces = [stats.lifted_force for stats in trained if stats.lifted_force is not None]
         lines.append(
-            f"| {arm} | {len(runs)} | {_mean_std([run.final_level for run in runs], 2)} | "
+            f"| {env} | {arm} | {len(runs)} | {_mean_std([run.final_level for run in runs], 2)} | "
             f"{_mean_std([run.best_eval_success for run in runs], 2)} | "
             f"{_mean_std([run.at_level_0.max_height for run in runs], 3)} | "
             + (f"{_mean_std([stats.success_rate for stats in trained], 2)} | "
                f"{_mean_std([stats.max_height for stats in trained], 3)} | " if trained else "- | - | ")
             + (f"{_mean_std(forces, 1)} |" if forces else "- |"))
     lines += ["", "## Runs", "",
-              "| arm | seed | env steps | level curve (steps: level) | success / max height at level 0 | "
-              "success / max height / force at final level |", "|---|---|---|---|---|---|"]
+              "| task | arm | seed | env steps | level curve (steps: level) | success / max height at level 0 | "
+              "success / max height / force at final level |", "|---|---|---|---|---|---|---|"]
     for run in summaries:
         curve = ", ".join(f"{int(point[0])}: {point[1]:.1f}" for point in run.level_curve)
         final = run.at_final_level
         lines.append(
-            f"| {run.arm} | {run.seed} | {run.steps} | {curve} | {run.at_level_0.success_rate:.2f} / "
+            f"| {run.env} | {run.arm} | {run.seed} | {run.steps} | {curve} | {run.at_level_0.success_rate:.2f} / "
             f"{_number(run.at_level_0.max_height, 3)} | "
             + ("-" if final is None else f"{final.success_rate:.2f} / {_number(final.max_height, 3)} / "
                                          f"{_optional(final.lifted_force, 1)}") + " |")
@@ -203,25 +203,29 @@ def render_analysis(summaries: Sequence[RunSummary], command: str, episodes: int
 
 
 def plot_level_curves(summaries: Sequence[RunSummary], path: Path) -> None:
-    """Every run's privilege level over training (a step plot per run, one colour per arm)."""
+    """Every run's privilege level over training (a step plot per run, one colour per arm, a panel per task)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 3.5))
+    envs = list(dict.fromkeys(summary.env for summary in summaries))
+    figure, axes = plt.subplots(1, len(envs), figsize=(7 * len(envs), 3.5), squeeze=False)
     arms = list(dict.fromkeys(summary.arm for summary in summaries))
     colours = dict(zip(arms, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for run in summaries:
-        steps = [point[0] for point in run.level_curve] + [run.steps]
-        levels = [point[1] for point in run.level_curve] + [run.level_curve[-1][1]]
-        offset = 0.01 * (run.seed - 1)  # keeps overlapping seeds apart
-        axis.step(steps, np.asarray(levels) + offset, where="post", color=colours[run.arm], alpha=0.8,
-                  label=run.arm if run.seed == min(r.seed for r in summaries if r.arm == run.arm) else None)
-    axis.axhline(OBJECT_WEIGHT / 10.0, color="grey", linestyle=":", label="level whose full force = weight (10 N max)")
-    axis.set(xlabel="env steps", ylabel="privilege level", ylim=(-0.05, 1.08))
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="best")
+    for axis, env in zip(axes[0], envs):
+        runs = [run for run in summaries if run.env == env]
+        for run in runs:
+            steps = [point[0] for point in run.level_curve] + [run.steps]
+            levels = [point[1] for point in run.level_curve] + [run.level_curve[-1][1]]
+            offset = 0.01 * (run.seed - 1)  # keeps overlapping seeds apart
+            axis.step(steps, np.asarray(levels) + offset, where="post", color=colours[run.arm], alpha=0.8,
+                      label=run.arm if run.seed == min(r.seed for r in runs if r.arm == run.arm) else None)
+        axis.axhline(OBJECT_WEIGHT / 10.0, color="grey", linestyle=":",
+                     label="level whose full force = weight (10 N max)")
+        axis.set(title=env, xlabel="env steps", ylabel="privilege level", ylim=(-0.05, 1.08))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -239,7 +243,7 @@ def analyse(name: str, *, episodes: int = 20, results_root: str | None = None, l
         raise FileNotFoundError(f"{results / 'runs'} has no finished runs: run the benchmark first.")
     summaries = [summarise_run(record.parent, logs / record.parent.parent.name / record.parent.name,
                                episodes=episodes) for record in records]
-    summaries.sort(key=lambda run: (run.arm, run.seed))
+    summaries.sort(key=lambda run: (run.env, run.arm, run.seed))
     command = command or shlex.join(["python", "-m", "algos.privileged_report", "--name", name,
                                      "--episodes", str(episodes)])
     (results / "analysis.md").write_text(render_analysis(summaries, command, episodes))

@@ -54,7 +54,7 @@ def test_a_finished_benchmark_run_is_summarised(tmp_path):
     assert "error" not in execute(spec)
     path = analyse("tiny", episodes=1, results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"))
     text = path.read_text()
-    assert "| priv_sac@never | 1 | 1.00 +- 0.00 |" in text  # never removed: it ends at level 1
+    assert "| PandaLiftWide-v0 | priv_sac@never | 1 | 1.00 +- 0.00 |" in text  # never removed: it ends at level 1
     (summary,) = json.loads((path.parent / "analysis.json").read_text())
     assert summary["at_level_0"]["level"] == 0.0 and summary["at_final_level"]["level"] == 1.0
     assert (path.parent / "levels.png").is_file()

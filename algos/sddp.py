@@ -224,6 +224,20 @@ def make_stopping_rule(name: str, *, replications: int = 300, z: float = 1.96, c
     raise SDDPConfigError(f"stopping: must be one of {list(STOPPING_RULES)}, got {name!r}")
 
 
+def add_stopping_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The stopping rule's flags (``--<prefix>stopping``, ``--<prefix>replications``, ``--<prefix>check-every``,
+    ``--<prefix>z``) with :func:`make_stopping_rule`'s defaults; shared by ``algos.sddp`` and the TS-DDR benchmark."""
+    parser.add_argument(f"--{prefix}stopping", choices=STOPPING_RULES, default="statistical",
+                        help="statistical: lower bound within the simulated cost's confidence interval (default); "
+                             "stall: the lower bound stops improving; none: run all iterations")
+    parser.add_argument(f"--{prefix}replications", type=int, default=300,
+                        help="statistical test: simulated scenarios")
+    parser.add_argument(f"--{prefix}check-every", type=int, default=5,
+                        help="statistical test: iterations between tests")
+    parser.add_argument(f"--{prefix}z", type=float, default=1.96,
+                        help="statistical test: z-score (1.96: 95 %% interval)")
+
+
 DEFAULT_STOPPING: StoppingRule = StatisticalRule()
 """:meth:`SDDP.train`'s rule unless told otherwise: the statistical test with 300 replications every 5 iterations."""
 
@@ -431,12 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m algos.sddp", description="Train an SDDP policy on a hydro case.")
     parser.add_argument("--case", default="toy", help="case name (envs/hydro/cases/<name>.json) or JSON path")
     parser.add_argument("--iterations", type=int, default=200, help="the most iterations (the stopping rule's cap)")
-    parser.add_argument("--stopping", choices=STOPPING_RULES, default="statistical",
-                        help="statistical: lower bound within the simulated cost's confidence interval (default); "
-                             "stall: the lower bound stops improving; none: run all --iterations")
-    parser.add_argument("--replications", type=int, default=300, help="statistical test: simulated scenarios")
-    parser.add_argument("--check-every", type=int, default=5, help="statistical test: iterations between tests")
-    parser.add_argument("--z", type=float, default=1.96, help="statistical test: z-score (1.96: 95 %% interval)")
+    add_stopping_arguments(parser)
     parser.add_argument("--forward-passes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-f", "--log-folder", default="logs")

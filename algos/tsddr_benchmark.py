@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from algos.hydro_common import USER_ERRORS, policy_statistics, split_scenarios
-from algos.sddp import SDDP, STOPPING_RULES, StatisticalRule, make_stopping_rule
+from algos.sddp import SDDP, STOPPING_RULES, StatisticalRule, add_stopping_arguments, make_stopping_rule
 from algos.tsddr import TSDDR, TSLDR
 from algos.tsddr_eval_sets import EVAL_SET_KINDS, EvaluationSet, holdout_set, sampled_set
 from envs.hydro import HydroSystem, case_path, load_system, solve_perfect_foresight
@@ -489,11 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sddp-max-iterations", type=int, default=500, help="SDDP: the stopping rule's cap")
     parser.add_argument("--sddp-report-iterations", type=int, nargs="*", default=[30, 60, 120],
                         help="SDDP: also report its policy at these iteration counts (default 30 60 120)")
-    parser.add_argument("--sddp-stopping", choices=STOPPING_RULES, default="statistical",
-                        help="SDDP's stopping rule (default statistical: lower bound in the simulated cost's CI)")
-    parser.add_argument("--sddp-replications", type=int, default=300, help="statistical test: simulated scenarios")
-    parser.add_argument("--sddp-check-every", type=int, default=5, help="statistical test: iterations between tests")
-    parser.add_argument("--sddp-z", type=float, default=1.96, help="statistical test: z-score (1.96: 95 %%)")
+    add_stopping_arguments(parser, prefix="sddp-")
     parser.add_argument("--ppo-steps", type=int, default=100_000, help="SB3 PPO env steps (0: leave PPO out)")
     parser.add_argument("--eval-set", choices=EVAL_SET_KINDS, default="holdout-stagewise",
                         help="how the sampled evaluation set is drawn: stagewise from the held-out scenarios "

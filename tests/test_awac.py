@@ -13,11 +13,15 @@ import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from algos.awac import AWAC, EXP_ADV_MAX
 from rl.hyperparams import resolve_hyperparams, split_runner_keys
+from rl.offline import StandardizedObservations
 
 ENV_ID = "Pendulum-v1"  # actions in [-2, 2]: SB3's buffer holds them halved, in [-1, 1]
 TINY = dict(policy_kwargs=dict(net_arch=[16, 16]), batch_size=32, buffer_size=2_000, device="cpu")
@@ -117,6 +121,56 @@ def test_defaults_are_corls_and_bad_temperatures_are_refused():
     assert (defaults["batch_size"], defaults["learning_rate"], defaults["tau"]) == (256, 3e-4, 0.005)
     with pytest.raises(ValueError, match="awac_lambda"):
         AWAC("MlpPolicy", ENV_ID, awac_lambda=0.0)
+
+
+@pytest.mark.parametrize("kwargs, refused", [
+    (dict(awac_lambda=0.0), True), (dict(awac_lambda=-1.0), True), (dict(awac_lambda=1e-3), False),
+    (dict(exp_adv_max=0.0), True), (dict(exp_adv_max=0.5), False),
+])
+def test_temperature_and_clip_must_be_positive(dataset, kwargs, refused):
+    if refused:
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            make(dataset, **kwargs)
+    else:
+        model = make(dataset, **kwargs)
+        assert {key: getattr(model, key) for key in kwargs} == kwargs
+
+
+def test_defaults_reach_the_model_and_every_setting_reaches_sb3(dataset, tmp_path):
+    """CORL's defaults on the built model (lambda 1, clip 100, lr 3e-4, batch 256, tau 0.005, standardised states), and
+    non-default values are not dropped on the way to SB3 (where they equal SB3's defaults, a dropped argument would go
+    unseen)."""
+    model = AWAC("MlpPolicy", ENV_ID, dataset=dataset)
+    assert (model.awac_lambda, model.exp_adv_max, model.normalize_weights) == (1.0, 100.0, False)
+    assert model.normalize_observations and isinstance(model.actor.features_extractor, StandardizedObservations)
+    settings = (model.learning_rate, model.buffer_size, model.learning_starts, model.batch_size)
+    assert settings == (3e-4, 2_000_000, 0, 256)
+    assert (model.tau, model.gamma, model.gradient_steps, model.train_freq.frequency) == (0.005, 0.99, 1, 1)
+    assert model._stats_window_size == 100 and model.verbose == 0 and model.device == get_device("auto")
+    assert model.n_steps == 1 and not model.optimize_memory_usage and model.action_noise is None
+
+    class OwnBuffer(ReplayBuffer):
+        pass
+
+    noise = NormalActionNoise(np.zeros(1), 0.2 * np.ones(1))
+    settings = dict(learning_rate=1e-3, buffer_size=5_000, learning_starts=7, batch_size=32, tau=0.01, gamma=0.9,
+                    gradient_steps=3, action_noise=noise, tensorboard_log=str(tmp_path), verbose=1)
+    model = AWAC("MlpPolicy", ENV_ID, dataset=dataset, device="cpu", train_freq=4, stats_window_size=7,
+                 normalize_observations=False, replay_buffer_class=OwnBuffer,
+                 replay_buffer_kwargs=dict(handle_timeout_termination=False), **settings)
+    assert {key: getattr(model, key) for key in settings} == settings
+    assert model.train_freq.frequency == 4 and model._stats_window_size == 7 and not model.normalize_observations
+    assert type(model.replay_buffer) is OwnBuffer and not model.replay_buffer.handle_timeout_termination
+    assert model.replay_buffer.size() == len(dataset.observations)
+    assert not isinstance(model.actor.features_extractor, StandardizedObservations)
+    assert model.actor.optimizer.param_groups[0]["lr"] == model.critic.optimizer.param_groups[0]["lr"] == 1e-3
+    n_step = AWAC("MlpPolicy", ENV_ID, dataset=dataset, device="cpu", n_steps=3)
+    assert n_step.replay_buffer.n_steps == 3 and n_step.replay_buffer.size() == len(dataset.observations)
+    memory = AWAC("MlpPolicy", ENV_ID, device="cpu", optimize_memory_usage=True,
+                  replay_buffer_kwargs=dict(handle_timeout_termination=False))  # without data: SB3's buffer variant
+    assert memory.replay_buffer.optimize_memory_usage
+    with pytest.raises(AssertionError, match="Discrete"):  # continuous actions only
+        AWAC("MlpPolicy", "CartPole-v1", device="cpu")
 
 
 def test_critic_target_is_reward_plus_discounted_min_of_target_critics_without_entropy(dataset):

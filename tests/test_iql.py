@@ -7,19 +7,26 @@ The SB3 contract shared by all offline algorithms is in test_offline_contract.py
 from __future__ import annotations
 
 import copy
+import json
 import math
+import re
+import zipfile
 
 import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.utils import get_device
+from torch import nn
 
 from algos.iql import IQL, advantage_weights, cosine_decay, expectile_loss
 from rl.datasets import OfflineDataset
+from rl.offline import StandardizedObservations
 
 ENV_ID = "Pendulum-v1"
 TINY = dict(policy_kwargs=dict(net_arch=[16, 16]), batch_size=32, buffer_size=2_000, device="cpu")
@@ -83,6 +90,12 @@ def test_reward_scale_is_1000_over_the_range_of_episode_returns():
     assert make(data, normalize_reward=False).reward_scale == 1.0
     with pytest.warns(UserWarning, match="normalize_reward"):
         assert make(hand_made_dataset((1.0, 1.0))).reward_scale == 1.0
+    model = make(data)
+    message = ("normalize_reward=True scales rewards by 1000 / (max - min episode return), but the 2 episode(s) of "
+               "'hand-made' all return 10; rewards are left unscaled. Pass normalize_reward=False to silence this.")
+    with pytest.warns(UserWarning, match=re.escape(message)) as record:
+        model.load_offline_data(hand_made_dataset((1.0, 1.0)))
+    assert model.reward_scale == 1.0 and len(record) == 1
 
 
 @pytest.mark.parametrize("beta, deterministic_actor", [(3.0, False), (300.0, True)])
@@ -204,6 +217,8 @@ def test_save_load_keeps_value_network_targets_and_every_optimizer(dataset, tmp_
         for index, state in saved["state"].items():
             for field, value in state.items():
                 th.testing.assert_close(value, restored["state"][index][field], rtol=0, atol=0)
+    with zipfile.ZipFile(tmp_path / "iql.zip") as archive:  # the networks are saved once, in the policy
+        assert not {"actor", "critic", "critic_target", "value_net"} & json.loads(archive.read("data")).keys()
     loaded.load_offline_data(dataset)
     assert loaded.reward_scale == model.reward_scale
     loaded.learn_offline(5, reset_num_timesteps=False)
@@ -230,6 +245,7 @@ def test_a_few_hundred_updates_raise_the_likelihood_of_dataset_actions(dataset):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(expectile=1.0), "expectile"),
+    (dict(expectile=0.0), "expectile"),
     (dict(beta=-1.0), "beta"),
     (dict(exp_adv_max=0.0), "exp_adv_max"),
     (dict(actor_lr_schedule="linear"), "actor_lr_schedule"),
@@ -238,3 +254,52 @@ def test_a_few_hundred_updates_raise_the_likelihood_of_dataset_actions(dataset):
 def test_invalid_arguments_are_refused_by_name(dataset, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(dataset, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(expectile=0.01), dict(expectile=0.99), dict(beta=0.0), dict(exp_adv_max=0.5), dict(actor_dropout=0.0),
+    dict(actor_dropout=0.5), dict(actor_dropout=0.99),
+])
+def test_arguments_at_the_boundaries_are_accepted(dataset, kwargs):
+    model = make(dataset, **kwargs)
+    assert {key: getattr(model, key) for key in kwargs} == kwargs
+
+
+def test_defaults_are_the_authors_and_every_setting_reaches_sb3(dataset, tmp_path):
+    """The authors' locomotion defaults (learner.py, configs/mujoco_config.py: expectile 0.7, beta 3, clip 100, 256-256
+    networks, lr 3e-4, batch 256, tau 0.005; standardised states, rewards scaled to a 1000-wide return range), and
+    non-default values are not dropped on the way to SB3 (where they equal SB3's defaults, a dropped argument would
+    go unseen)."""
+    model = IQL("MlpPolicy", ENV_ID, dataset=dataset)
+    assert (model.expectile, model.beta, model.exp_adv_max, model.actor_lr_schedule) == (0.7, 3.0, 100.0, "cosine")
+    assert not model.deterministic_actor and model.actor_dropout is None and model.expl_noise == 0.03
+    assert model.normalize_observations and model.normalize_reward and model.reward_bias == 0.0
+    assert isinstance(model.actor.features_extractor, StandardizedObservations)
+    assert not any(isinstance(module, nn.Dropout) for module in model.actor.modules())
+    settings = (model.learning_rate, model.buffer_size, model.learning_starts, model.batch_size)
+    assert settings == (3e-4, 2_000_000, 0, 256)
+    assert (model.tau, model.gamma, model.gradient_steps, model.train_freq.frequency) == (0.005, 0.99, 1, 1)
+    assert model._stats_window_size == 100 and model.verbose == 0 and model.device == get_device("auto")
+    assert model.policy_kwargs["net_arch"] == [256, 256] and model.action_noise is None
+
+    class OwnBuffer(ReplayBuffer):
+        pass
+
+    noise = NormalActionNoise(np.zeros(1), 0.2 * np.ones(1))
+    settings = dict(buffer_size=5_000, learning_starts=7, batch_size=32, tau=0.01, gamma=0.9, gradient_steps=3,
+                    tensorboard_log=str(tmp_path), verbose=1, actor_dropout=0.1, action_noise=noise)
+    model = IQL("MlpPolicy", ENV_ID, dataset=dataset, device="cpu", train_freq=4, stats_window_size=7,
+                deterministic_actor=True, normalize_observations=False, policy_kwargs=dict(net_arch=[8]),
+                replay_buffer_class=OwnBuffer, replay_buffer_kwargs=dict(handle_timeout_termination=False), **settings)
+    assert {key: getattr(model, key) for key in settings} == settings
+    assert model.train_freq.frequency == 4 and model._stats_window_size == 7
+    assert type(model.replay_buffer) is OwnBuffer and not model.replay_buffer.handle_timeout_termination
+    assert model.replay_buffer.size() == len(dataset.observations)
+    assert [module.p for module in model.actor.modules() if isinstance(module, nn.Dropout)] == [0.1]
+    assert not isinstance(model.actor.features_extractor, StandardizedObservations)
+
+    deterministic = make(dataset, deterministic_actor=True)  # exploration noise N(0, expl_noise) per dimension
+    np.testing.assert_array_equal(deterministic.action_noise._mu, np.zeros(1))
+    assert make(dataset, deterministic_actor=True, expl_noise=0.0).action_noise is None
+    with pytest.raises(AssertionError, match="Discrete"):  # continuous actions only
+        IQL("MlpPolicy", "CartPole-v1", device="cpu")

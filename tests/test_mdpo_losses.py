@@ -31,6 +31,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from algos.mdpo import MDPO
 from algos.mdpo_off import OffPolicyMDPO
+from tests.recording_logger import recording_logger
 
 BETAS = (0.9, 0.999)
 LOG_2PI = math.log(2.0 * math.pi)
@@ -217,6 +218,262 @@ def test_on_policy_train_matches_hand_computation():
         assert (record["after"][key] - record["before"][key]).abs().max() > 1e-4, key
 
 
+# The value function alone: a rollout buffer filled by hand, learning rate 0 so that every minibatch's loss is
+# taken at the same weights (the losses and the last minibatch's gradient are compared, not Adam's sign-like steps).
+VF_N = 8
+VF_OFFSETS = th.tensor([0.5, 0.5, -0.5, -0.5, 0.1, -0.1, 0.3, -0.3])  # prediction - rollout value
+VF_ERRORS = th.tensor([1.0, -1.0, -1.0, 0.5, 0.3, -0.4, 1.5, -0.2])  # return - prediction, all |.| < 2
+
+
+@pytest.mark.parametrize(
+    ("vf_batch_size", "clip_range_vf", "steps_per_epoch"),
+    [(3, 0.2, 2), (5, 0.2, 1), (9, 0.2, 1), (3, None, 2)],
+    ids=["two_full_minibatches", "one_full_minibatch", "batch_larger_than_buffer", "no_clip"],
+)
+def test_on_policy_value_loss_and_minibatches(vf_batch_size: int, clip_range_vf: float | None, steps_per_epoch: int):
+    """``vf_epochs`` passes of ``batch // vf_batch_size`` minibatches (the partial one dropped; one minibatch of the
+    whole batch when vf_batch_size exceeds it), each minimising
+    ``mean(max((v - R)^2, (v_old + clip(v - v_old, -eps, eps) - R)^2))``. The samples take the clipped branch above
+    and below the clip range, the unclipped one, and lie inside the range."""
+    model = MDPO(
+        "MlpPolicy",
+        "Pendulum-v1",
+        n_steps=VF_N,
+        vf_epochs=2,
+        vf_batch_size=vf_batch_size,
+        clip_range_vf=clip_range_vf,
+        policy_kwargs=dict(net_arch=[4]),
+        seed=0,
+        device="cpu",
+    )
+    policy, buffer = model.policy, model.rollout_buffer
+    for group in policy.value_optimizer.param_groups:
+        group["lr"] = 0.0  # train() sets vf_learning_rate; here every minibatch sees the same weights
+    obs = th.rand(VF_N, 3, generator=th.Generator().manual_seed(0)) * 2 - 1
+    with th.no_grad():
+        predicted = policy.predict_values(obs).flatten()
+    old_values, returns = predicted - VF_OFFSETS, predicted + VF_ERRORS
+    buffer.reset()
+    buffer.observations[:] = obs.numpy().reshape(VF_N, 1, 3)
+    buffer.values[:] = old_values.numpy().reshape(VF_N, 1)
+    buffer.returns[:] = returns.numpy().reshape(VF_N, 1)
+    buffer.full = True
+    np.random.seed(5)  # the buffer's minibatch shuffles
+    losses = model._train_value_function()
+
+    rng = np.random.RandomState(5)
+    params = policy.value_parameters()
+    values = policy.predict_values(obs).flatten()  # learning rate 0: the weights did not move
+    assert th.equal(values.detach(), predicted)
+    unclipped = (values - returns) ** 2
+    if clip_range_vf is None:
+        per_sample = unclipped
+    else:
+        clipped = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        per_sample = th.max(unclipped, (clipped - returns) ** 2)
+        # samples 0, 2, 6, 7 take the clipped branch, 1 and 3 the unclipped one, 4 and 5 are inside the range
+        assert (unclipped < (clipped - returns) ** 2).sum() == 4 and (unclipped > (clipped - returns) ** 2).sum() == 2
+    expected, last_grads = [], None
+    for _ in range(2):
+        order = rng.permutation(VF_N)
+        for j in range(steps_per_epoch):
+            idx = th.as_tensor(order[j * vf_batch_size : (j + 1) * vf_batch_size])
+            loss = per_sample[idx].mean()
+            expected.append(loss.item())
+            last_grads = th.autograd.grad(loss, params, retain_graph=True)
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    assert last_grads is not None
+    for param, grad in zip(params, last_grads):
+        th.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-7)
+
+
+# One train() call at ratio 1 (the policy that collected the batch is pi_k): the policy gradient, and the logged
+# values. sgd_steps = 1, so the gradient handed to Adam is the hand loss's gradient at pi_k.
+GRAD_N = 8
+GRAD_CASES: dict[str, dict[str, Any]] = {
+    "pendulum": dict(),
+    "tiny_advantage_std": dict(advantages=1e-7 * np.array([1.0, -2.0, 3.0, 0.0, 2.0, -1.0, 1.0, -3.0])),
+    "one_sample": dict(n_steps=1),  # a single advantage is not standardised
+    "two_samples": dict(n_steps=2, advantages=np.array([3.0, 1.0])),
+    "not_normalised": dict(normalize_advantage=False),
+    "tsallis": dict(tsallis_q=1.5),
+    "discrete": dict(env="CartPole-v1"),
+    "squashed_sde": dict(use_sde=True, policy_kwargs=dict(net_arch=[4], squash_output=True)),  # no entropy formula
+}
+GRAD_ENT_COEF = 0.1
+
+
+def _gradient_case_model(case: dict[str, Any]) -> MDPO:
+    settings = dict(
+        n_steps=case.get("n_steps", GRAD_N),
+        sgd_steps=1,
+        ent_coef=GRAD_ENT_COEF,
+        max_grad_norm=1e6,  # no clipping: the gradient itself reaches Adam
+        vf_epochs=1,
+        vf_batch_size=4,
+        vf_learning_rate=lambda progress_remaining: 1e-3 * progress_remaining,
+        normalize_advantage=case.get("normalize_advantage", True),
+        tsallis_q=case.get("tsallis_q", 1.0),
+        use_sde=case.get("use_sde", False),
+        policy_kwargs=case.get("policy_kwargs", dict(net_arch=[4])),
+    )
+    return MDPO("MlpPolicy", case.get("env", "Pendulum-v1"), seed=1, device="cpu", **settings)
+
+
+def _distribution_terms(model: MDPO, obs: th.Tensor, actions: th.Tensor) -> dict[str, th.Tensor]:
+    """log pi(a|s) (from SB3's distribution) and the parameters the hand formulas need."""
+    dist = model.policy.get_distribution(obs)
+    terms = {"log_prob": dist.log_prob(actions)}
+    if isinstance(model.action_space, gym.spaces.Discrete):
+        terms["probs"] = dist.distribution.probs
+    else:
+        terms["mean"], terms["std"] = dist.distribution.loc, dist.distribution.scale
+    return terms
+
+
+def _hand_kl(new: dict[str, th.Tensor], old: dict[str, th.Tensor]) -> th.Tensor:
+    """Per-state KL(new || old): Categorical, or diagonal Gaussian summed over dimensions."""
+    if "probs" in new:
+        return (new["probs"] * (new["probs"].log() - old["probs"].log())).sum(dim=1)
+    var, old_var = new["std"] ** 2, old["std"] ** 2
+    return (old["std"].log() - new["std"].log() + (var + (new["mean"] - old["mean"]) ** 2) / (2 * old_var) - 0.5).sum(1)
+
+
+def _hand_log_q(log_prob: th.Tensor, q: float) -> th.Tensor:
+    """Tsallis q-log of the density, floored at 1e-6."""
+    density = th.clamp(log_prob.exp(), min=1e-6)
+    return (density ** (1.0 - q) - 1.0) / (1.0 - q)
+
+
+@pytest.mark.parametrize("case_id", list(GRAD_CASES))
+def test_on_policy_policy_gradient_and_logged_values(case_id: str):
+    """Iteration 2 of K = 3 (t_k = 2/3): the actor's gradient is that of
+    ``-mean(ratio * A_n) + D(pi_theta || pi_k) / t_k - ent_coef * H`` with A standardised (std + 1e-8) when
+    normalize_advantage and more than one sample, D the closed-form KL (Tsallis: the q-log difference at the
+    sampled actions), H the entropy (-mean log pi when the squashed distribution has no formula); and the logged
+    values are these quantities."""
+    case = GRAD_CASES[case_id]
+    model = _gradient_case_model(case)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    n = model.n_steps
+    discrete = isinstance(model.action_space, gym.spaces.Discrete)
+    actor_names = {id(p): name for name, p in model.policy.named_parameters()}
+    record: dict[str, Any] = {}
+    original_train, original_value_train = model.train, model._train_value_function
+    calls = [0]
+
+    def step() -> None:
+        if calls[0] == 2:
+            record["grads"] = [p.grad.clone() for p in model.policy.actor_parameters()]
+        original_step()
+
+    original_step = model.policy.optimizer.step
+    model.policy.optimizer.step = step  # type: ignore[method-assign]
+
+    def value_train() -> list[float]:
+        losses = original_value_train()
+        if calls[0] == 2:
+            record["value_losses"] = losses
+        return losses
+
+    model._train_value_function = value_train  # type: ignore[method-assign]
+
+    def train() -> None:
+        calls[0] += 1
+        if calls[0] != 2:
+            original_train()
+            return
+        buffer = model.rollout_buffer
+        if "advantages" in case:
+            buffer.advantages[:] = case["advantages"].reshape(n, 1)
+        obs = th.as_tensor(buffer.observations.copy()).reshape(n, -1)
+        actions = th.as_tensor(buffer.actions.copy()).reshape(n, -1)
+        actions = actions.long().flatten() if discrete else actions
+        advantages = th.as_tensor(buffer.advantages.copy()).flatten()
+        old_log_prob = th.as_tensor(buffer.log_probs.copy()).flatten()
+        record["values"], record["returns"] = buffer.values.flatten().copy(), buffer.returns.flatten().copy()
+
+        # The hand loss at pi_k, differentiated with respect to the actor's parameters.
+        if model.normalize_advantage and n > 1:
+            advantages = (advantages - advantages.mean()) / (th.std(advantages) + 1e-8)
+        with th.no_grad():
+            old = _distribution_terms(model, obs, actions)
+        new = _distribution_terms(model, obs, actions)
+        ratio = th.exp(new["log_prob"] - old_log_prob)
+        surrogate = (ratio * advantages).mean()
+        if model.tsallis_q == 1.0:
+            divergence = _hand_kl(new, old).mean()
+        else:
+            q = 2.0 - model.tsallis_q
+            divergence = (_hand_log_q(new["log_prob"], q) - _hand_log_q(old_log_prob, q)).mean()
+        if discrete:
+            entropy = -(new["probs"] * new["probs"].log()).sum(dim=1).mean()
+        elif "squash_output" in case.get("policy_kwargs", {}):
+            entropy = -new["log_prob"].mean()
+        else:
+            entropy = (new["std"].log() + 0.5 * (LOG_2PI + 1.0)).sum(dim=1).mean()
+        t_k = 1.0 - (2 - 1) / 3
+        loss = -surrogate + divergence / t_k - GRAD_ENT_COEF * entropy
+        record["hand_grads"] = th.autograd.grad(loss, model.policy.actor_parameters())
+        terms = dict(surrogate=surrogate, divergence=divergence, policy_loss=loss, entropy=entropy)
+        record["hand"] = {key: value.item() for key, value in terms.items()} | {"t_k": t_k}
+
+        original_train()
+        record["logged"] = dict(model.logger.name_to_value)
+        record["excluded"] = dict(model.logger.name_to_excluded)
+        with th.no_grad():
+            after = _distribution_terms(model, obs, actions)
+        record["kl"] = _hand_kl(after, old).mean().item()
+        record["ratio_deviation"] = (th.exp(after["log_prob"] - old_log_prob) - 1.0).abs().mean().item()
+        record["vf_lr"] = model.policy.value_optimizer.param_groups[0]["lr"]
+        if not discrete:
+            record["std"] = model.policy.log_std.exp().mean().item()
+
+    model.train = train  # type: ignore[method-assign]
+    model.learn(total_timesteps=3 * n)
+    assert calls[0] == 3 and "logged" in record
+
+    names = [actor_names[id(p)] for p in model.policy.actor_parameters()]
+    for name, grad, hand in zip(names, record["grads"], record["hand_grads"]):
+        th.testing.assert_close(grad, hand, rtol=1e-4, atol=1e-6, msg=lambda m, k=name: f"{case_id} {k}: {m}")
+    assert any(g.abs().max() > 1e-3 for g in record["hand_grads"])
+
+    logged, hand = record["logged"], record["hand"]
+    for key in ("surrogate", "divergence", "policy_loss", "entropy", "t_k"):
+        assert logged[f"train/{key}"] == pytest.approx(hand[key], rel=1e-5, abs=1e-6), key
+    assert logged["train/kl_coef"] == pytest.approx(1.0 / hand["t_k"])
+    assert logged["train/kl"] == pytest.approx(record["kl"], rel=1e-4, abs=1e-7)
+    assert logged["train/ratio_deviation"] == pytest.approx(record["ratio_deviation"], rel=1e-4, abs=1e-7)
+    assert record["value_losses"] and logged["train/value_loss"] == pytest.approx(np.mean(record["value_losses"]))
+    progress_remaining = 1.0 / 3.0  # after the second of three rollouts
+    assert logged["train/vf_learning_rate"] == pytest.approx(1e-3 * progress_remaining)
+    assert record["vf_lr"] == pytest.approx(1e-3 * progress_remaining)
+    values, returns = record["values"], record["returns"]
+    var_returns = np.var(returns)
+    expected_ev = np.nan if var_returns == 0 else 1.0 - np.var(returns - values) / var_returns
+    np.testing.assert_allclose(logged["train/explained_variance"], expected_ev, rtol=1e-5)
+    if discrete:
+        assert "train/std" not in logged
+    else:
+        assert logged["train/std"] == pytest.approx(record["std"])
+    assert logged["train/n_updates"] == 2 and record["excluded"]["train/n_updates"] == ("tensorboard",)
+
+
+def test_on_policy_annealing_timesteps_sets_the_horizon():
+    """With ``annealing_timesteps``, K counts its iterations, not the ``learn`` call's: t_k = 1 - (k - 1) / K.
+    (And with ``vf_epochs=0`` the logged value loss is 0.)"""
+    model = MDPO("MlpPolicy", "Pendulum-v1", n_steps=4, sgd_steps=1, vf_epochs=0, annealing_timesteps=40,
+                 policy_kwargs=dict(net_arch=[4]), device="cpu", seed=0)  # fmt: skip
+    logger, writer = recording_logger()
+    model.set_logger(logger)
+    model.learn(total_timesteps=12)
+    model.logger.dump(model.num_timesteps)
+    t_k = [row["train/t_k"] for row in writer.rows if "train/t_k" in row]
+    np.testing.assert_allclose(t_k, [1.0, 0.9, 0.8])  # K = 40 / 4 = 10 (the run's own K would be 3)
+    value_loss = [row["train/value_loss"] for row in writer.rows if "train/value_loss" in row]
+    assert value_loss == [0.0, 0.0, 0.0]  # vf_epochs = 0: no value step, logged as 0
+
+
 # --------------------------------------------------------------------------------------------------
 # Off-policy MDPO
 
@@ -287,13 +544,15 @@ def _sub(state: dict[str, th.Tensor], prefix: str) -> dict[str, th.Tensor]:
 
 def _hand_off_policy_train(
     snapshot: dict[str, Any], batches: list[ReplayBufferSamples], noises: list[th.Tensor], q_prime: float
-) -> dict[str, dict[str, th.Tensor]]:
-    """``len(batches)`` gradient steps of off-policy MDPO by hand: critic, actor, Polyak average."""
+) -> tuple[dict[str, dict[str, th.Tensor]], dict[str, list[float]]]:
+    """``len(batches)`` gradient steps of off-policy MDPO by hand: critic, actor, Polyak average. Also returns each
+    step's critic and actor losses, mean(log pi_theta - log pi_k) and mean(log pi_theta)."""
     s = OFF_SETTINGS
     lam, c, lr = s["ent_coef"], s["kl_coef"], s["learning_rate"]
     actor, old_actor = snapshot["actor"], snapshot["old_actor"]
     critic, target = snapshot["critic"], snapshot["critic_target"]
     actor_adam, critic_adam = snapshot["actor_adam"], snapshot["critic_adam"]
+    logs: dict[str, list[float]] = {"critic_loss": [], "actor_loss": [], "kl": [], "log_prob": []}
     for step, batch in enumerate(batches):
         next_noise, noise = noises[2 * step], noises[2 * step + 1]
         # Critic: SAC's soft Bellman backup with temperature lambda and the min of the target critics.
@@ -302,7 +561,9 @@ def _hand_off_policy_train(
             next_u = next_mean + next_noise * next_log_std.exp()
             next_log_prob = _squashed_log(next_mean, next_log_std, next_u, q_prime)
             next_q = _q_values(target, batch.next_observations, th.tanh(next_u)).min(dim=1).values
-            y = batch.rewards.flatten() + (1 - batch.dones.flatten()) * s["gamma"] * (next_q - lam * next_log_prob)
+            # n-step batches carry each sample's discount gamma^n; one-step batches use gamma
+            discount = s["gamma"] if batch.discounts is None else batch.discounts.flatten()
+            y = batch.rewards.flatten() + (1 - batch.dones.flatten()) * discount * (next_q - lam * next_log_prob)
         params = leaves(critic, CRITIC)
         q = _q_values(dict(zip(CRITIC, params)), batch.observations, batch.actions)
         critic_loss = 0.5 * (((q[:, 0] - y) ** 2).mean() + ((q[:, 1] - y) ** 2).mean())
@@ -324,27 +585,36 @@ def _hand_off_policy_train(
         actor = {k: adam_step(w.detach(), g, actor_adam[k], lr, 1e-8) for k, w, g in zip(ACTOR, params, grads)}
 
         target = {k: (1 - s["tau"]) * target[k] + s["tau"] * critic[k] for k in CRITIC}
-    return {"actor": actor, "critic": critic, "critic_target": target}
+        logs["critic_loss"].append(critic_loss.item())
+        logs["actor_loss"].append(actor_loss.item())
+        logs["kl"].append((log_prob - old_log_prob).mean().item())
+        logs["log_prob"].append(log_prob.mean().item())
+    return {"actor": actor, "critic": critic, "critic_target": target}, logs
 
 
-def _fixed_batch(generator: th.Generator) -> ReplayBufferSamples:
+def _fixed_batch(generator: th.Generator, n_step: bool = False) -> ReplayBufferSamples:
+    """A random batch; with ``n_step``, per-sample discounts gamma^n (n = 1..3) as SB3's n-step buffer gives."""
+
     def uniform(*shape: int) -> th.Tensor:
         return th.rand(*shape, generator=generator) * 2 - 1
 
     dones = th.zeros(OFF_BATCH, 1)
     dones[::3] = 1.0
+    n = th.randint(1, 4, (OFF_BATCH, 1), generator=generator).float() if n_step else None
     return ReplayBufferSamples(
         observations=uniform(OFF_BATCH, OBS_DIM),
         actions=uniform(OFF_BATCH, ACT_DIM) * 0.9,
         next_observations=uniform(OFF_BATCH, OBS_DIM),
         dones=dones,
         rewards=uniform(OFF_BATCH, 1) * 2,
-        discounts=None,
+        discounts=None if n is None else OFF_SETTINGS["gamma"] ** n,
     )
 
 
-@pytest.mark.parametrize("q_prime", [1.0, 1.5], ids=["shannon", "tsallis_1.5"])
-def test_off_policy_train_matches_hand_computation(q_prime, monkeypatch):
+@pytest.mark.parametrize(
+    ("q_prime", "n_step"), [(1.0, False), (1.5, False), (1.0, True)], ids=["shannon", "tsallis_1.5", "n_step"]
+)
+def test_off_policy_train_matches_hand_computation(q_prime, n_step, monkeypatch):
     env = _SpacesOnly()
     model = OffPolicyMDPO("MlpPolicy", env, policy_kwargs=dict(net_arch=[4]), tsallis_q=q_prime, seed=0, **OFF_SETTINGS)
     model.set_logger(Logger(folder=None, output_formats=[]))
@@ -366,7 +636,7 @@ def test_off_policy_train_matches_hand_computation(q_prime, monkeypatch):
     monkeypatch.setattr(th.distributions.Normal, "rsample", rsample)
 
     def queue(n_steps: int) -> tuple[list[ReplayBufferSamples], list[th.Tensor]]:
-        new_batches = [_fixed_batch(generator) for _ in range(n_steps)]
+        new_batches = [_fixed_batch(generator, n_step) for _ in range(n_steps)]
         new_noises = [th.randn(OFF_BATCH, ACT_DIM, generator=generator) for _ in range(2 * n_steps)]
         batches.extend(new_batches)
         noises.extend(new_noises)
@@ -388,13 +658,37 @@ def test_off_policy_train_matches_hand_computation(q_prime, monkeypatch):
     }
     assert all(v["step"] == 1 for v in snapshot["actor_adam"].values())
     new_batches, new_noises = queue(2)
+    model.num_timesteps, model._last_old_policy_update = 7, 3  # pi_k is 4 env steps old (no refresh: m = 10000)
     model.train(gradient_steps=2, batch_size=OFF_BATCH)
     assert not batches and not noises  # exactly one batch and two noise draws per gradient step
 
-    expected = _hand_off_policy_train(snapshot, new_batches, new_noises, q_prime)
+    expected, logs = _hand_off_policy_train(snapshot, new_batches, new_noises, q_prime)
+    logged = model.logger.name_to_value
+    for key in ("critic_loss", "actor_loss", "kl"):
+        assert logged[f"train/{key}"] == pytest.approx(np.mean(logs[key]), rel=1e-5, abs=1e-6), key
+    assert logged["train/entropy"] == pytest.approx(-np.mean(logs["log_prob"]), rel=1e-5, abs=1e-6)
+    assert (logged["train/ent_coef"], logged["train/kl_coef"]) == (OFF_SETTINGS["ent_coef"], OFF_SETTINGS["kl_coef"])
+    assert logged["train/old_policy_age"] == 4
+    assert logged["train/n_updates"] == 3 and model.logger.name_to_excluded["train/n_updates"] == ("tensorboard",)
     after = model.policy.state_dict()
     for part, keys in (("actor", ACTOR), ("critic", CRITIC), ("critic_target", CRITIC)):
         actual = _sub(after, f"{part}.")
         assert_params_close(actual, expected[part], keys)
         assert any((actual[k] - snapshot[part][k]).abs().max() > 1e-4 for k in keys), part
     assert all(th.equal(v, after[f"old_actor.{k}"]) for k, v in snapshot["old_actor"].items())
+
+
+@pytest.mark.parametrize("q_prime", [1.0, 1.5, 2.0])
+def test_off_policy_log_prob_of_squashed_actions(q_prime: float):
+    """log pi(a|s) of a = tanh(u) is taken at the pre-tanh u the actor sampled (recovering u from a by atanh fails
+    where tanh saturates): the Gaussian log density of u minus log(1 - a^2 + 1e-6) per dimension, summed, exact
+    for q' = 1; for q' != 1 the per-dimension density, floored at 1e-6, under the q-log with q = 2 - q', summed."""
+    model = OffPolicyMDPO("MlpPolicy", _SpacesOnly(), policy_kwargs=dict(net_arch=[4]), tsallis_q=q_prime, device="cpu")
+    mean = th.tensor([[0.2, -0.5], [1.0, 0.0], [-2.0, 0.3], [0.0, 0.0]])
+    log_std = th.tensor([[-0.5, 0.1], [0.3, -1.0], [0.5, 0.0], [-3.0, 0.2]])
+    # tanh(9) and tanh(-9.5) are +-1 in float32; u = 0.5 lies 10 standard deviations out (density below 1e-6)
+    u = th.tensor([[0.1, -0.9], [9.0, 0.4], [-9.5, 2.5], [0.5, -1.2]])
+    distribution = model.actor.action_dist.proba_distribution(mean, log_std)
+    log_prob = model._log_prob(distribution, th.tanh(u), u)
+    th.testing.assert_close(log_prob, _squashed_log(mean, log_std, u, q_prime), rtol=1e-5, atol=1e-5)
+    assert th.isfinite(log_prob).all()

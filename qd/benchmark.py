@@ -224,11 +224,11 @@ def execute(spec: QDRunSpec) -> dict[str, Any]:
 
 
 def load_finished(spec: QDRunSpec) -> dict[str, Any] | None:
-    """``metrics.json`` of a finished run, with ``benchmark.json`` under the key ``"benchmark"``, or None."""
-    path = Path(spec.result_dir) / "metrics.json"
-    if not path.is_file():
+    """``metrics.json`` of a run finished at ``spec``'s budget and inputs, with ``benchmark.json`` under the key
+    ``"benchmark"``, or None: a run kept from an earlier budget is not reported beside this one's."""
+    if not spec.done:
         return None
-    record = json.loads(path.read_text())
+    record = json.loads((Path(spec.result_dir) / "metrics.json").read_text())
     bench = Path(spec.result_dir) / BENCHMARK_FILE
     record["benchmark"] = json.loads(bench.read_text()) if bench.is_file() else {}
     return record

@@ -69,6 +69,17 @@ def test_a_finished_run_with_other_inputs_is_not_reused(tmp_path: Path):
     assert "## Failed runs" in table and "holds a run with other inputs" in table and "delete that folder" in table
 
 
+def test_a_report_counts_only_runs_finished_at_its_budget(tmp_path: Path):
+    _run(tmp_path, ["ns"], budget=10)
+    tiny_ns = benchmark.per_algo_overrides([p for p in TINY if p.startswith("ns.")], ["ns"])
+    roots = dict(hyperparams=tiny_ns, results_root=str(tmp_path / "results"), logs_root=str(tmp_path / "logs"))
+    assert benchmark.load_finished(benchmark.plan("tiny", ["ns"], [ENV], [0], 10, **roots)[0]) is not None
+    larger = benchmark.plan("tiny", ["ns"], [ENV], [0], 20, **roots)
+    assert benchmark.load_finished(larger[0]) is None  # kept on disk, but not a 20-evaluation run
+    table = Path(benchmark.write_report("tiny", larger, ["ns"], [ENV], results_root=str(tmp_path / "results")))
+    assert "| ns | 0/1 |" in table.read_text()
+
+
 def test_larger_budget_resumes_from_checkpoint(tmp_path: Path):
     _run(tmp_path, ["ns"], budget=10)
     first = json.loads((tmp_path / "results" / "tiny" / "runs" / "ns" / f"{ENV}_seed0" / "metrics.json").read_text())

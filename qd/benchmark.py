@@ -407,9 +407,9 @@ def write_report(name: str, specs: Sequence[QDRunSpec], algos: Sequence[str], en
              "generation may go past it; those evaluations are not counted); seeds "
              f"{', '.join(map(str, seeds))}; one process per run with a serial evaluator and one torch thread. NS "
              "and SERENE use the hand-designed descriptor (the final position), MAP-Elites (pyribs) a 50x50 grid "
-             "of it; TAXONS and STAX learn theirs with an autoencoder of "
-             + (", ".join(f"{a}: {_OBSERVATION_WORDS.get(k, f'`{k}`')}" for a, k in observation.items()) or "n/a")
-             + ".",
+             "of it" + ("; TAXONS and STAX learn theirs with an autoencoder of "
+                        + ", ".join(f"{a}: {_OBSERVATION_WORDS.get(k, f'`{k}`')}" for a, k in observation.items())
+                        if observation else "") + ".",
              "",
              "Coverage: share of the 50x50 grid of the true outcome space reached (mean +- std over seeds). "
              "Areas: reward areas reached (mean over seeds; union over seeds by name). Best reward: per area, the "

@@ -48,6 +48,10 @@ Deviations (besides those of :class:`~qd.ns.NoveltySearch`):
 - A candidate whose optimiser stops during the bootstrap (CMA-ES ``check_stop``) is dropped at once.
 - Novelty-archive candidates of an emitter are kept once per genome (the elitist ES can offer the same
   survivor again).
+- Candidates of equal ancestor novelty keep their creation order (a stable sort); the authors' tie order is their
+  container's. The authors' ``max_emitter_steps`` check is not applied: an emitter ends by stagnation or by
+  CMA-ES's own stop.
+- The candidate pool has no cap, as in the authors' code (docs/algorithms/qd.md: what that does at 500k).
 
 Run: ``python -m qd.serene --env HardMaze-v0 --budget 50000`` (``-params emitter:cmaes`` for CMA-ES).
 """

@@ -11,6 +11,21 @@ hand computation knows them. The expected gradients are computed when each optim
 are then, so the second step also checks that no gradient of the first one is carried over.
 
 The rest of AWAC's behaviour is in test_awac.py, the SB3 contract in test_offline_contract.py.
+
+Mutation testing (mutmut 3.8.1 on algos/awac.py with test_awac.py and this file, docs/development.md): 311
+mutants. 26 survived the first version of this file; 18 survive after the n-step case, the logger's tensorboard
+exclusion and test_awac.py's device and saved-zip test. None of the 18 changes a loss, a target or a saved value:
+
+- ``support_multi_env`` False, None or left out (3 mutants): ``check_offline_env`` refuses several envs before SB3
+  looks at the flag.
+- ``sde_support=None`` (falsy, as False).
+- The batch-norm statistics, found by the name ``running_`` and Polyak-copied at rate 1 (6 mutants): AWAC's critics
+  have no batch norm, so both lists are empty.
+- ``set_training_mode(False)``: no dropout or batch norm.
+- ``replay_buffer.sample`` without ``env`` (2 mutants): offline algorithms refuse VecNormalize, so that env is None.
+- ``train``'s default ``batch_size``: SB3 always passes it.
+- ``actor`` and ``critic`` misspelt in ``_excluded_save_params`` (4 mutants): SB3 already leaves out every attribute
+  whose optimizer is in the saved state dicts.
 """
 
 from __future__ import annotations
@@ -46,8 +61,9 @@ def dataset():
     return random_dataset(ENV_ID, n=100)
 
 
-def fixed_batches() -> list[ReplayBufferSamples]:
-    """Two batches of twelve transitions, a third of them terminal."""
+def fixed_batches(n_step: bool = False) -> list[ReplayBufferSamples]:
+    """Two batches of twelve transitions, a third of them terminal; with ``n_step``, per-sample discounts
+    gamma^n (n = 1..3) as SB3's n-step buffer gives, which replace gamma in the target."""
     rng = np.random.default_rng(0)
     batches = []
     for _ in range(2):
@@ -57,7 +73,8 @@ def fixed_batches() -> list[ReplayBufferSamples]:
             rng.uniform(-1, 1, size=(BATCH, OBS_DIM)), rng.uniform(-0.9, 0.9, size=(BATCH, ACTION_DIM)),
             rng.uniform(-1, 1, size=(BATCH, OBS_DIM)), dones, rng.uniform(-1, 0, size=(BATCH, 1)),
         )]
-        batches.append(ReplayBufferSamples(*tensors, discounts=None))
+        discounts = th.as_tensor(GAMMA ** rng.integers(1, 4, size=(BATCH, 1)), dtype=th.float32) if n_step else None
+        batches.append(ReplayBufferSamples(*tensors, discounts=discounts))
     return batches
 
 
@@ -98,8 +115,9 @@ def hand_critic_loss(model: AWAC, batch: ReplayBufferSamples, eps: th.Tensor) ->
     with th.no_grad():
         mean, std = gaussian(model, batch.next_observations)
         next_actions = (mean + std * eps).clamp(-1.0, 1.0)
-        y = batch.rewards + GAMMA * (1.0 - batch.dones) * min_q(model.critic_target, batch.next_observations,
-                                                                 next_actions)
+        discounts = batch.discounts if batch.discounts is not None else GAMMA
+        y = batch.rewards + discounts * (1.0 - batch.dones) * min_q(model.critic_target, batch.next_observations,
+                                                                     next_actions)
     q1, q2 = model.critic(batch.observations, batch.actions)
     return dict(critic_loss=((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean(), q_value=q1.mean())
 
@@ -151,11 +169,12 @@ def replay_noise(monkeypatch, queue: list[th.Tensor]) -> None:
     monkeypatch.setattr(th.distributions.Normal, "sample", sample)
 
 
-@pytest.mark.parametrize("normalize_weights", [False, True], ids=["clipped", "softmax"])
-def test_two_updates_match_a_hand_computation(dataset, monkeypatch, normalize_weights):
+@pytest.mark.parametrize("normalize_weights, n_step", [(False, False), (True, False), (False, True)],
+                         ids=["clipped", "softmax", "n_step"])
+def test_two_updates_match_a_hand_computation(dataset, monkeypatch, normalize_weights, n_step):
     model = make_model(dataset, normalize_weights=normalize_weights)
     model.reward_scale = 3.0  # the critic's rewards go through scale_rewards
-    batches, queue = fixed_batches(), noises()
+    batches, queue = fixed_batches(n_step), noises()
     eps = list(queue)
     sampled = list(batches)
     monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, **kwargs: sampled.pop(0))
@@ -200,6 +219,7 @@ def test_two_updates_match_a_hand_computation(dataset, monkeypatch, normalize_we
         assert 0 < fraction < 1 and logged["train/weight_clip_fraction"] == pytest.approx(fraction)
     std = model.actor.log_std.detach().clamp(-20.0, 2.0).exp().mean().item()
     assert logged["train/std"] == pytest.approx(std, rel=1e-6) and logged["train/n_updates"] == 2
+    assert model.logger.name_to_excluded["train/n_updates"] == ("tensorboard",)  # a counter, not a curve
     rate = learning_rate(PROGRESS_REMAINING)
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(rate)
     assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(rate)

@@ -7,6 +7,8 @@ The SB3 contract shared by all offline algorithms is tested in test_offline_cont
 from __future__ import annotations
 
 import math
+import os
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -14,7 +16,12 @@ import pytest
 import torch as th
 from offline_data import random_dataset
 from stable_baselines3 import SAC
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common import base_class
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.logger import KVWriter, Logger, configure, filter_excluded_keys
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.utils import get_device
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 from algos.cql import CQL, CQL_LOG_ALPHA_INIT
@@ -355,6 +362,153 @@ def test_invalid_settings_are_refused(dataset, kwargs):
         make(dataset, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(cql_alpha=0.0), dict(cql_alpha_online=0.0), dict(cql_n_actions=1), dict(cql_temp=1e-3), dict(bc_steps=0),
+])
+def test_settings_at_the_boundaries_are_accepted(dataset, kwargs):
+    model = make(dataset, **kwargs)
+    assert {key: getattr(model, key) for key in kwargs} == kwargs
+
+
+def test_defaults_are_corls_and_every_setting_reaches_sb3(dataset, tmp_path):
+    """CORL's locomotion defaults and SAC's rest, and non-default values not dropped on the way to SB3 (where they
+    equal SB3's defaults, a dropped argument would go unseen)."""
+    model = CQL("MlpPolicy", ENV_ID, dataset=dataset)
+    assert (model.cql_alpha, model.cql_n_actions, model.cql_temp, model.cql_target_action_gap) == (10.0, 10, 1.0, -1.0)
+    assert model.cql_importance_sample and not (model.cql_lagrange or model.cql_max_target_backup)
+    assert (model.cql_clip_diff_min, model.cql_clip_diff_max) == (-np.inf, np.inf)
+    assert (model.cql_alpha_online, model.backup_entropy, model.bc_steps) == (None, False, 0)
+    assert (model.normalize_reward, model.reward_scale, model.reward_bias) == (False, 1.0, 0.0)
+    assert (model.policy_lr, model.learning_rate, model.buffer_size) == (3e-5, 3e-4, 2_000_000)
+    assert model.learning_starts == 0
+    assert (model.batch_size, model.tau, model.gamma, model.gradient_steps, model.n_steps) == (256, 0.005, 0.99, 1, 1)
+    assert model.train_freq.frequency == 1 and model.target_update_interval == 1 and model.ent_coef == "auto"
+    assert model._stats_window_size == 100 and model.verbose == 0 and model.device == get_device("auto")
+    assert model.action_noise is None and model.tensorboard_log is None and not model.optimize_memory_usage
+    assert type(model.replay_buffer) is ReplayBuffer and model.replay_buffer.buffer_size == 2_000_000
+
+    class OwnBuffer(ReplayBuffer):
+        pass
+
+    noise = NormalActionNoise(np.zeros(1), 0.2 * np.ones(1))
+    settings = dict(buffer_size=5_000, learning_starts=7, batch_size=32, tau=0.01, gamma=0.9, gradient_steps=3,
+                    action_noise=noise, target_entropy=-3.0, tensorboard_log=str(tmp_path), verbose=1)
+    model = CQL("MlpPolicy", ENV_ID, dataset=dataset, device="cpu", train_freq=4, stats_window_size=7, ent_coef=0.2,
+                replay_buffer_class=OwnBuffer, replay_buffer_kwargs=dict(handle_timeout_termination=False),
+                policy_kwargs=dict(net_arch=[8]), **settings)
+    assert {key: getattr(model, key) for key in settings} == settings
+    assert model.train_freq.frequency == 4 and model._stats_window_size == 7
+    assert type(model.replay_buffer) is OwnBuffer and not model.replay_buffer.handle_timeout_termination
+    assert model.replay_buffer.buffer_size == 5_000 and model.replay_buffer.size() == len(dataset)
+    assert model.ent_coef_optimizer is None and model.ent_coef_tensor.item() == pytest.approx(0.2)
+    assert model.actor.optimizer.param_groups[0]["lr"] == 3e-5  # the policy rate without a temperature optimizer
+
+    n_step = make(dataset, n_steps=3)
+    assert n_step.n_steps == 3 and type(n_step.replay_buffer) is NStepReplayBuffer and n_step.replay_buffer.n_steps == 3
+    # SB3's compact buffer has no next observations of its own, so no dataset here.
+    compact = CQL("MlpPolicy", ENV_ID, optimize_memory_usage=True,
+                  replay_buffer_kwargs=dict(handle_timeout_termination=False), **TINY)
+    assert compact.optimize_memory_usage and compact.replay_buffer.optimize_memory_usage
+
+
+def test_every_optimizer_starts_at_its_schedules_initial_rate(dataset):
+    """At setup: the actor and the temperature at policy_lr(1), the critics and the Lagrange multiplier at
+    learning_rate(1) (the rates after the schedule are in test_cql_losses.py)."""
+    model = make(dataset, cql_lagrange=True, learning_rate=lambda p: 1e-3 * (1.0 + p),
+                 policy_lr=lambda p: 1e-4 * (1.0 + p))
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert model.ent_coef_optimizer.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(2e-3)
+    assert model.cql_alpha_optimizer.param_groups[0]["lr"] == pytest.approx(2e-3)
+
+
+def test_auto_target_entropy_needs_no_env(dataset, tmp_path):
+    """``"auto"`` is -|A| from the action space, not from an env: a model loaded without one (``custom_objects``
+    asking for ``"auto"`` again) gets it too."""
+    make(dataset).save(tmp_path / "cql.zip")
+    with pytest.warns(UserWarning, match="could not be read"):  # a dataset made in memory has no name to reload
+        loaded = CQL.load(tmp_path / "cql.zip", device="cpu", custom_objects={"target_entropy": "auto"})
+    assert loaded.env is None and loaded.target_entropy == -1.0
+
+
+def test_every_tensor_cql_makes_is_on_the_models_device(dataset, monkeypatch):
+    """The device reaches SB3, and every tensor CQL makes itself (the Lagrange multiplier, the penalty's weight, the
+    uniform actions and their log density) is on it: "meta" (tensors with shapes but no data), a device other than
+    the CPU that any machine has."""
+    monkeypatch.setattr(th.distributions.Distribution, "_validate_args", False)  # validation reads the values
+    requested = []
+    original = base_class.get_device
+    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
+    model = make(dataset, device="meta", cql_lagrange=True, cql_n_actions=2)
+    assert requested == ["meta"]
+    assert model.log_cql_alpha.device.type == "meta" and model.cql_weight().device.type == "meta"
+    model.log_cql_alpha = None  # the fixed weight
+    assert model.cql_weight().device.type == "meta"
+    observations = th.zeros((4, 3), device="meta")
+    actions, log_density = model.cql_sample_actions(observations, observations)
+    assert actions.shape == (4, 6, 1) and log_density.shape == (4, 6)
+    assert actions.device.type == "meta" and log_density.device.type == "meta"
+
+
+class BatchNormExtractor(BaseFeaturesExtractor):
+    """Batch normalisation of the observations: running statistics that training must update."""
+
+    def __init__(self, observation_space: gym.spaces.Box) -> None:
+        super().__init__(observation_space, features_dim=observation_space.shape[0])
+        self.norm = th.nn.BatchNorm1d(observation_space.shape[0])
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.norm(observations)
+
+
+def test_training_updates_batch_norm_statistics_and_copies_them_to_the_targets(dataset):
+    """``train`` puts the networks in training mode (predict leaves them in evaluation mode), so that batch norm
+    statistics move, and copies the critics' statistics into the targets (SAC's Polyak update with 1)."""
+    model = make(dataset, normalize_observations=False,
+                 policy_kwargs=dict(net_arch=[8], features_extractor_class=BatchNormExtractor))
+    model.predict(dataset.observations[:2])
+    assert not model.actor.training and model.batch_norm_stats
+    model.train(gradient_steps=1, batch_size=32)
+    assert model.actor.features_extractor.norm.running_mean.abs().max() > 1e-3
+    assert model.critic.features_extractor.norm.running_mean.abs().max() > 1e-3
+    for stats, target in zip(model.batch_norm_stats, model.batch_norm_stats_target, strict=True):
+        np.testing.assert_array_equal(target.numpy(), stats.numpy())
+
+
+def test_train_without_a_batch_size_samples_sacs_256(dataset, monkeypatch):
+    model = make(dataset)
+    sizes = []
+    original = model.replay_buffer.sample
+    monkeypatch.setattr(model.replay_buffer, "sample", lambda batch_size, env=None: sizes.append(batch_size) or (
+        original(batch_size, env=env)))
+    model.train(gradient_steps=1)
+    assert sizes == [256]
+
+
+class FormatWriter(KVWriter):
+    """A logger output that keeps what an output of format ``name`` would write (SB3's exclusions per format)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.rows = name, []
+
+    def write(self, key_values, key_excluded, step: int = 0) -> None:
+        self.rows.append(filter_excluded_keys(key_values, key_excluded, self.name))
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_update_count_is_logged_everywhere_but_to_tensorboard(dataset):
+    model = make(dataset)
+    writers = [FormatWriter("tensorboard"), FormatWriter("csv")]
+    model.set_logger(Logger(folder=None, output_formats=writers))
+    model.train(gradient_steps=2, batch_size=32)
+    model.logger.dump()
+    tensorboard, csv = writers[0].rows[0], writers[1].rows[0]
+    assert "train/n_updates" not in tensorboard and "train/critic_loss" in tensorboard
+    assert csv["train/n_updates"] == 2
+
+
 def test_normalize_reward_scales_rewards_to_a_1000_wide_return_range(tmp_path):
     """CORL's normalize_reward (its hopper-medium-v2 config): rewards * 1000 / (max - min episode return); off by
     default; not together with a reward_scale; the same scale after save/load (set, not multiplied again)."""
@@ -370,7 +524,17 @@ def test_normalize_reward_scales_rewards_to_a_1000_wide_return_range(tmp_path):
         loaded = CQL.load(tmp_path / "cql.zip")
     loaded.load_offline_data(data)
     assert loaded.reward_scale == pytest.approx(1000.0 / 30.0)
-    with pytest.raises(ValueError, match="reward_scale"):
+    message = ("normalize_reward sets the reward scale from the dataset's returns; got reward_scale=10.0 too: pass one "
+               "of them")
+    with pytest.raises(ValueError, match=re.escape(message)):
         make(data, normalize_reward=True, reward_scale=10.0)
     with pytest.warns(UserWarning, match="normalize_reward"):
         assert make(hand_made_dataset((1.0, 1.0)), normalize_reward=True).reward_scale == 1.0
+    message = ("normalize_reward=True, but every episode of 'hand-made' has the same return: rewards are left "
+               "unscaled. Pass normalize_reward=False to silence this.")
+    with pytest.warns(UserWarning, match=re.escape(message)) as record:
+        model.load_offline_data(hand_made_dataset((1.0, 1.0)))
+    assert model.reward_scale == 1.0 and len(record) == 1
+    # The warning points past CQL's own code, at its caller (a frame count: under mutmut a trampoline frame sits
+    # between, so the test asks only that algos/cql.py is not blamed).
+    assert not record[0].filename.endswith(os.path.join("algos", "cql.py"))

@@ -66,6 +66,10 @@ VARIANTS = {
     # Online, with the online weight; the Lagrange multiplier at its clip of 1e6 (the weight 1e-6 * 1e6).
     "online": dict(cql_alpha=2.0, cql_alpha_online=1e-6, cql_lagrange=True, cql_target_action_gap=-0.2,
                    log_cql_alpha=20.0, online=True),
+    # A fixed entropy temperature (also in the backup), n-step discounts of the batch (gamma^k per row), and offline
+    # an online weight that must not be used yet (Lagrange loss included).
+    "fixed_temperature": dict(cql_alpha=2.0, cql_alpha_online=0.5, cql_lagrange=True, cql_target_action_gap=0.3,
+                              log_cql_alpha=-0.5, ent_coef=0.3, backup_entropy=True, discounts=True),
 }
 
 
@@ -74,8 +78,9 @@ def dataset():
     return random_dataset(ENV_ID, n=100)
 
 
-def fixed_batches() -> list[ReplayBufferSamples]:
-    """Two batches of eight transitions, a quarter of them terminal."""
+def fixed_batches(discounts: bool = False) -> list[ReplayBufferSamples]:
+    """Two batches of eight transitions, a quarter of them terminal; with ``discounts`` n-step discounts gamma^k,
+    k = 1, 2, 3, per row (as SB3's NStepReplayBuffer returns them)."""
     rng = np.random.default_rng(0)
     batches = []
     for _ in range(2):
@@ -85,12 +90,13 @@ def fixed_batches() -> list[ReplayBufferSamples]:
             rng.uniform(-1, 1, size=(BATCH, OBS_DIM)), rng.uniform(-0.9, 0.9, size=(BATCH, ACTION_DIM)),
             rng.uniform(-1, 1, size=(BATCH, OBS_DIM)), dones, rng.uniform(-1, 0, size=(BATCH, 1)),
         )]
-        batches.append(ReplayBufferSamples(*tensors, discounts=None))
+        row_discounts = (GAMMA ** (1 + th.arange(BATCH) % 3)).unsqueeze(1).float() if discounts else None
+        batches.append(ReplayBufferSamples(*tensors, discounts=row_discounts))
     return batches
 
 
 def make_model(dataset, variant: dict[str, Any]) -> CQL:
-    kwargs = {k: v for k, v in variant.items() if k not in ("log_cql_alpha", "online")}
+    kwargs = {k: v for k, v in variant.items() if k not in ("log_cql_alpha", "online", "discounts")}
     model = CQL("MlpPolicy", make_vec_env(ENV_ID, n_envs=1, seed=0), dataset=dataset, seed=0, device="cpu",
                 batch_size=BATCH, buffer_size=1_000, normalize_observations=False,
                 policy_kwargs=dict(net_arch=[16, 16]), cql_n_actions=N_ACTIONS, cql_temp=TEMP, gamma=GAMMA, tau=TAU,
@@ -105,7 +111,8 @@ def make_model(dataset, variant: dict[str, Any]) -> CQL:
             parameter.add_(0.2 * th.randn(parameter.shape, generator=generator))
         for module in (model.actor.mu, model.actor.log_std):
             module.weight.add_(0.5 * th.randn(module.weight.shape, generator=generator))
-        model.log_ent_coef.fill_(LOG_ENT_COEF)
+        if model.log_ent_coef is not None:
+            model.log_ent_coef.fill_(LOG_ENT_COEF)
         if "log_cql_alpha" in variant:
             model.log_cql_alpha.fill_(variant["log_cql_alpha"])
     if variant.get("online"):
@@ -141,10 +148,10 @@ def hand_update(model: CQL, variant: dict[str, Any], batch: ReplayBufferSamples,
     obs, actions, next_obs = batch.observations, batch.actions, batch.next_observations
     n = N_ACTIONS
     log_ent_coef = model.log_ent_coef
-    alpha = log_ent_coef.detach().exp()
+    alpha = th.tensor(variant["ent_coef"]) if log_ent_coef is None else log_ent_coef.detach().exp()
 
     actions_pi, log_pi = squashed_samples(model, obs, eps[0])
-    ent_coef_loss = -(log_ent_coef * (log_pi.detach() - ACTION_DIM)).mean()
+    ent_coef_loss = None if log_ent_coef is None else -(log_ent_coef * (log_pi.detach() - ACTION_DIM)).mean()
     if update <= variant.get("bc_steps", 0):
         actor_loss = (alpha * log_pi - squashed_log_likelihood(model, obs, actions)).mean()
     else:
@@ -162,7 +169,8 @@ def hand_update(model: CQL, variant: dict[str, Any], batch: ReplayBufferSamples,
             next_q, next_log_pi = min_q(model.critic_target, next_obs, next_actions), next_log_pi.view(BATCH, 1)
         if variant.get("backup_entropy"):
             next_q = next_q - alpha * next_log_pi
-        y = rewards + GAMMA * (1.0 - batch.dones) * next_q
+        discounts = GAMMA if batch.discounts is None else batch.discounts
+        y = rewards + discounts * (1.0 - batch.dones) * next_q
 
         policy_actions, policy_log_pi = squashed_samples(model, th.cat([next_obs, obs]), eps[2], n)
         sampled = th.cat([uniform, policy_actions[: BATCH * n].view(BATCH, n, ACTION_DIM),
@@ -187,7 +195,9 @@ def hand_update(model: CQL, variant: dict[str, Any], batch: ReplayBufferSamples,
         gaps.append(diff.mean())
     gap = th.stack(gaps)
     weight = variant["cql_alpha_online"] if variant.get("online") else variant["cql_alpha"]
-    losses: dict[str, th.Tensor] = {"ent_coef": ent_coef_loss, "actor": actor_loss}
+    losses: dict[str, th.Tensor] = {"actor": actor_loss}
+    if ent_coef_loss is not None:
+        losses["ent_coef"] = ent_coef_loss
     logged = {"cql_weight": float(weight)}
     if variant.get("cql_lagrange"):
         alpha_prime = min(math.exp(model.log_cql_alpha.item()), 1e6)
@@ -201,9 +211,11 @@ def hand_update(model: CQL, variant: dict[str, Any], batch: ReplayBufferSamples,
     logged.update(
         ent_coef=alpha, actor_loss=actor_loss, log_pi=log_pi.mean(), critic_loss=losses["critic"], td_loss=td_loss,
         cql_gap=gap.mean(), q_data=data_q[0].mean(), q_target=y.mean(), q_random=q1_sampled[:, 0].mean(),
-        q_next_actions=q1_sampled[:, 1].mean(), q_policy=q1_sampled[:, 2].mean(), ent_coef_loss=ent_coef_loss,
+        q_next_actions=q1_sampled[:, 1].mean(), q_policy=q1_sampled[:, 2].mean(),
         behaviour_cloning=float(update <= variant.get("bc_steps", 0)),
     )
+    if ent_coef_loss is not None:
+        logged["ent_coef_loss"] = ent_coef_loss
     grads = {}
     for name, loss in losses.items():
         parameters = optimizer_of(model, name).param_groups[0]["params"]
@@ -228,7 +240,7 @@ def state(module: th.nn.Module) -> dict[str, th.Tensor]:
 def test_two_updates_match_a_hand_computation(dataset, monkeypatch, name):
     variant = VARIANTS[name]
     model = make_model(dataset, variant)
-    batches = fixed_batches()
+    batches = fixed_batches(discounts=variant.get("discounts", False))
     m = N_ACTIONS if variant.get("cql_max_target_backup") else 1
     generator = th.Generator().manual_seed(2)
     noise = [[th.randn(rows, ACTION_DIM, generator=generator) for rows in (BATCH, BATCH * m, 2 * BATCH * N_ACTIONS)]
@@ -258,6 +270,9 @@ def test_two_updates_match_a_hand_computation(dataset, monkeypatch, name):
     for opt_name in ("ent_coef", "cql_alpha", "actor", "critic"):
         if opt_name == "cql_alpha" and not variant.get("cql_lagrange"):
             assert model.cql_alpha_optimizer is None
+            continue
+        if opt_name == "ent_coef" and "ent_coef" in variant:  # a fixed temperature
+            assert model.ent_coef_optimizer is None and model.log_ent_coef is None
             continue
         optimizer = optimizer_of(model, opt_name)
         record = got.setdefault(opt_name, [])
@@ -292,10 +307,11 @@ def test_two_updates_match_a_hand_computation(dataset, monkeypatch, name):
         assert logged["train/cql_weight"] == pytest.approx(expected[0]["logged"]["cql_weight"], rel=1e-9)
     assert logged["train/n_updates"] == 2
     assert ("train/cql_alpha_loss" in logged) == bool(variant.get("cql_lagrange"))
+    assert ("train/ent_coef_loss" in logged) == ("ent_coef" not in variant)
 
     # Learning rates: the actor and the temperature at policy_lr, the critics and the multiplier at learning_rate.
     assert logged["train/policy_learning_rate"] == pytest.approx(policy_lr(PROGRESS_REMAINING))
-    for opt_name in ("ent_coef", "actor"):
+    for opt_name in ("actor",) if "ent_coef" in variant else ("ent_coef", "actor"):
         assert optimizer_of(model, opt_name).param_groups[0]["lr"] == pytest.approx(policy_lr(PROGRESS_REMAINING))
     for opt_name in ("critic", "cql_alpha") if variant.get("cql_lagrange") else ("critic",):
         assert optimizer_of(model, opt_name).param_groups[0]["lr"] == pytest.approx(learning_rate(PROGRESS_REMAINING))
@@ -323,3 +339,34 @@ def test_hand_losses_tell_the_mutations_apart(dataset):
     diff = penalty.ood_q - th.cat([q1, q2], dim=1).T
     low, high = VARIANTS["options"]["cql_clip_diff_min"], VARIANTS["options"]["cql_clip_diff_max"]
     assert (diff < low).any() and (diff > high).any() and ((diff > low) & (diff < high)).any()
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_policy_samples_are_n_squashed_gaussian_draws_per_state(dataset, monkeypatch, n):
+    """One and two samples per state (the repeat happens only for n > 1): a state's draws together, their
+    log-densities the squashed Gaussian's."""
+    model = make_model(dataset, VARIANTS["plain"])
+    obs = fixed_batches()[0].observations
+    eps = th.randn(BATCH * n, ACTION_DIM, generator=th.Generator().manual_seed(4))
+
+    def rsample(distribution: th.distributions.Normal, sample_shape: Any = ()) -> th.Tensor:
+        assert distribution.loc.shape == eps.shape
+        return distribution.loc + eps * distribution.scale
+
+    monkeypatch.setattr(th.distributions.Normal, "rsample", rsample)
+    actions, log_prob = model.policy_samples(obs, n_samples=n)
+    with th.no_grad():
+        want_actions, want_log_prob = squashed_samples(model, obs, eps, n)
+    assert actions.shape == (BATCH * n, ACTION_DIM) and log_prob.shape == (BATCH * n,)
+    np.testing.assert_allclose(actions.detach().numpy(), want_actions.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_prob.detach().numpy(), want_log_prob.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_min_q_is_the_smaller_critic_per_row_in_a_column(dataset):
+    model = make_model(dataset, VARIANTS["plain"])
+    batch = fixed_batches()[0]
+    with th.no_grad():
+        got = model._min_q(batch.observations, batch.actions)
+        want = min_q(model.critic, batch.observations, batch.actions)
+    assert got.shape == (BATCH, 1)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset
-from stable_baselines3.common import base_class
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
@@ -282,21 +280,6 @@ def test_save_load_keeps_every_optimizer_and_training_continues_identically(data
         algo.learn_offline(5, reset_num_timesteps=False)
     for (key, a), b in zip(model.policy.state_dict().items(), loaded.policy.state_dict().values()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=key)
-
-
-def test_the_device_reaches_sb3_and_the_zip_pickles_no_network(dataset, tmp_path, monkeypatch):
-    """The device request is handed to SB3 (on a CPU-only machine "auto" and "cpu" give the same device, so the
-    request itself is checked); the target critic, which has no optimizer for SB3 to find, is saved in the
-    policy's state dict only, not pickled again with the model's attributes."""
-    requested = []
-    original = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
-    model = make(dataset)
-    assert requested == ["cpu"]
-    model.save(tmp_path / "awac.zip")
-    data, params, _ = load_from_zip_file(tmp_path / "awac.zip", device="cpu")
-    assert not {"actor", "critic", "critic_target", "policy"} & set(data)
-    assert {"policy", "actor.optimizer", "critic.optimizer"} <= set(params)
 
 
 def test_hyperparameter_file_holds_corls_locomotion_values():

@@ -14,7 +14,8 @@ The rest of AWAC's behaviour is in test_awac.py, the SB3 contract in test_offlin
 
 Mutation testing (mutmut 3.8.1 on algos/awac.py with test_awac.py and this file, docs/development.md): 311
 mutants. 26 survived the first version of this file; 18 survive after the n-step case, the logger's tensorboard
-exclusion and test_awac.py's device and saved-zip test. None of the 18 changes a loss, a target or a saved value:
+exclusion and test_offline_contract.py's device and saved-zip test. None of the 18 changes a loss, a target or a
+saved value:
 
 - ``support_multi_env`` False, None or left out (3 mutants): ``check_offline_env`` refuses several envs before SB3
   looks at the flag.

@@ -17,13 +17,11 @@ import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset
-from stable_baselines3.common import base_class
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import get_device
 from torch import nn
 
@@ -310,17 +308,3 @@ def test_defaults_are_the_authors_and_every_setting_reaches_sb3(dataset, tmp_pat
     assert make(dataset, deterministic_actor=True, expl_noise=0.0).action_noise is None
     with pytest.raises(AssertionError, match="Discrete"):  # continuous actions only
         IQL("MlpPolicy", "CartPole-v1", device="cpu")
-
-
-def test_the_device_reaches_sb3_and_the_zip_holds_the_networks_once(dataset, tmp_path, monkeypatch):
-    """The device argument is handed to SB3 (on a CPU-only machine "auto" and "cpu" give the same device, so the
-    request itself is checked), and the networks are saved in the policy's state dict only, not pickled again."""
-    requested = []
-    original = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
-    model = make(dataset)
-    assert requested == ["cpu"]
-    model.save(tmp_path / "iql.zip")
-    data, params, _ = load_from_zip_file(tmp_path / "iql.zip", device="cpu")
-    assert not {"actor", "critic", "critic_target", "value_net", "policy"} & set(data)
-    assert {"actor.optimizer", "critic.optimizer", "value_net.optimizer"} <= set(params)

@@ -192,6 +192,7 @@ def execute(spec: QDRunSpec) -> dict[str, Any]:
     start = time.time()
     work_dir = Path(spec.work_dir)
     run = None
+    carried = _wall_seconds(work_dir / BENCHMARK_FILE)  # the earlier segments of this run
     try:
         evaluator = SerialEvaluator(spec.env)
         if (work_dir / CHECKPOINT_FILE).is_file():
@@ -202,13 +203,16 @@ def execute(spec: QDRunSpec) -> dict[str, Any]:
                     f", hyperparams {recorded.get('hyperparams')}; asked: {spec.hyperparams}): delete that folder to "
                     "start afresh, or pick another --name.")
             run = QDRun.resume(work_dir, evaluator=evaluator, save_freq=spec.save_freq, progress=False)
+            # A segment stopped before the end writes no benchmark.json; its checkpointed generation time still
+            # counts (the time after its last checkpoint is spent again in this segment).
+            carried = max(carried, run.algorithm.clock.breakdown()["total"])
         else:
             algorithm = algorithm_class(spec.algo)(spec.env, seed=spec.seed, evaluator=evaluator, **spec.hyperparams)
             config = {"algo": spec.algo, "env": spec.env, "seed": spec.seed, "workers": 1,
                       "hyperparams": dict(spec.hyperparams), "command": command_line()}
             run = QDRun(algorithm, work_dir, config=config, save_freq=spec.save_freq, progress=False)
         metrics = run.run(spec.budget)
-        wall = _wall_seconds(work_dir / BENCHMARK_FILE) + time.time() - start
+        wall = carried + time.time() - start
         write_json_atomic(work_dir / BENCHMARK_FILE, {"evaluations": metrics["evaluations"], "wall_seconds": wall,
                                                       "evaluations_per_wall_second": metrics["evaluations"] / wall})
     except Exception:  # one failed run must not stop the others; its error goes into the report

@@ -89,6 +89,23 @@ def test_larger_budget_resumes_from_checkpoint(tmp_path: Path):
     assert second["history"][: len(first["history"])] == first["history"]
 
 
+def test_a_run_stopped_before_its_end_keeps_its_checkpointed_time(tmp_path: Path):
+    """A segment killed before the end writes no benchmark.json: the resumed run's wall clock still counts the
+    generation time its checkpoint carries (else a resumed STAX run reads as a few seconds)."""
+    import pickle
+
+    _run(tmp_path, ["ns"], budget=10)
+    work_dir = tmp_path / "logs" / "tiny" / "ns" / f"{ENV}_seed0"
+    (work_dir / "benchmark.json").unlink()  # as after a kill
+    checkpoint = pickle.loads((work_dir / "checkpoint.pkl").read_bytes())
+    checkpoint["state"]["clock"]["generation"] = 1000.0
+    (work_dir / "checkpoint.pkl").write_bytes(pickle.dumps(checkpoint))
+    _run(tmp_path, ["ns"], budget=20)
+    wall = json.loads((tmp_path / "results" / "tiny" / "runs" / "ns" / f"{ENV}_seed0" / "benchmark.json").read_text())
+    assert 1000.0 < wall["wall_seconds"] < 1100.0
+    assert wall["evaluations_per_wall_second"] == pytest.approx(20 / wall["wall_seconds"])
+
+
 def test_bad_requests_name_close_choices(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     with pytest.raises(benchmark.BenchmarkError, match="Did you mean: serene"):
         benchmark.algorithm_class("seren")

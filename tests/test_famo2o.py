@@ -187,6 +187,54 @@ def test_train_logs_the_balance_models_beta(algo_class, dataset):
     )
 
 
+def test_cql_variant_conditions_the_bc_warm_up_and_the_max_backup_on_the_rows_betas(dataset, monkeypatch):
+    """FamO2OCQL inherits CQL's update: every call of the universal policy in it, the BC warm-up's log-likelihood
+    and the max-target backup's samples included, gets the update's betas; during the warm-up the balance model
+    does not step (the authors' L207), after it it does."""
+    model = make(FamO2OCQL, dataset, bc_steps=2, cql_max_target_backup=True, cql_n_actions=3, batch_size=16,
+                 balance_lr=1e-2, policy_kwargs=dict(net_arch=[8]))
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    drawn: list = []  # the conditions of each update
+    draw = model._update_conditions
+
+    def recording_draw(observations, next_observations):
+        conditions = draw(observations, next_observations)
+        drawn.append((observations, next_observations, conditions))
+        return conditions
+
+    calls: list[tuple[th.Tensor, th.Tensor | None]] = []
+    params = model.policy_distribution_params
+
+    def recording_params(observations, conditions=None):
+        calls.append((observations, conditions))
+        return params(observations, conditions)
+
+    monkeypatch.setattr(model, "_update_conditions", recording_draw)
+    monkeypatch.setattr(model, "policy_distribution_params", recording_params)
+    balance_before = {key: value.clone() for key, value in model.balance_model.state_dict().items()}
+    model.learn_offline(2, log_interval=0)
+    logged = dict(model.logger.name_to_value)
+    for key, value in model.balance_model.state_dict().items():  # no balance step during the warm-up
+        assert th.equal(value, balance_before[key]), key
+    assert "train/balance_loss" not in logged and logged["train/behaviour_cloning"] == 1.0
+    assert np.isfinite(logged["train/actor_loss"])
+    # Per update: the log-likelihood at (s, beta), the max backup at (s', beta(s')), the penalty at both.
+    assert len(drawn) == 2 and len(calls) == 3 * 2
+    for step, (observations, next_observations, conditions) in enumerate(drawn):
+        expected = [
+            (observations, conditions.states), (next_observations, conditions.next_states),
+            (th.cat([next_observations, observations]), th.cat([conditions.next_states, conditions.states])),
+        ]
+        for (called_observations, called_betas), (observations_i, betas) in zip(calls[3 * step:], expected):
+            assert called_betas is not None and called_betas.shape == (len(called_observations), 1)
+            assert th.equal(called_observations, observations_i) and th.equal(called_betas, betas)
+            assert model.beta_min <= called_betas.min() and called_betas.max() <= model.beta_max
+    model.learn_offline(1, log_interval=0, reset_num_timesteps=False)  # after the warm-up the balance model learns
+    assert model.logger.name_to_value["train/behaviour_cloning"] == 0.0
+    assert "train/balance_loss" in model.logger.name_to_value
+    assert not th.equal(model.balance_model.mu.weight, balance_before["mu.weight"])
+
+
 @pytest.mark.parametrize("algo_class", VARIANTS)
 def test_save_load_round_trip_keeps_the_balance_model(algo_class, dataset, tmp_path):
     path = write_hdf5(dataset, tmp_path / "tiny.hdf5")

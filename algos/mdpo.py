@@ -209,7 +209,12 @@ class MDPO(OnPolicyAlgorithm):
         new_log_prob: th.Tensor,
         old_log_prob: th.Tensor,
     ) -> th.Tensor:
-        """Per-sample divergence D(pi_theta || pi_k): closed-form KL, or the Tsallis q-log difference."""
+        """Per-sample divergence D(pi_theta || pi_k): closed-form KL, or the Tsallis q-log difference.
+
+        The q-log difference is taken on the rollout's actions, which pi_k sampled, without an importance ratio,
+        as in the authors' code (mdpo_on/mdpo.py); its expectation is then not D(pi_theta || pi_k) (as q -> 1 it
+        tends to -KL(pi_k || pi_theta)). Kept for fidelity to their code; see docs/algorithms/mdpo.md.
+        """
         if self.tsallis_q == 1.0:
             return policy_kl(new_dist, old_dist)
         q = 2.0 - self.tsallis_q

@@ -1,24 +1,33 @@
 """FamO2O's own behaviour, on its IQL and CQL bases: the beta encoding, the balance model's range, a universal
 policy whose actions depend on beta, uniform betas offline and the balance model's online, the balance model
 moving towards higher Q, logged beta statistics, save/load with the balance model, and the command line's
-offline score and beta plot.
+offline score and beta plot (and, fast, the run artefacts behind them: the offline-phase score, beta over an episode
+and its plot).
 
 The SB3 contract shared by all offline algorithms is in test_offline_contract.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import struct
+import zipfile
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset, write_hdf5
 from scipy import stats
+from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
+import rl.evaluation
 from algos.famo2o import FamO2O
 from algos.famo2o_cql import FamO2OCQL
 from algos.famo2o_policies import BalanceModel, beta_encoding
@@ -242,6 +251,9 @@ def test_save_load_round_trip_keeps_the_balance_model(algo_class, dataset, tmp_p
     model.learn_offline(10)
     model.save(tmp_path / "model.zip")
     loaded = algo_class.load(tmp_path / "model.zip", device="cpu")  # no env
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:  # the offline phase's parameters: in memory only
+        assert "_offline_policy_state" not in json.loads(archive.read("data"))
+    assert model._offline_policy_state is not None and loaded._offline_policy_state is None
     assert (loaded.beta_min, loaded.beta_max) == (0.7, 2.5)
     assert (loaded.balance_model.beta_min, loaded.balance_model.beta_max) == (0.7, 2.5)
     for key, value in model.balance_model.state_dict().items():
@@ -286,3 +298,237 @@ def test_cli_reports_the_offline_score_and_plots_beta_over_an_episode(name, data
     assert low <= summary["min"] <= summary["mean"] <= summary["max"] <= high
     assert (run_dir / "beta_over_episode.png").stat().st_size > 0
     assert (run_dir / "learning_curve.png").is_file()
+
+
+# The run artefacts: the score of the offline phase's policy, and beta over one episode.
+
+
+class Corridor(gym.Env):
+    """``length`` steps whatever the actions, reward ``t`` at step ``t``, states that move with ``t``; logs each
+    (state, action) it is stepped with."""
+
+    observation_space = gym.spaces.Box(-5.0, 5.0, (3,), np.float32)
+    action_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+    def __init__(self, length: int = 4, offset: float = 0.0, log: list | None = None):
+        self.length, self.offset, self.log = length, offset, [] if log is None else log
+
+    def state(self) -> np.ndarray:
+        return np.array([0.5 * self.t + self.offset, 1.0 - 0.7 * self.t, 0.3], dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.state(), {}
+
+    def step(self, action):
+        self.log.append((self.state(), np.array(action, dtype=np.float32)))
+        self.t += 1
+        return self.state(), float(self.t), self.t >= self.length, False, {}
+
+
+class DoubledReward(gym.RewardWrapper):
+    def reward(self, reward):
+        return 2.0 * reward
+
+
+def corridor_model(env, **kwargs):
+    model = FamO2O("MlpPolicy", env, seed=0, device="cpu", buffer_size=100, batch_size=8,
+                   policy_kwargs=dict(net_arch=[8]), **kwargs)
+    with th.no_grad():  # betas that clearly differ from state to state
+        model.balance_model.mu.weight.copy_(th.linspace(-1.0, 1.0, model.balance_model.mu.weight.numel()).reshape(
+            model.balance_model.mu.weight.shape))
+    return model
+
+
+def test_beta_over_episode_runs_one_deterministic_episode_of_the_first_env():
+    """The betas of the balance model at the first env's states, one per step until that env's episode ends, with the
+    policy's deterministic actions; the return is the Monitor's (the raw rewards'), not the sum of the rewards the
+    vec env hands out (here doubled)."""
+    first, second = [], []
+    envs = [lambda: DoubledReward(Monitor(Corridor(4, log=first))),
+            lambda: DoubledReward(Monitor(Corridor(6, offset=1.0, log=second)))]
+    model = corridor_model(DummyVecEnv([lambda: Corridor()]))
+    betas, episode_return = model.beta_over_episode(DummyVecEnv(envs))
+    assert episode_return == 1.0 + 2.0 + 3.0 + 4.0 and isinstance(episode_return, float)
+    states = np.stack([state for state, _ in first])
+    np.testing.assert_allclose(states, [[0.5 * t, 1.0 - 0.7 * t, 0.3] for t in range(4)], rtol=1e-6)
+    assert isinstance(betas, np.ndarray) and betas.shape == (4,) and len(second) == 4
+    np.testing.assert_allclose(betas, model.predict_beta(states).ravel(), rtol=1e-6)
+    assert np.ptp(betas) > 1e-3 * (model.beta_max - model.beta_min)  # the states' betas differ
+    actions = np.stack([action for _, action in first])
+    np.testing.assert_allclose(actions, model.predict(states, deterministic=True)[0], rtol=1e-6)
+    assert not np.allclose(actions, model.predict(states, deterministic=False)[0])  # a sample would differ
+
+
+def test_beta_over_episode_sums_the_step_rewards_without_a_monitor():
+    log = []
+    model = corridor_model(DummyVecEnv([lambda: Corridor()]))
+    betas, episode_return = model.beta_over_episode(DummyVecEnv([lambda: Corridor(3, log=log)]))
+    assert episode_return == 1.0 + 2.0 + 3.0 and isinstance(episode_return, float)
+    assert len(log) == 3 and betas.shape == (3,)
+
+
+def test_offline_evaluation_scores_the_parameters_the_offline_phase_left(dataset, monkeypatch):
+    """Ten deterministic episodes with the policy as ``learn_offline`` left it (a copy, kept from later changes),
+    then the current parameters back."""
+    model = make(FamO2O, dataset)
+    model.learn_offline(3)
+    offline_state = {key: value.clone() for key, value in model.policy.state_dict().items()}
+    with th.no_grad():
+        for parameter in model.policy.parameters():
+            parameter.add_(0.5)  # the policy has moved on since (online)
+    current_state = {key: value.clone() for key, value in model.policy.state_dict().items()}
+    seen = []
+    evaluate = rl.evaluation.evaluate
+
+    def recording(*args, **kwargs):
+        state = {key: value.clone() for key, value in model.policy.state_dict().items()}
+        seen.append((state, evaluate(*args, **kwargs)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(rl.evaluation, "evaluate", recording)
+    eval_env = make_vec_env(ENV_ID, n_envs=1, seed=3, env_kwargs=dict(max_episode_steps=5))
+    result = model.offline_evaluation(eval_env, run_dir=None)
+    (state, summary), = seen
+    for key, value in model.policy.state_dict().items():
+        assert th.equal(state[key], offline_state[key]) and th.equal(value, current_state[key]), key
+    assert summary.n_episodes == 10 and summary.episode_lengths == [5] * 10 and summary.std_reward > 0
+    assert result == {"mean_reward": summary.mean_reward, "std_reward": summary.std_reward, "n_episodes": 10,
+                      "timestep": 3}
+
+
+def test_learn_offline_hands_its_arguments_to_the_offline_mixin(dataset, monkeypatch):
+    """Every argument, and the mixin's own defaults when left out; then the policy as the offline phase left it."""
+    import inspect
+
+    from rl.offline import OfflineAlgorithmMixin
+
+    base = OfflineAlgorithmMixin.learn_offline
+    calls = []
+
+    def recording(self, *args, **kwargs):
+        bound = inspect.signature(base).bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        calls.append({key: value for key, value in bound.arguments.items() if key != "self"})
+        return self
+
+    monkeypatch.setattr(OfflineAlgorithmMixin, "learn_offline", recording)
+    model = make(FamO2O, dataset)
+    assert model.learn_offline(2) is model
+    own_defaults = inspect.signature(base).bind(model, 2)
+    own_defaults.apply_defaults()
+    callback = CallbackList([])
+    model.learn_offline(3, callback=callback, log_interval=7, tb_log_name="mine", reset_num_timesteps=False,
+                        progress_bar=True)
+    assert calls == [
+        {key: value for key, value in own_defaults.arguments.items() if key != "self"},
+        {"n_updates": 3, "callback": callback, "log_interval": 7, "tb_log_name": "mine", "reset_num_timesteps": False,
+         "progress_bar": True},
+    ]
+    assert calls[0] == {"n_updates": 2, "callback": None, "log_interval": 1000, "tb_log_name": "offline",
+                        "reset_num_timesteps": True, "progress_bar": False}
+    kept = model._offline_policy_state
+    assert kept.keys() == model.policy.state_dict().keys()
+    for key, value in model.policy.state_dict().items():
+        assert th.equal(kept[key], value) and kept[key].data_ptr() != value.data_ptr(), key
+
+
+def test_offline_evaluation_of_a_resumed_run_reads_the_offline_phases_last_evaluation(tmp_path, monkeypatch):
+    """Without the parameters in memory: the last row of ``run_dir/evaluations.npz`` logged at the offline phase's
+    last update; None without a run folder, without the file, or without such a row."""
+    model = corridor_model(DummyVecEnv([lambda: Corridor()]))
+    model.offline_updates = 30
+    eval_env = DummyVecEnv([lambda: Corridor()])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.chdir(tmp_path)  # no evaluations.npz in the working folder either
+    assert model.offline_evaluation(eval_env, None) is None
+    assert model.offline_evaluation(eval_env, str(run_dir)) is None
+    results = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [-1.0, 0.0, 4.0], [10.0, 11.0, 12.0]])
+    np.savez(run_dir / "evaluations.npz", timesteps=np.array([10, 30, 30, 30, 50]), results=results,
+             ep_lengths=np.full((5, 3), 4))
+    result = model.offline_evaluation(eval_env, str(run_dir))
+    assert result == {"mean_reward": 1.0, "std_reward": pytest.approx(math.sqrt(14 / 3), rel=1e-12),
+                      "n_episodes": 3, "timestep": 30}
+    assert all(type(result[key]) is float for key in ("mean_reward", "std_reward"))
+    model.offline_updates = 20
+    assert model.offline_evaluation(eval_env, str(run_dir)) is None
+
+
+def recorded_figures(monkeypatch) -> list:
+    import matplotlib.pyplot as plt
+
+    figures, subplots = [], plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: figures.append(subplots(*a, **k)) or figures[-1])
+    return figures
+
+
+def png_size(path) -> tuple[int, int]:
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+def test_run_artifacts_record_the_offline_score_and_plot_beta_over_the_episode(dataset, monkeypatch, tmp_path,
+                                                                                capsys):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    model = make(FamO2O, dataset, beta_min=0.5, beta_max=2.5)
+    eval_env = DummyVecEnv([lambda: Corridor()])
+    offline = {"mean_reward": -300.0, "std_reward": 5.0, "n_episodes": 10, "timestep": 40}
+    betas = np.array([0.8, 1.2, 2.0, 1.0])
+    calls = []
+    monkeypatch.setattr(model, "offline_evaluation", lambda *args: calls.append(("offline", *args)) or offline)
+    monkeypatch.setattr(model, "beta_over_episode", lambda *args: calls.append(("betas", *args)) or (betas, -123.46))
+    figures = recorded_figures(monkeypatch)
+    monkeypatch.setitem(matplotlib.rcParams, "figure.dpi", 72.0)  # a user's matplotlibrc leaves the PNG as it is
+    monkeypatch.setitem(matplotlib.rcParams, "savefig.dpi", "figure")
+    monkeypatch.setitem(matplotlib.rcParams, "axes.ymargin", 0.0)  # nor the y-limits
+    monkeypatch.setitem(matplotlib.rcParams, "legend.loc", "upper right")  # nor the legend's place
+    record = model.write_run_artifacts(str(tmp_path), eval_env)
+    assert calls == [("offline", eval_env, str(tmp_path)), ("betas", eval_env)]
+    assert record == {
+        "offline_evaluation": offline,
+        "offline_normalized_score": pytest.approx(100 * (-300.0 + 1500.0) / 1500.0, rel=1e-12),
+        "beta_over_episode": {
+            "plot": "beta_over_episode.png", "steps": 4, "episode_return": -123.46,
+            "mean": pytest.approx(1.25, rel=1e-12), "std": pytest.approx(betas.std(), rel=1e-12), "min": 0.8,
+            "max": 2.0, "beta_range": [0.5, 2.5],
+        },
+    }
+    assert capsys.readouterr().out == "D4RL normalised score at the end of the offline phase (40 updates): 80.0\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["beta_over_episode.png"]
+    assert png_size(tmp_path / "beta_over_episode.png") == (770, 385)  # 7 x 3.5 inches at 110 dpi
+
+    (figure, axis), = figures
+    assert tuple(figure.get_size_inches()) == (7.0, 3.5) and not plt.fignum_exists(figure.number)  # closed
+    curve, *bounds = axis.get_lines()
+    np.testing.assert_array_equal(curve.get_xdata(), np.arange(4))
+    np.testing.assert_array_equal(curve.get_ydata(), betas)
+    assert (curve.get_color(), curve.get_linewidth(), curve.get_label()) == (
+        "tab:purple", 1.2, "beta(s) of the balance model")
+    assert [tuple(line.get_ydata()) for line in bounds] == [(0.5, 0.5), (2.5, 2.5)]
+    assert all((line.get_color(), line.get_linestyle(), line.get_linewidth()) == ("gray", "--", 0.8)
+               for line in bounds)
+    np.testing.assert_allclose(axis.get_ylim(), (0.4, 2.6), rtol=1e-12)  # 5% of the range either side
+    assert axis.get_xlabel() == "step of a deterministic evaluation episode"
+    assert axis.get_ylabel() == "balance coefficient beta"
+    assert axis.get_title() == "FamO2O: beta over an episode (return -123.5)"
+    gridlines = axis.yaxis.get_gridlines()
+    assert gridlines[0].get_visible() and gridlines[0].get_alpha() == 0.3
+    legend = axis.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["beta(s) of the balance model"]
+    assert legend._loc == 0  # "best"
+
+
+def test_run_artifacts_leave_out_the_score_without_an_evaluation_or_a_score_scale(dataset, monkeypatch, tmp_path,
+                                                                                   capsys):
+    offline = {"mean_reward": -300.0, "std_reward": 5.0, "n_episodes": 10, "timestep": 40}
+    unscaled = dataclasses.replace(dataset, ref_min=None, ref_max=None)
+    for evaluation, dataset_of_model in ((None, dataset), (offline, None), (offline, unscaled)):
+        model = make(FamO2OCQL, dataset_of_model)
+        monkeypatch.setattr(model, "offline_evaluation", lambda *args, result=evaluation: result)
+        monkeypatch.setattr(model, "beta_over_episode", lambda *args: (np.array([0.7, 0.9]), 3.0))
+        record = model.write_run_artifacts(str(tmp_path), DummyVecEnv([lambda: Corridor()]))
+        assert record["offline_evaluation"] == evaluation and record["offline_normalized_score"] is None
+        assert record["beta_over_episode"]["steps"] == 2 and capsys.readouterr().out == ""

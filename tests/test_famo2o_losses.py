@@ -7,6 +7,30 @@ torch from the networks' layers; the step must log the same values and hand each
 offline the uniform betas (batch, 1), the noise of the balance model's action (batch, |A|); on CQL the balance model's
 noise, offline the uniform betas, the noise of beta(s'), then the noise of the policy's action and of the balance
 model's action (batch, |A| each). A change of that order fails these tests as a mismatch, not silently.
+
+Mutation testing (mutmut 3.8.1, docs/development.md) of famo2o.py, famo2o_cql.py and famo2o_family.py with
+test_famo2o.py (its two command-line runs deselected), test_famo2o_settings.py and this file: 687 mutants; of the 348
+run in the first pass, 77 survived before these tests, 9 after, all equivalent:
+
+- The balance model's ``backward(inputs=None)``, on IQL and on CQL (2 mutants): its loss's gradients also land on the
+  universal policy and the critics (IQL: the target critics), whose optimizers zero them before their own backward
+  (no optimizer reads the target critics' gradients).
+- FamO2OCQL's ``deterministic=None`` for beta(s') and ``_init_setup_model=None`` (2): falsy, as False.
+- ``offline_evaluation`` calling ``evaluate`` without ``n_episodes``: its default is 10, ``OFFLINE_EVAL_EPISODES``.
+- ``beta_over_episode``'s ``sync_envs_normalization`` skipped or handed None (4): it copies only VecNormalize
+  statistics, and the offline algorithms refuse a VecNormalize env (``check_offline_env``, at construction and in
+  ``set_env``).
+
+The other 339 mutants, run by hand against these tests before the second pass: 12 survive, equivalent too:
+
+- ``matplotlib.use("agg")`` and ``("AGG")`` (2): backend names are case-insensitive; ``ax.plot(betas)``: x defaults
+  to 0, 1, ...; ``plt.close(None)``: closes the current figure, the one just drawn.
+- FamO2O handing IQL ``beta=1.0`` or no beta (IQL's 3.0) (2): IQL's single temperature is deleted before the networks
+  are built; no ``deterministic_actor``: IQL's default is False; ``_init_setup_model=None``: falsy.
+- ``beta_min <= beta_max`` in ``_init_family``: the policy's own check refuses an empty range, with the same message,
+  when the networks are built; ``beta_encoding_dim <= 1``: 1 is odd, refused by the parity test.
+- ``balance_model`` misspelt in ``_excluded_save_params`` (2): SB3 already leaves out every attribute whose optimizer
+  is in the saved state dicts.
 """
 
 from __future__ import annotations
@@ -24,6 +48,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 import algos.famo2o
 from algos.famo2o import FamO2O
 from algos.famo2o_cql import FamO2OCQL
+from algos.famo2o_policies import BalanceSample
 from algos.iql import advantage_weights
 
 ENV_ID = "Reacher-v4"  # two action dimensions: log-probabilities are sums over them
@@ -175,6 +200,8 @@ def test_iql_balance_temperature_and_weighted_policy_losses_match_a_hand_computa
     assert logged["train/balance_entropy"] == pytest.approx(entropy.item(), rel=1e-5, abs=1e-6)
     assert logged["train/balance_temperature_loss"] == pytest.approx(temperature_loss.item(), rel=1e-5, abs=1e-6)
     assert logged["train/actor_beta_mean"] == pytest.approx(policy_betas.mean().item(), rel=1e-5)
+    assert logged["train/q_balance"] == pytest.approx(q_balance.mean().item(), rel=1e-5)
+    assert logged["train/balance_temperature"] == pytest.approx(0.7, rel=1e-6)  # alpha before its step
     assert_grads(balance_grads[0], expected_balance_grads)
     np.testing.assert_allclose(temperature_grads[0][0].item(), temperature_loss.item(), rtol=1e-5)
     # The per-sample weights min(exp(beta_i A_i), 100): some clipped, some below 1.
@@ -187,7 +214,86 @@ def test_iql_balance_temperature_and_weighted_policy_losses_match_a_hand_computa
     assert_grads(actor_grads[0], expected_actor["grads"])
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_beta_statistics_are_those_of_the_balance_models_choice_its_sample_and_the_policys_betas(rows):
+    mode = th.tensor([[1.5], [4.0], [2.0]])[:rows]
+    sample = th.tensor([[1.0], [3.0], [5.0]])[:rows]
+    policy_betas = th.tensor([[2.5], [1.0], [4.5]])[:rows]
+    logs = FamO2O._beta_logs(BalanceSample(beta=sample, log_prob=th.zeros(rows, 1), mode=mode), policy_betas)
+    std = {1: 0.0, 2: math.sqrt(2 * 1.25**2), 3: math.sqrt((0.5**2 + 1.5**2 + 1.0**2) / 2)}[rows]  # unbiased
+    expected = {"beta_mean": mode.mean().item(), "beta_std": std, "beta_min": mode.min().item(),
+                "beta_max": mode.max().item(), "beta_sampled_mean": sample.mean().item(),
+                "actor_beta_mean": policy_betas.mean().item()}
+    assert {key: value.item() for key, value in logs.items()} == pytest.approx(expected, rel=1e-6)
+
+
+def test_iql_advantage_weights_are_exp_of_each_rows_beta_times_a_clipped_at_exp_adv_max(dataset, monkeypatch):
+    model, _, _ = make_model(FamO2O, dataset, monkeypatch, exp_adv_max=5.0)
+    advantage = th.tensor([[-1.0], [0.5], [2.0], [0.0]])
+    betas = th.tensor([[2.0], [1.0], [3.0], [4.0]])
+    expected = th.tensor([[math.exp(-2.0)], [math.exp(0.5)], [5.0], [1.0]])  # exp(6) clipped to 5
+    np.testing.assert_allclose(model._advantage_weights(advantage, betas).numpy(), expected.numpy(), rtol=1e-6)
+
+
+def test_iql_balance_step_runs_the_universal_policy_without_dropout_and_its_own_step_with_it(dataset, monkeypatch):
+    """With dropout in the universal policy: the balance model's action ``a~`` is the policy's without dropout (the
+    authors' ``training=False``), while the policy's own regression step keeps its dropout (the same masks as a
+    training-mode pass drawn right after this step's noise)."""
+    model, batch, _ = make_model(FamO2O, dataset, monkeypatch, actor_dropout=0.5)
+    s, a = batch.observations, batch.actions
+    model.in_offline_phase = True
+    seed = 3
+    th.manual_seed(seed)
+    eps, uniform, xi = th.randn(BATCH, 1), th.rand(BATCH, 1), th.randn(BATCH, ACTION_DIM)
+    policy_betas = model.beta_min + uniform * (model.beta_max - model.beta_min)
+    log_std = model.actor.log_std.clamp(-5.0, 2.0)
+    with th.no_grad():
+        model.actor.set_training_mode(False)
+        beta, _ = hand_balance_sample(model, s, eps)
+        q_balance = target_min_q(model, s, model.actor.mean(s, beta) + log_std.exp() * xi)
+        without_dropout = -gaussian_log_density(a, model.actor.mean(s, policy_betas), log_std).sum(1, keepdim=True)
+        model.actor.set_training_mode(True)
+        th.manual_seed(seed)  # the global stream right after the step's three draws: the dropout masks
+        th.randn(BATCH, 1), th.rand(BATCH, 1), th.randn(BATCH, ACTION_DIM)
+        with_dropout = -gaussian_log_density(a, model.actor.mean(s, policy_betas), log_std).sum(1, keepdim=True)
+    assert (with_dropout - without_dropout).abs().max() > 0.1  # dropout changes the loss clearly
+    regression_losses = []
+    regression_loss = model._actor_regression_loss
+
+    def recording(*args):
+        loss = regression_loss(*args)
+        regression_losses.append(loss.detach().clone())
+        return loss
+
+    monkeypatch.setattr(model, "_actor_regression_loss", recording)
+    th.manual_seed(seed)
+    model.train(1, BATCH)
+    assert model.logger.name_to_value["train/q_balance"] == pytest.approx(q_balance.mean().item(), rel=1e-5)
+    (got,) = regression_losses
+    np.testing.assert_allclose(got.numpy(), with_dropout.numpy(), rtol=1e-5, atol=1e-6)
+
+
 # FamO2O on CQL.
+
+
+def test_cql_hooks_give_the_universal_policy_each_rows_beta_and_refuse_none(dataset, monkeypatch):
+    model, batch, _ = make_model(FamO2OCQL, dataset, monkeypatch)
+    s = batch.observations
+    betas = th.linspace(model.beta_min, model.beta_max, BATCH).reshape(-1, 1)
+    with th.no_grad():
+        angles = betas / 10_000.0 ** (2 * th.arange(3) / 6)  # (batch, 3)
+        encoding = th.stack([th.sin(angles), th.cos(angles)], dim=2).reshape(BATCH, 6)  # sin, cos per frequency
+        latent = model.actor.latent_pi(th.cat([s, encoding], dim=1))  # the state, then beta's sin/cos features
+        expected_mean, expected_log_std = model.actor.mu(latent), model.actor.log_std(latent).clamp(-20.0, 2.0)
+        mean, log_std, _ = model.policy_distribution_params(s, betas)
+    np.testing.assert_allclose(mean.numpy(), expected_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_std.numpy(), expected_log_std.numpy(), rtol=1e-5, atol=1e-6)
+    assert model._actor_q_weight(betas) is betas
+    message = r"^FamO2O's universal policy needs a beta for every state$"
+    with pytest.raises(AssertionError, match=message):
+        model.policy_distribution_params(s)
+    with pytest.raises(AssertionError, match=message):
+        model._actor_q_weight(None)
 
 
 @pytest.mark.parametrize("offline", PHASES)

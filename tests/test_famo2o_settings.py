@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset
+from stable_baselines3.common import base_class
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import NormalActionNoise
 
 from algos.famo2o import FamO2O
 from algos.famo2o_cql import FamO2OCQL
-from algos.famo2o_policies import FamO2OCQLPolicy, FamO2OPolicy
+from algos.famo2o_policies import BalanceSample, FamO2OCQLPolicy, FamO2OPolicy
 
 ENV_ID = "Pendulum-v1"
 SMALL = dict(policy_kwargs=dict(net_arch=[8]), buffer_size=1_000, device="cpu")
@@ -30,6 +31,10 @@ def dataset():
 
 def auto_device() -> th.device:
     return th.device("cuda" if th.cuda.is_available() else "cpu")
+
+
+class OwnBuffer(ReplayBuffer):
+    """A replay buffer class of the user's."""
 
 
 def test_iql_defaults_are_the_authors():
@@ -87,8 +92,8 @@ def test_iql_settings_reach_the_algorithm_and_sb3(dataset):
     noise = NormalActionNoise(np.zeros(1), 0.1 * np.ones(1))
     model = FamO2O("MlpPolicy", ENV_ID, dataset=dataset, balance_temperature_init=0.25, balance_target_entropy=-0.2,
                    normalize_observations=True, normalize_reward=False, train_freq=(3, "episode"), action_noise=noise,
-                   replay_buffer_kwargs=dict(handle_timeout_termination=False), stats_window_size=9,
-                   tensorboard_log="tb", **{**SMALL, **settings})
+                   replay_buffer_class=OwnBuffer, replay_buffer_kwargs=dict(handle_timeout_termination=False),
+                   stats_window_size=9, tensorboard_log="tb", **{**SMALL, **settings})
     for key, value in settings.items():
         assert getattr(model, key) == value, key
     assert (model.actor.beta_encoding_dim, model.actor.beta_encoding_base) == (4, 100.0)
@@ -101,6 +106,8 @@ def test_iql_settings_reach_the_algorithm_and_sb3(dataset):
     assert model.reward_scale == 1.0 and model.actor.optimizer.param_groups[0]["lr"] == 1e-4
     assert (model.train_freq.frequency, model.train_freq.unit.value) == (3, "episode")
     assert model.action_noise is noise and model.replay_buffer.handle_timeout_termination is False
+    assert type(model.replay_buffer) is OwnBuffer
+    assert model.policy_kwargs["net_arch"] == [8] and model.actor.latent_pi[0].out_features == 8  # the user's layers
     assert model._stats_window_size == 9 and model.tensorboard_log == "tb" and model.buffer_size == 1_000
     assert model.replay_buffer.size() == len(dataset.observations)  # the dataset reached the buffer
 
@@ -127,10 +134,41 @@ def test_cql_settings_reach_the_algorithm_and_sb3(dataset):
     assert (model.train_freq.frequency, model.train_freq.unit.value) == (2, "episode")
     assert model.action_noise is noise and model.n_steps == 3 and model.replay_buffer.n_steps == 3
     assert model.replay_buffer.handle_timeout_termination is False
+    assert model.policy_kwargs["net_arch"] == [8] and model.actor.latent_pi[0].out_features == 8  # the user's layers
     assert model.log_ent_coef.item() == pytest.approx(math.log(0.5)) and model.target_entropy == -0.4
     assert model._stats_window_size == 8 and model.tensorboard_log == "tb" and model.buffer_size == 1_000
-    assert FamO2OCQL("MlpPolicy", ENV_ID, optimize_memory_usage=True, replay_buffer_kwargs=dict(
-        handle_timeout_termination=False), **SMALL).replay_buffer.optimize_memory_usage
+    buffer = FamO2OCQL("MlpPolicy", ENV_ID, optimize_memory_usage=True, replay_buffer_class=OwnBuffer,
+                       replay_buffer_kwargs=dict(handle_timeout_termination=False), **SMALL).replay_buffer
+    assert type(buffer) is OwnBuffer and buffer.optimize_memory_usage
+
+
+@pytest.mark.parametrize("algo_class", VARIANTS)
+def test_the_device_reaches_sb3_and_the_family_is_built_on_it(algo_class, monkeypatch):
+    """"meta" (tensors with shapes but no data): a device other than the CPU that any machine has, and not "auto"'s
+    choice; the balance model and (IQL) its temperature are made on it too."""
+    requested = []
+    original = base_class.get_device
+    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
+    model = algo_class("MlpPolicy", ENV_ID, **{**SMALL, "device": "meta"})
+    assert requested == ["meta"] and model.device.type == "meta"
+    assert model.balance_model.mu.weight.device.type == "meta"
+    model.in_offline_phase = True  # uniform betas, drawn on the batch's device
+    on_meta = th.zeros((4, 1), device="meta")
+    betas = model.universal_policy_betas(BalanceSample(beta=on_meta, log_prob=on_meta, mode=on_meta))
+    assert betas.device.type == "meta" and betas.shape == (4, 1)
+    if algo_class is FamO2O:
+        assert model.log_balance_temperature.device.type == "meta"
+
+
+@pytest.mark.parametrize("algo_class", VARIANTS)
+def test_the_networks_are_built_once_and_not_at_all_for_load(algo_class, monkeypatch):
+    built = []
+    setup = algo_class._setup_model
+    monkeypatch.setattr(algo_class, "_setup_model", lambda self: built.append(self) or setup(self))
+    model = algo_class("MlpPolicy", ENV_ID, **SMALL)
+    assert built == [model]
+    assert not hasattr(algo_class("MlpPolicy", ENV_ID, _init_setup_model=False, **SMALL), "balance_model")
+    assert built == [model]
 
 
 @pytest.mark.parametrize("algo_class", VARIANTS)

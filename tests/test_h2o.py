@@ -290,3 +290,310 @@ def test_cli_refuses_an_invalid_sim_spec_listing_the_parameters(tmp_path, capsys
     assert main(["--dataset", str(path), "--sim", "friction=0.5", "-n", "0", "--online-steps", "5",
                  "-f", str(tmp_path / "logs")]) == 2
     assert "Pendulum-v1 (classic engine) cannot change friction" in capsys.readouterr().err
+
+
+# Batches, the dynamics-ratio samples and the run artefacts, on buffers whose every row is known.
+
+
+def filled(real_first: list[float], sim_first: list[float], env=None, **kwargs) -> H2O:
+    """H2O whose buffer holds one real row per value of ``real_first``, then one sim row per value of ``sim_first``:
+    a row of value v has ``s = (v, v + 1, v + 2)``, ``a = v / 100`` and ``s' = s + 0.5``."""
+    model = H2O("MlpPolicy", env if env is not None else sim_env(), seed=0, **{**TINY, **kwargs})
+    model.set_logger(configure(None, []))
+    buffer = model.replay_buffer
+    for i, values in enumerate((real_first, sim_first)):
+        for v in values:
+            s = np.array([[v, v + 1, v + 2]], dtype=np.float32)
+            buffer.add(s, s + 0.5, np.array([[v / 100]], dtype=np.float32), np.zeros(1), np.zeros(1), [{}])
+        if i == 0 and real_first:
+            buffer.set_real_size(len(real_first))
+    return model
+
+
+def row_values(observations) -> np.ndarray:
+    """The value v of each row of raw observations ``(v, v + 1, v + 2)``, checking the row's form."""
+    observations = np.asarray(observations, dtype=np.float64)
+    np.testing.assert_allclose(observations[:, 1:], observations[:, :1] + [1.0, 2.0], atol=1e-5)
+    return observations[:, 0]
+
+
+def assert_rows_in(values: np.ndarray, allowed: list[float]) -> None:
+    assert all(np.isclose(v, allowed, atol=1e-5).any() for v in values), (values, allowed)
+
+
+def test_each_batch_takes_its_sim_share_from_the_sim_rows_and_the_rest_from_the_real_rows():
+    real_rows, sim_rows = [0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.0]
+    model = filled(real_rows, [], batch_size=4)
+    real, sim = model._sample(4)  # no sim transition yet: the whole batch is real
+    assert sim is None and len(real.observations) == 4
+    assert_rows_in(row_values(real.observations), real_rows)
+    model = filled(real_rows, sim_rows, batch_size=4)
+    # n_sim = round(4 * sim_ratio), kept in [1, 3]: every batch holds a real and a sim transition.
+    for sim_ratio, n_sim in ((0.1, 1), (0.3, 1), (0.5, 2), (0.7, 3), (0.9, 3)):
+        model.sim_ratio = sim_ratio
+        real, sim = model._sample(4)
+        assert (len(real.observations), len(sim.observations)) == (4 - n_sim, n_sim), sim_ratio
+        assert_rows_in(row_values(real.observations), real_rows)
+        assert_rows_in(row_values(sim.observations), sim_rows)
+        np.testing.assert_allclose(sim.actions.numpy().ravel(), row_values(sim.observations) / 100, rtol=1e-5)
+
+
+def test_training_without_real_rows_says_exactly_what_to_do():
+    import re
+
+    model = filled([], [5.0, 6.0])
+    message = ("H2O's real data is an offline dataset: pass dataset=... to the constructor or call "
+               "load_offline_data(...) first.")
+    with pytest.raises(Exception, match=f"^{re.escape(message)}$"):
+        model._sample(4)
+
+
+def vec_normalized_model() -> tuple[H2O, np.ndarray, np.ndarray]:
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = VecNormalize(sim_env(), training=False)
+    mean, var = np.array([1.0, 2.0, 3.0]), np.array([4.0, 9.0, 16.0])
+    env.obs_rms.mean, env.obs_rms.var = mean.copy(), var.copy()
+    return filled([0.0, 1.0, 2.0], [5.0, 6.0], env=env, discriminator_batch_size=3, batch_size=4), mean, var
+
+
+def normalized_rows(values: list[float], mean: np.ndarray, var: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """VecNormalize's ``(x - mean) / sqrt(var + 1e-8)`` of the rows of these values (all inside the clip)."""
+    raw = np.array([[v, v + 1, v + 2] for v in values]) + offset
+    return (raw - mean) / np.sqrt(var + 1e-8)
+
+
+def assert_normalized(batch: th.Tensor, rows: np.ndarray) -> None:
+    """Every row of ``batch`` is one of ``rows``."""
+    for row in batch.numpy():
+        assert np.abs(rows - row).max(axis=1).min() < 1e-5, (row, rows)
+
+
+def test_with_vec_normalize_every_batch_is_normalized_as_the_policy_sees_observations(monkeypatch):
+    model, mean, var = vec_normalized_model()
+    real, sim = model._sample(4)
+    for batch, values in ((real, [0.0, 1.0, 2.0]), (sim, [5.0, 6.0])):
+        assert_normalized(batch.observations, normalized_rows(values, mean, var))
+        assert_normalized(batch.next_observations, normalized_rows(values, mean, var, 0.5))
+    seen = []
+    monkeypatch.setattr(model, "discriminator_step", lambda real, sim: seen.append((real, sim)) or (th.zeros(()),) * 2)
+    model.train_discriminators()
+    (real, sim), = seen
+    for (s, a, s2), values in ((real, [0.0, 1.0, 2.0]), (sim, [5.0, 6.0])):
+        assert len(s) == 3
+        assert_normalized(s, normalized_rows(values, mean, var))
+        assert_normalized(s2, normalized_rows(values, mean, var, 0.5))
+        assert_rows_in(a.numpy().ravel(), [v / 100 for v in values])  # actions are stored as they are
+    # While only real rows are stored, too.
+    model.replay_buffer.pos = model.replay_buffer.real_size
+    real, sim = model._sample(4)
+    assert sim is None
+    assert_normalized(real.observations, normalized_rows([0.0, 1.0, 2.0], mean, var))
+    assert_normalized(real.next_observations, normalized_rows([0.0, 1.0, 2.0], mean, var, 0.5))
+
+
+def test_dynamics_ratio_samples_normalize_like_the_discriminators_inputs(monkeypatch):
+    model, mean, var = vec_normalized_model()
+    seen = []
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: seen.append((s, a, s2)) or th.zeros(len(s)))
+    model.dynamics_ratios()
+    for (s, a, s2), values in zip(seen, ([0.0, 1.0, 2.0], [5.0, 6.0]), strict=True):
+        np.testing.assert_allclose(s.numpy(), normalized_rows(values, mean, var), rtol=1e-5)
+        np.testing.assert_allclose(s2.numpy(), normalized_rows(values, mean, var, 0.5), rtol=1e-5)
+        np.testing.assert_allclose(a.numpy().ravel(), np.array(values) / 100, rtol=1e-5)
+
+
+def log_ratio_of_rows(seen: list | None = None):
+    """A stand-in for the discriminators: ``log P_real/P_sim`` of a row of value v is v."""
+    def log_ratio(s, a, s2):
+        if seen is not None:
+            seen.append((s, a, s2))
+        return s[:, 0].clone()
+
+    return log_ratio
+
+
+REAL_ROWS = [-14.0, -2.0, 0.5, 1.0, 3.0, -0.25, -6.0, 0.125, -1.0, 2.5]  # exact in float32
+SIM_ROWS = [-20.0, -1.0, 0.375, 2.0, -4.0]
+
+
+def test_dynamics_ratios_evaluate_every_row_of_each_region_once_or_a_seeded_subset(monkeypatch):
+    model = filled(REAL_ROWS, SIM_ROWS)
+    seen = []
+    monkeypatch.setattr(model, "dynamics_log_ratio", log_ratio_of_rows(seen))
+    ratios = model.dynamics_ratios()
+    assert list(ratios) == ["real", "sim"]
+    np.testing.assert_array_equal(ratios["real"], REAL_ROWS)  # in row order, no row twice, no sim row
+    np.testing.assert_array_equal(ratios["sim"], SIM_ROWS)
+    assert ratios["real"].dtype == np.float64 and ratios["sim"].dtype == np.float64
+    for s, a, s2 in seen:  # observations, actions and next observations of the same rows
+        np.testing.assert_allclose(a.numpy().ravel(), s[:, 0].numpy() / 100, rtol=1e-5)
+        np.testing.assert_allclose(s2.numpy(), s.numpy() + 0.5)
+    # At most n rows per region, drawn without replacement by a generator of their own seeded with 0.
+    subset = model.dynamics_ratios(n=4)
+    state = np.random.get_state()[1].copy()
+    for name, rows in (("real", REAL_ROWS), ("sim", SIM_ROWS)):
+        assert len(subset[name]) == 4 and len(set(subset[name])) == 4 and set(subset[name]) <= set(rows)
+        assert [rows.index(v) for v in subset[name]] == sorted(rows.index(v) for v in subset[name])
+        np.testing.assert_array_equal(model.dynamics_ratios(n=4)[name], subset[name])
+        np.testing.assert_array_equal(model.dynamics_ratios(n=4, seed=0)[name], subset[name])
+    assert any(not np.array_equal(model.dynamics_ratios(n=4, seed=1)[k], subset[k]) for k in subset)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # training's random stream untouched
+
+
+def test_dynamics_ratios_of_an_empty_region_are_empty_and_go_to_the_models_device(monkeypatch):
+    for real_rows, sim_rows in (([], SIM_ROWS), (REAL_ROWS, [])):
+        model = filled(real_rows, sim_rows)
+        monkeypatch.setattr(model, "dynamics_log_ratio", log_ratio_of_rows())
+        ratios = model.dynamics_ratios()
+        assert list(ratios) == ["real", "sim"]
+        for name, rows in (("real", real_rows), ("sim", sim_rows)):
+            assert isinstance(ratios[name], np.ndarray) and ratios[name].dtype == np.float64
+            np.testing.assert_array_equal(ratios[name], rows)
+    devices = []
+    model.device = th.device("meta")  # where the discriminators live; nothing is computed there
+    monkeypatch.setattr(model, "dynamics_log_ratio",
+                        lambda *x: devices.extend(t.device for t in x) or th.zeros(len(x[0])))
+    model.dynamics_ratios()
+    assert devices == [th.device("meta")] * 3
+
+
+def test_dynamics_ratios_take_at_most_5000_rows_per_region_by_default(monkeypatch):
+    model = H2O("MlpPolicy", sim_env(), seed=0, **{**TINY, "buffer_size": 5_010})
+    model.replay_buffer.pos = 5_002  # zero rows, enough of them
+    model.replay_buffer.set_real_size(5_002)
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: th.zeros(len(s)))
+    ratios = model.dynamics_ratios()
+    assert (len(ratios["real"]), len(ratios["sim"])) == (5_000, 0)
+
+
+def recorded_figures(monkeypatch) -> list:
+    import matplotlib.pyplot as plt
+
+    figures, subplots = [], plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: figures.append(subplots(*a, **k)) or figures[-1])
+    return figures
+
+
+def png_size(path) -> tuple[int, int]:
+    import struct
+
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+def test_run_artifacts_summarise_save_and_plot_the_learned_ratio(monkeypatch, tmp_path):
+    import matplotlib
+
+    model = filled(REAL_ROWS, SIM_ROWS)
+    monkeypatch.setattr(model, "dynamics_log_ratio", log_ratio_of_rows())
+    figures = recorded_figures(monkeypatch)
+    monkeypatch.setitem(matplotlib.rcParams, "figure.dpi", 72.0)  # a user's matplotlibrc leaves the PNG as it is
+    monkeypatch.setitem(matplotlib.rcParams, "savefig.dpi", "figure")
+    summary = model.write_run_artifacts(str(tmp_path))
+    real, sim = np.array(REAL_ROWS), np.array(SIM_ROWS)
+    assert summary == {"dynamics_ratio": {
+        "plot": "dynamics_ratio.png",
+        "n_real": 10, "real_mean": pytest.approx(np.exp(real).mean(), rel=1e-12),
+        "real_clipped_mean": pytest.approx(np.clip(np.exp(real), 1e-5, 1).mean(), rel=1e-12),
+        "n_sim": 5, "sim_mean": pytest.approx(np.exp(sim).mean(), rel=1e-12),
+        "sim_clipped_mean": pytest.approx(np.clip(np.exp(sim), 1e-5, 1).mean(), rel=1e-12),  # e^-20 clipped up
+    }}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dynamics_ratio.npz", "dynamics_ratio.png"]
+    with np.load(tmp_path / "dynamics_ratio.npz") as samples:
+        assert sorted(samples) == ["real", "sim"]
+        np.testing.assert_array_equal(samples["real"], real)
+        np.testing.assert_array_equal(samples["sim"], sim)
+    assert png_size(tmp_path / "dynamics_ratio.png") == (640, 400)  # 6.4 x 4 inches at 100 dpi
+
+    (figure, axis), = figures
+    assert tuple(figure.get_size_inches()) == (6.4, 4.0)
+    assert axis.get_title() == "H2O's learned dynamics ratio"
+    assert axis.get_xlabel() == "log10 P_real(s'|s,a) / P_sim(s'|s,a)  (dashed: Bellman-weight clip)"
+    assert axis.get_ylabel() == "density"
+    # Two histograms of log10 ratios over 49 common bins from the smallest to the largest value, normalised.
+    edges = np.linspace(-20.0 - 1e-6, 3.0 + 1e-6, 50) / math.log(10)
+    assert len(axis.containers) == 2
+    for container, values in zip(axis.containers, (real, sim), strict=True):
+        bars = container.patches
+        np.testing.assert_allclose([bar.get_x() for bar in bars], edges[:-1], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(bars[-1].get_x() + bars[-1].get_width(), edges[-1], rtol=0, atol=1e-12)
+        heights = np.histogram(values / math.log(10), bins=edges, density=True)[0]
+        np.testing.assert_allclose([bar.get_height() for bar in bars], heights, rtol=1e-9)
+        assert all(0 < bar.get_alpha() < 1 for bar in bars)  # overlapping histograms stay visible
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == [
+        f"real (10), mean ratio {np.exp(real).mean():.3g}", f"sim (5), mean ratio {np.exp(sim).mean():.3g}"]
+    # The Bellman-weight clip, as thin dashed black lines at log10 1e-5 and log10 1.
+    lines = axis.get_lines()
+    assert [line.get_xdata()[0] for line in lines] == [-5.0, 0.0]
+    assert all(line.get_linestyle() == "--" and line.get_color() == "black" and line.get_linewidth() < 1
+               for line in lines)
+
+
+def test_run_artifacts_without_sim_rows_and_without_real_data(monkeypatch, tmp_path):
+    model = filled(REAL_ROWS, [])
+    monkeypatch.setattr(model, "dynamics_log_ratio", log_ratio_of_rows())
+    figures = recorded_figures(monkeypatch)
+    summary = model.write_run_artifacts(str(tmp_path))["dynamics_ratio"]
+    assert summary["n_sim"] == 0 and summary["sim_mean"] is None and summary["sim_clipped_mean"] is None
+    assert summary["n_real"] == 10 and summary["real_mean"] == pytest.approx(np.exp(REAL_ROWS).mean())
+    (_, axis), = figures
+    assert len(axis.containers) == 1 and axis.get_legend().get_texts()[0].get_text().startswith("real (10)")
+    for model in (filled([], SIM_ROWS), filled(REAL_ROWS, SIM_ROWS)):
+        if model.replay_buffer.real_size:
+            model.replay_buffer = None  # e.g. a model built without its networks
+        monkeypatch.setattr(model, "dynamics_log_ratio", log_ratio_of_rows())
+        empty = tmp_path / f"empty{len(list(tmp_path.iterdir()))}"
+        empty.mkdir()
+        assert model.write_run_artifacts(str(empty)) == {} and not list(empty.iterdir())
+
+
+def test_loading_a_buffer_without_regions_is_refused_naming_it(tmp_path):
+    import re
+
+    from stable_baselines3.common.buffers import ReplayBuffer
+    from stable_baselines3.common.save_util import save_to_pkl
+
+    model = filled([0.0], [])
+    plain = ReplayBuffer(10, model.observation_space, model.action_space, device="cpu")
+    path = tmp_path / "plain.pkl"
+    save_to_pkl(path, plain)
+    message = f"H2O needs a RealSimReplayBuffer (real and sim regions); {path} holds a ReplayBuffer."
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        model.load_replay_buffer(path)
+
+
+# The command line's flags reaching the runner.
+
+
+def test_cli_hands_the_runner_its_flags_the_sim_variant_and_the_command(monkeypatch, tmp_path):
+    import rl.runner
+
+    configs = []
+    monkeypatch.setattr(rl.runner, "train", lambda config: configs.append(config))
+    argv = ["--env", "Hopper-v4", "--sim", "gravity=2.0", "--dataset", "hopper.hdf5", "-n", "0", "--online-steps",
+            "7", "-f", str(tmp_path), "-params", "batch_size:32"]
+    monkeypatch.setattr("sys.argv", ["algos/h2o.py", "--dataset", "w.hdf5", "--env", "Walker2d-v4", "--seed", "3"])
+    assert main(argv) == 0
+    assert main(None) == 0  # the flags of the process
+    config, from_process = configs
+    assert config.algo == "h2o" and config.env == "Hopper-v4" and config.dataset == "hopper.hdf5"
+    assert config.offline_steps == 0 and config.n_timesteps == 7 and config.hyperparams == {"batch_size": 32}
+    assert config.extra_record["sim"] == {"spec": "gravity=2", "parameters": {"gravity": 2.0}}
+    assert config.env_wrapper.keywords == {"spec": {"gravity": 2.0}} and config.env_wrapper.func is SimVariant
+    assert config.command == ("python -m algos.h2o --env Hopper-v4 --sim gravity=2.0 --dataset hopper.hdf5 -n 0 "
+                              f"--online-steps 7 -f {tmp_path} -params batch_size:32")
+    assert from_process.env == "Walker2d-v4" and from_process.env_wrapper is None
+    assert from_process.extra_record["sim"] == {"spec": None, "parameters": {}}
+    assert from_process.command == "python -m algos.h2o --dataset w.hdf5 --env Walker2d-v4 --seed 3"
+
+
+def test_cli_help_describes_the_sim_flag(capsys):
+    from sim2real import describe_parameters
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--sim SPEC" in text
+    assert "the simulator: the env with these dynamics changes (default: the env as it is)." in text
+    assert " ".join(describe_parameters().split()) in text

@@ -5,6 +5,7 @@ boundaries (accepted at the boundary, refused just past it)."""
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch as th
 from offline_data import random_dataset
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from algos.h2o import H2O
@@ -131,3 +133,66 @@ def test_validation_accepts_the_boundary_values(kwargs):
 def test_validation_refuses_values_just_past_the_boundary(kwargs, match):
     with pytest.raises(ValueError, match=match):
         construct(**kwargs)
+
+
+class ModeRecordingExtractor(FlattenExtractor):
+    """A features extractor that notes whether it runs in training mode (as dropout or batch norm would need)."""
+
+    modes: ClassVar[list[tuple[FlattenExtractor, bool]]] = []
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        self.modes.append((self, self.training))
+        return super().forward(observations)
+
+
+def test_train_follows_both_learning_rate_schedules_and_counts_its_updates(dataset):
+    """The actor and temperature follow ``policy_lr``, the critics and the Lagrange multiplier ``learning_rate``, both
+    read at the current progress; ``train/policy_learning_rate`` and ``train/n_updates`` are logged; the networks
+    train in training mode (a features extractor with dropout or batch norm)."""
+    from stable_baselines3.common.logger import configure
+
+    policy_kwargs = dict(net_arch=[8], features_extractor_class=ModeRecordingExtractor)
+    model = H2O("MlpPolicy", ENV_ID, dataset=dataset, cql_lagrange=True, batch_size=8, seed=0,
+                policy_lr=lambda progress: 1e-3 * progress, learning_rate=lambda progress: 2e-3 * progress,
+                **{**SMALL, "policy_kwargs": policy_kwargs})
+    model.set_logger(configure(None, []))
+    model._current_progress_remaining, model._n_updates = 0.25, 5
+    model.policy.set_training_mode(False)  # as predict leaves it
+    ModeRecordingExtractor.modes.clear()
+    model.train(3, 8)
+    trained = {id(model.actor.features_extractor), id(model.critic.features_extractor)}
+    modes = [training for extractor, training in ModeRecordingExtractor.modes if id(extractor) in trained]
+    assert modes and all(modes)  # the target critic stays in evaluation mode, as in SB3
+    logged = model.logger.name_to_value
+    assert logged["train/policy_learning_rate"] == pytest.approx(2.5e-4)
+    assert logged["train/learning_rate"] == pytest.approx(5e-4)
+    for optimizer, lr in ((model.actor.optimizer, 2.5e-4), (model.ent_coef_optimizer, 2.5e-4),
+                          (model.critic.optimizer, 5e-4), (model.cql_alpha_optimizer, 5e-4)):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+    assert model._n_updates == 8 and logged["train/n_updates"] == 8
+
+
+class BatchNormExtractor(FlattenExtractor):
+    """Flattened observations through a batch norm, whose running statistics the target critic copies."""
+
+    def __init__(self, observation_space) -> None:
+        super().__init__(observation_space)
+        self.norm = th.nn.BatchNorm1d(self.features_dim)
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.norm(super().forward(observations))
+
+
+def test_a_fixed_temperature_and_the_critics_batch_norm_statistics_reach_the_update(dataset):
+    """A fixed ``ent_coef`` (also in the entropy backup) and batch-norm statistics copied to the target critic."""
+    from stable_baselines3.common.logger import configure
+
+    model = H2O("MlpPolicy", ENV_ID, dataset=dataset, ent_coef=0.3, backup_entropy=True, batch_size=8, seed=0,
+                **{**SMALL, "policy_kwargs": dict(net_arch=[8], features_extractor_class=BatchNormExtractor)})
+    model.set_logger(configure(None, []))
+    model.train(2, 8)
+    assert model.ent_coef_optimizer is None and model.logger.name_to_value["train/ent_coef"] == pytest.approx(0.3)
+    critic, target = model.critic.features_extractor.norm, model.critic_target.features_extractor.norm
+    assert critic.running_mean.abs().max() > 0  # moved by the critics' batches
+    for name in ("running_mean", "running_var"):  # copied to the target at rate 1
+        np.testing.assert_array_equal(getattr(target, name).numpy(), getattr(critic, name).numpy())

@@ -1,4 +1,4 @@
-"""SubPO: returns-to-go, baseline, update direction, modular reward, save/load, seeding, learning, CLI."""
+"""SubPO: returns-to-go, baseline, update direction, modular reward, save/load, seeding, learning, CLI, picture."""
 
 import json
 
@@ -41,6 +41,13 @@ def test_returns_to_go_at_t0_is_F_of_the_trajectory():
     steps = env.horizon - 1
     assert returns[0] == pytest.approx(values[0]) and returns[steps] == pytest.approx(values[1])
     assert returns[steps - 1] == pytest.approx(rewards[steps - 1])  # the episode's last step: its own gain
+
+
+def test_returns_to_go_are_summed_in_float64():
+    rewards = np.array([[1e8], [1.0], [1.0]], dtype=np.float32)  # 1e8 + 2 is not a float32
+    returns = returns_to_go(rewards, np.array([[True], [False], [False]]))
+    assert returns.dtype == np.float64
+    np.testing.assert_array_equal(returns[:, 0], [1e8 + 2, 2.0, 1.0])
 
 
 def test_baseline_is_the_batch_mean_return_at_each_time_step():
@@ -104,6 +111,7 @@ def test_modular_wrapper_pays_the_neighbourhood_weight_ignoring_history():
     # disc of radius 1 at (0, 0): (0, 0), (0, 1), (1, 0) -> 3; at (0, 1): (0, 0), (0, 1), (0, 2), (1, 1) -> 4
     _, reward, _, _, info = env.step(1)  # right, first step also pays s_0
     assert reward == pytest.approx(3 + 4)
+    assert info["F"] == pytest.approx(5) and info["visited"] == 2  # the env's own info is kept
     assert info["submodular_reward"] == pytest.approx(3 + 2)  # F({s_0}) + the newly covered (0, 2), (1, 1)
     _, reward, _, _, info = env.step(0)  # stay: nothing new covered, the modular reward pays again
     assert reward == pytest.approx(4) and info["submodular_reward"] == 0
@@ -142,6 +150,22 @@ def test_save_load_round_trip_and_predict(tmp_path):
     assert loaded.num_timesteps == 2 * model.n_steps
 
 
+def test_the_zip_holds_no_set_function_start_observation_or_reward_scales(tmp_path):
+    """The env's F (cached for the modular reward), the last start observation and the reward scales are rebuilt
+    from the env after loading; none of them is saved."""
+    import zipfile
+
+    model = _model(reward="modular", episodes_per_update=2)
+    model.learn(model.n_steps)
+    assert model._coverage is not None and model._rollout_start_obs is not None
+    model._reward_scales = [1.0]
+    model.save(tmp_path / "subpo.zip")
+    with zipfile.ZipFile(tmp_path / "subpo.zip") as archive:
+        data = json.loads(archive.read("data"))
+    assert "policy_class" in data
+    assert not {"_coverage", "_rollout_start_obs", "_reward_scales"} & set(data)
+
+
 def test_same_seed_same_result():
     runs = []
     for _ in range(2):
@@ -172,6 +196,106 @@ def test_cli_trains_through_the_shared_runner(tmp_path):
     picture = record["coverage_picture"]  # the covered area of one sampled trajectory, with its F(tau)
     assert (tmp_path / "subpo" / "Coverage-GP-History-v0_1" / picture["file"]).is_file()
     assert 0.0 < picture["F"] <= CoverageGridEnv("gp", grid=(6, 6), horizon=10).F.value(range(36)) + 1e-9
+
+
+class _Recorder(gym.Wrapper):
+    """Records the seeds of the resets and every observation of the episode."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.seeds, self.observations = [], []
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.seeds.append(kwargs.get("seed"))
+        self.observations = [obs]
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.observations.append(obs)
+        return obs, reward, terminated, truncated, info
+
+
+def test_the_coverage_picture_is_one_seeded_sampled_episode_with_its_F_of_tau(tmp_path, monkeypatch):
+    """write_run_artifacts runs one whole episode on the eval env's first env, seeded with the run's seed, acting on
+    observations normalised as in training and sampling its actions; it saves the env's last frame (row 0 at the
+    bottom) 500 pixels wide, titled with F of the visited states, which it returns; the render mode is put back."""
+    import matplotlib.figure
+    import matplotlib.image
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+
+    def grid(render_mode=None):  # 4 x 6 cells: the frame is 32 x 48 pixels
+        return CoverageGridEnv("bimodal", grid=(4, 6), horizon=10, observation="history", render_mode=render_mode)
+
+    train_env = VecNormalize(make_vec_env(grid, n_envs=1, seed=0), norm_reward=False)
+    model = _model(env=train_env, seed=7)
+    train_env.obs_rms.mean[:], train_env.obs_rms.var[:] = 1.0, 4.0
+    recorder = _Recorder(grid("rgb_array"))
+    seen, saved = [], []
+    predict, savefig = model.predict, matplotlib.figure.Figure.savefig
+
+    def recording_predict(obs, **kwargs):
+        seen.append((np.array(obs), kwargs))
+        return predict(obs, **kwargs)
+
+    def recording_savefig(figure, *args, **kwargs):
+        axis = figure.axes[0]
+        saved.append((axis.get_title(), axis.images[0].origin, np.array(axis.images[0].get_array())))
+        return savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(model, "predict", recording_predict)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording_savefig)
+    result = model.write_run_artifacts(str(tmp_path), VecMonitor(DummyVecEnv([lambda: recorder])))
+    base = recorder.unwrapped
+    assert recorder.seeds == [7] and len(recorder.observations) == 10  # s_0 and the horizon's 9 steps
+    value = base.F.value([base.F.index(int(obs[0]), int(obs[1])) for obs in recorder.observations])
+    assert result == {"coverage_picture": {"file": "coverage.png", "F": pytest.approx(value)}}
+    assert base.render_mode == "rgb_array"
+    assert len(seen) == 9
+    for (obs, kwargs), raw in zip(seen, recorder.observations):
+        np.testing.assert_allclose(obs, (raw - 1.0) / np.sqrt(4.0 + 1e-8), rtol=1e-5, atol=1e-6)
+        assert not kwargs.get("deterministic", False)
+    [(title, origin, frame)] = saved
+    assert title == f"one sampled trajectory: F(tau) = {value:.1f}" and origin == "lower"
+    np.testing.assert_array_equal(frame, base.render())
+    assert matplotlib.image.imread(tmp_path / "coverage.png").shape[:2] == (333, 500)  # 5 x 3.33 inches, 100 dpi
+
+
+def test_the_modular_reward_refuses_normalised_observations():
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    model = _model(env=VecNormalize(make_vec_env(_small_env, n_envs=1, seed=0)), reward="modular")
+    with pytest.raises(ValueError, match="^reward='modular' reads the cell from the observation: turn off obs norm"):
+        model.learn(model.n_steps)
+
+
+class _NoSetFunctionEnv(gym.Env):
+    """Renders, but has no set function F: no coverage picture."""
+
+    render_mode = "rgb_array"
+
+    def __init__(self):
+        self.observation_space, self.action_space = _small_env().observation_space, gym.spaces.Discrete(5)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(self.observation_space.shape, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(self.observation_space.shape, dtype=np.float32), 0.0, False, True, {}
+
+    def render(self):
+        return np.zeros((8, 8, 3), dtype=np.uint8)
+
+
+def test_no_coverage_picture_for_an_eval_env_without_a_set_function(tmp_path):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    assert _model().write_run_artifacts(str(tmp_path), DummyVecEnv([_NoSetFunctionEnv])) == {}
+    assert not list(tmp_path.iterdir())
 
 
 # --- the continuous (actor-critic) form on MuJoCo Ant coverage ---

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import struct
 import zipfile
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from figure_checks import png_size, recorded_figures
 from offline_data import random_dataset, write_hdf5
 from scipy import stats
 from stable_baselines3.common.callbacks import CallbackList
@@ -454,18 +454,6 @@ def test_offline_evaluation_of_a_resumed_run_reads_the_offline_phases_last_evalu
     assert all(type(result[key]) is float for key in ("mean_reward", "std_reward"))
     model.offline_updates = 20
     assert model.offline_evaluation(eval_env, str(run_dir)) is None
-
-
-def recorded_figures(monkeypatch) -> list:
-    import matplotlib.pyplot as plt
-
-    figures, subplots = [], plt.subplots
-    monkeypatch.setattr(plt, "subplots", lambda *a, **k: figures.append(subplots(*a, **k)) or figures[-1])
-    return figures
-
-
-def png_size(path) -> tuple[int, int]:
-    return struct.unpack(">II", path.read_bytes()[16:24])
 
 
 def test_run_artifacts_record_the_offline_score_and_plot_beta_over_the_episode(dataset, monkeypatch, tmp_path,

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch as th
+from figure_checks import png_size, recorded_figures
 from offline_data import random_dataset, write_hdf5
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
@@ -465,20 +466,6 @@ def test_dynamics_ratios_take_at_most_5000_rows_per_region_by_default(monkeypatc
     monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: th.zeros(len(s)))
     ratios = model.dynamics_ratios()
     assert (len(ratios["real"]), len(ratios["sim"])) == (5_000, 0)
-
-
-def recorded_figures(monkeypatch) -> list:
-    import matplotlib.pyplot as plt
-
-    figures, subplots = [], plt.subplots
-    monkeypatch.setattr(plt, "subplots", lambda *a, **k: figures.append(subplots(*a, **k)) or figures[-1])
-    return figures
-
-
-def png_size(path) -> tuple[int, int]:
-    import struct
-
-    return struct.unpack(">II", path.read_bytes()[16:24])
 
 
 def test_run_artifacts_summarise_save_and_plot_the_learned_ratio(monkeypatch, tmp_path):

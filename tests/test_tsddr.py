@@ -23,6 +23,7 @@ from envs.hydro import (
     SystemDataError,
     load_system,
     solve_horizon_with_targets,
+    solve_stage,
     system_from_dict,
     toy_case_path,
 )
@@ -84,8 +85,6 @@ def test_stage_layer_gradient_through_objective_and_volumes_matches_finite_diffe
     """Both paths of StageLP's backward: the duals (d objective) and the volumes' Jacobians (d realised volumes),
     against central differences of the stage LP itself at a penalty that is not the system's; each point lies
     inside one linear piece of the LP (the two step sizes agree)."""
-    from envs.hydro import solve_stage
-
     inflow = np.array([[100.0]])
     weight_objective, weight_volume = 0.5, 3.0
 

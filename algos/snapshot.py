@@ -551,9 +551,11 @@ class SnapshotOptions:
         """Refuse settings no run can use, naming the flag (before any teacher is loaded or run)."""
         checks = (("--teacher-episodes", self.teacher_episodes, 1), ("--keep-best", self.keep_best, 1),
                   ("--snapshot-interval", self.snapshot_interval, 1), ("--snapshot-steps", self.snapshot_steps, 0),
-                  ("--max-student-steps", self.max_student_steps, 1), ("--clusters", self.clusters or 1, 1))
+                  ("--max-student-steps", self.max_student_steps, 1))
+        if self.clusters is not None:  # None: the authors' k for the student's algorithm; 0 is not a way to ask
+            checks += (("--clusters", self.clusters, 1),)
         for flag, value, least in checks:
-            if not isinstance(value, int) or value < least:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise TeacherError(f"{flag} must be an integer >= {least}, got {value!r}.")
 
     @classmethod

@@ -67,6 +67,9 @@ CASES = [
     ("s3rl no student steps", "algos.snapshot",
      ["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", "{sac_pendulum}", "--max-student-steps", "0"],
      "--max-student-steps must be"),
+    ("s3rl zero clusters", "algos.snapshot",
+     ["--algo", "sac", "--env", "HalfCheetah-v4", "--teacher", "{sac_pendulum}", "--clusters", "0"],
+     "--clusters must be an integer >= 1, got 0"),
 ]
 
 

@@ -11,15 +11,31 @@ tests, 59 after (the env-free tests at the end: hand-built sets, file errors, th
 - ``KMeans(...)`` without ``n_init="auto"``: scikit-learn's default has been "auto" since 1.4.
 - ``values.reshape(-2, 1)``: numpy reads any negative size as "infer", the same as -1.
 - ``config_from_args(args, None)`` or ``(args, )`` in ``main`` (2): it falls back to ``args.algo``.
+
+Second pass, the snapshot choice itself (the wrapper, collection and the teacher's value: 255 mutants): 62 survived
+before the tests under "the wrapper's settings and seeds", 6 after:
+
+- ``np.array(obs, copy=...)`` in ``collect_snapshots`` with ``copy=None``/``False`` or left out (3): MuJoCo envs build
+  a new observation array each step, so nothing else holds the stored one.
+- ``np.array(snapshot.observation)`` without ``copy=True`` in ``reset`` (1): numpy copies by default.
+- ``episodes.sort()`` without its key (2): sorting the (return, snapshots) pairs orders by return; only two equal
+  returns would reach the snapshot lists (and raise).
+
+Not run yet: ``get_or_collect_snapshots``, ``SnapshotSet.save``, ``load_teacher``, ``teacher_algo_name``,
+``file_sha256``, ``SnapshotOptions.__post_init__`` and ``configure`` (the cache, the teacher's files, the runner's
+configuration).
 """
 
 import copy
 import json
 import pickle
 import re
+from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from stable_baselines3 import PPO, SAC
 
 from algos.snapshot import (
@@ -38,6 +54,7 @@ from algos.snapshot import (
     load_teacher,
     main,
     recover_collection,
+    teacher_value,
 )
 from rl.env_state import StateNotRestorableError, capture_state, restore_state
 from rl.envs import make_env
@@ -561,3 +578,149 @@ def test_main_hands_every_flag_to_configure_and_records_the_command(from_sys_arg
     assert seen["progress"] is False
     assert seen["trained"] is seen["config"] and seen["config"].algo == "td3"
     assert seen["config"].command == "python -m algos.snapshot " + " ".join(argv)
+
+
+# ------------------------------------------------------------------------- the wrapper's settings and seeds
+
+
+def _cheetah(episode=EPISODE):
+    return make_env("HalfCheetah-v4", max_episode_steps=episode)
+
+
+def test_snapshot_reset_defaults_and_bad_settings(snapshots):
+    env = SnapshotReset(_cheetah(), snapshots)
+    assert (env.active_steps, env.max_steps) == (100_000, 100)  # the paper's T and N
+    assert env.get_resume_state()["steps_from_snapshot"] is None  # no snapshot start before the first reset
+    assert SnapshotReset(_cheetah(), snapshots, max_steps=1, active_steps=0).max_steps == 1
+    for max_steps, active_steps in ((0, 10), (5, -1)):
+        with pytest.raises(ValueError, match=rf"^--max-student-steps must be >= 1 and --snapshot-steps >= 0, got "
+                                             rf"{max_steps} and {active_steps}\.$"):
+            SnapshotReset(_cheetah(), snapshots, max_steps=max_steps, active_steps=active_steps)
+    wrong_first = _hand_set([0.0, 1.0], observations=[np.zeros(3), np.zeros(17)])
+    with pytest.raises(SnapshotFileError, match=r"^Snapshot observations have shape \(3,\), the env's \(17,\)\.$"):
+        SnapshotReset(_cheetah(), wrong_first)
+
+
+def test_the_no_sc_ablation_draws_snapshots_uniformly_even_from_a_classified_set():
+    """One snapshot of value 0 and nine of value 10: by cluster it is drawn half the time, uniformly a tenth."""
+    snapshot_set = _hand_set([0.0] + [10.0] * 9, observations=[np.zeros(17)] * 10)
+    snapshot_set.classify(2)
+    by_cluster = SnapshotReset(_cheetah(), snapshot_set, n_clusters=2, seed=0)
+    uniform = SnapshotReset(_cheetah(), snapshot_set, classify=False, seed=0)
+    assert 400 < sum(by_cluster.choose() == 0 for _ in range(1000)) < 600
+    assert 50 < sum(uniform.choose() == 0 for _ in range(1000)) < 150
+
+
+def test_snapshot_choice_follows_the_seed(snapshots):
+    def draws(env, n=30):
+        return [env.choose() for _ in range(n)]
+
+    assert draws(SnapshotReset(_cheetah(), snapshots, seed=3)) == draws(SnapshotReset(_cheetah(), snapshots, seed=3))
+    first, second = SnapshotReset(_cheetah(), snapshots, seed=1), SnapshotReset(_cheetah(), snapshots, seed=2)
+    first.reset(seed=5)
+    second.reset(seed=5)  # a seed passed to reset replaces the wrapper's
+    assert draws(first) == draws(second)
+
+
+class _RecordingReset(gym.Wrapper):
+    """Records the arguments each reset receives."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.calls = []
+
+    def reset(self, **kwargs):
+        self.calls.append(kwargs)
+        return self.env.reset(**kwargs)
+
+
+def test_reset_hands_seed_and_options_to_the_env_and_returns_a_copy(snapshots):
+    inner = _RecordingReset(_cheetah())
+    env = SnapshotReset(inner, snapshots, seed=0)
+    obs, info = env.reset(seed=11, options={"x": 1})
+    assert inner.calls == [{"seed": 11, "options": {"x": 1}}]
+    recorded = snapshots.snapshots[info["snapshot"]].observation.copy()
+    obs[:] = 123.0  # a caller writing into the observation must not change the snapshot
+    np.testing.assert_array_equal(snapshots.snapshots[info["snapshot"]].observation, recorded)
+    normal = SnapshotReset(_cheetah(), snapshots, active_steps=0)
+    np.testing.assert_array_equal(normal.reset(seed=7)[0], _cheetah().reset(seed=7)[0])
+
+
+def test_the_truncating_step_says_so_in_info(snapshots):
+    env = SnapshotReset(_cheetah(1000), snapshots, max_steps=2, seed=0)
+    env.reset(seed=0)
+    assert "snapshot_truncated" not in env.step(env.action_space.sample())[4]
+    assert env.step(env.action_space.sample())[4]["snapshot_truncated"] is True
+
+
+def test_teacher_value_is_the_first_q_at_the_deterministic_action(teacher):
+    model = teacher[0]
+    observation = np.linspace(-1.0, 1.0, 17).astype(np.float32)
+    obs = th.as_tensor(observation).unsqueeze(0)
+    with th.no_grad():
+        action = model.actor(obs, deterministic=True)
+        q1, q2 = model.critic(obs, action)
+    assert teacher_value(model, observation) == pytest.approx(float(q1.item()), rel=1e-6)
+    assert float(q1.item()) != pytest.approx(float(q2.item()), rel=1e-3)
+    ppo = PPO("MlpPolicy", "Pendulum-v1", seed=0)
+    with th.no_grad():
+        value = ppo.policy.predict_values(th.zeros(1, 3))
+    assert teacher_value(ppo, np.zeros(3, dtype=np.float32)) == pytest.approx(float(value.item()), rel=1e-6)
+
+    class NoValueTeacher:
+        policy = SimpleNamespace(obs_to_tensor=lambda o: (th.as_tensor(o)[None], True))
+
+    with pytest.raises(TeacherError, match=r"^Teacher NoValueTeacher has neither a Q-function nor a value function\.$"):
+        teacher_value(NoValueTeacher(), np.zeros(3, dtype=np.float32))
+
+
+def test_collection_by_hand_with_a_normalising_teacher(teacher, capsys):
+    """The teacher acts deterministically on normalised observations; episodes are ranked by their summed reward;
+    snapshots keep the raw observation and the teacher's value of the normalised one."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    model = teacher[0]
+    stats = VecNormalize(DummyVecEnv([_cheetah]), training=False)
+    stats.obs_rms.mean, stats.obs_rms.var = np.full(17, 0.3), np.full(17, 4.0)
+    collected = collect_snapshots(model, _cheetah(20), vec_normalize=stats, n_episodes=3, keep_best=2, interval=5,
+                                  seed=4, teacher="by hand")
+    assert re.search(r"teacher episodes: 100%.*3/3", capsys.readouterr().err)
+    env, episodes = _cheetah(20), []
+    obs, _ = env.reset(seed=4)
+    for episode in range(3):
+        if episode:
+            obs, _ = env.reset()
+        total, snaps, done, step = 0.0, [], False, 0
+        while not done:
+            seen = np.clip((obs - 0.3) / np.sqrt(4.0 + 1e-8), -10.0, 10.0)
+            if step % 5 == 0:
+                snaps.append((obs.copy(), teacher_value(model, seen)))
+            obs, reward, terminated, truncated, _ = env.step(model.predict(seen, deterministic=True)[0])
+            total, step, done = total + reward, step + 1, terminated or truncated
+        episodes.append((total, snaps))
+    episodes.sort(key=lambda item: item[0], reverse=True)
+    assert collected.episode_returns == pytest.approx([episodes[0][0], episodes[1][0]], rel=1e-9)
+    expected = [s for _, snaps in episodes[:2] for s in snaps]
+    assert len(collected) == len(expected) == 8 and collected.teacher == "by hand"
+    for snapshot, (observation, value) in zip(collected.snapshots, expected):
+        np.testing.assert_allclose(snapshot.observation, observation, rtol=1e-6)
+        assert snapshot.value == pytest.approx(value, rel=1e-5)
+
+
+def test_collection_defaults_are_the_authors(teacher, capsys):
+    """10 teacher episodes, the 10 best kept, a snapshot every 10 steps, first reset seeded 0 (2-step episodes here)."""
+    collected = collect_snapshots(teacher[0], _cheetah(2))
+    assert collected.collection == {"interval": 10, "teacher_episodes": 10, "keep_best": 10, "seed": 0}
+    assert len(collected.episode_returns) == 10 and collected.teacher == ""
+    assert "teacher episodes: 100%" in capsys.readouterr().err
+    collect_snapshots(teacher[0], _cheetah(2), n_episodes=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_collection_keeps_keep_best_episodes_and_names_an_env_without_a_spec(teacher):
+    from gymnasium.envs.mujoco.half_cheetah_v4 import HalfCheetahEnv
+
+    one = collect_snapshots(teacher[0], _cheetah(2), n_episodes=3, keep_best=1, progress=False)
+    assert len(one.episode_returns) == 1 and len(one) == 1
+    bare = collect_snapshots(teacher[0], gym.wrappers.TimeLimit(HalfCheetahEnv(), 2), n_episodes=1, progress=False)
+    assert bare.env_id == "HalfCheetahEnv"

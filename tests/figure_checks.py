@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -18,5 +17,8 @@ def recorded_figures(monkeypatch: pytest.MonkeyPatch) -> list:
 
 
 def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) in pixels, read from the PNG's IHDR chunk."""
-    return struct.unpack(">II", path.read_bytes()[16:24])
+    """(width, height) in pixels, as Pillow (matplotlib's image library) reads the file."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size

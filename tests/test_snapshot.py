@@ -724,3 +724,15 @@ def test_collection_keeps_keep_best_episodes_and_names_an_env_without_a_spec(tea
     assert len(one.episode_returns) == 1 and len(one) == 1
     bare = collect_snapshots(teacher[0], gym.wrappers.TimeLimit(HalfCheetahEnv(), 2), n_episodes=1, progress=False)
     assert bare.env_id == "HalfCheetahEnv"
+
+
+@pytest.mark.parametrize(("name", "flag", "least"), [
+    ("teacher_episodes", "--teacher-episodes", 1), ("keep_best", "--keep-best", 1),
+    ("snapshot_interval", "--snapshot-interval", 1), ("snapshot_steps", "--snapshot-steps", 0),
+    ("max_student_steps", "--max-student-steps", 1)])
+def test_each_setting_is_accepted_at_its_least_value_and_refused_below(name, flag, least):
+    assert getattr(SnapshotOptions(teacher="t.zip", **{name: least}), name) == least
+    for clusters in (None, 3):  # a valid --clusters does not stand in for the other checks
+        with pytest.raises(TeacherError, match=rf"^{flag} must be an integer >= {least}, got {least - 1}\.$"):
+            SnapshotOptions(teacher="t.zip", clusters=clusters, **{name: least - 1})
+    assert SnapshotOptions(teacher="t.zip", clusters=1).clusters == 1

@@ -649,7 +649,7 @@ def ray_backend(args: argparse.Namespace) -> Backend:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; a Ray set-up problem (not installed, cluster unreachable or without the project) prints one
-    line and returns 2."""
+    line and returns 2; Ctrl-C prints where the running run's checkpoint is and returns 130 (no traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.backend != "ray":
@@ -669,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_report(args.name, specs, args.algos, envs, notes=args.notes)
     else:
         from rl.ray_backend import RayBackendError
+        from rl.runner import TrainingInterrupted
 
         try:
             backend = ray_backend(args) if args.backend == "ray" else None
@@ -678,6 +679,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RayBackendError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as interrupt:
+            saved = (f"Interrupted at step {interrupt.num_timesteps}: checkpoint {interrupt.checkpoint} saved. "
+                     if isinstance(interrupt, TrainingInterrupted) else "Interrupted. ")
+            print(f"{saved}Rerun the same command to resume the benchmark (finished runs are not redone).",
+                  file=sys.stderr)
+            return 130
     print(Path(path).read_text())
     return 0
 

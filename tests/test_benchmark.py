@@ -223,3 +223,32 @@ def test_return_ratio_is_not_given_against_a_baseline_at_or_below_zero():
     assert _ratio([-50.0], [-100.0]) == "n/a (baseline <= 0)"
     assert _ratio([10.0], [0.0]) == "n/a (baseline <= 0)"
     assert _ratio([], [1.0]) == "n/a"
+
+
+def test_ctrl_c_prints_where_the_checkpoint_is_and_exits_130_without_a_traceback(monkeypatch, capsys):
+    import rl.benchmark
+    from rl.runner import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted("logs/b/ppo/CartPole-v1_seed0", Path("logs/b/ppo/CartPole-v1_seed0/ckpt"), 512)
+
+    monkeypatch.setattr(rl.benchmark, "run_benchmark", interrupted)
+    code = rl.benchmark.main(["--name", "b", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "0", "-n", "64"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "Interrupted at step 512: checkpoint logs/b/ppo/CartPole-v1_seed0/ckpt saved" in err
+    assert "Rerun the same command to resume the benchmark" in err
+
+
+def test_ctrl_c_before_any_run_started_says_so_in_one_line(monkeypatch, capsys):
+    import rl.benchmark
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rl.benchmark, "run_benchmark", interrupted)
+    code = rl.benchmark.main(["--name", "b", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "0", "-n", "64"])
+    err = capsys.readouterr().err.strip()
+    assert code == 130
+    assert err == "Interrupted. Rerun the same command to resume the benchmark (finished runs are not redone)."

@@ -151,7 +151,7 @@ class SnapshotSet:
         try:
             with open(path, "rb") as handle:
                 payload = pickle.load(handle)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as error:
+        except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
             raise SnapshotFileError(
                 f"Snapshot file {str(path)!r} is corrupt or not a snapshot file: {error!r}"
             ) from error
@@ -162,7 +162,7 @@ class SnapshotSet:
                 f"Snapshot file {str(path)!r} has format version {payload.get('version')}, this code reads "
                 f"{SNAPSHOT_FORMAT_VERSION}: collect the snapshots again."
             )
-        snapshot_set = payload["set"]
+        snapshot_set = payload.get("set")
         if not isinstance(snapshot_set, SnapshotSet):
             kind = type(snapshot_set)
             raise SnapshotFileError(

@@ -74,9 +74,12 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
                               "that python -m qd.<algo> printed.")
     try:
         with open(path, "rb") as handle:
-            return pickle.load(handle)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-        raise CheckpointError(f"Cannot read {path}: {error}") from error
+            checkpoint = pickle.load(handle)
+    except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise CheckpointError(f"Cannot read {path}: {type(error).__name__}: {error}") from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a QD checkpoint.")
+    return checkpoint
 
 
 def make_evaluator(env_id: str, workers: int, *, backend: str = "process", address: str | None = None,

@@ -367,7 +367,7 @@ def load(path: str | os.PathLike) -> ResumeState:
     try:
         with open(path, "rb") as handle:
             state = pickle.load(handle)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError) as error:
+    except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
         raise ValueError(f"{str(path)!r} is not a readable resume state ({error!r}).") from error
     if not isinstance(state, ResumeState):
         raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a resume state.")

@@ -82,13 +82,21 @@ def save_vecnormalize_atomic(vec_normalize: VecNormalize, path: str | os.PathLik
 def load_normalization_stats(model_path: str | os.PathLike) -> VecNormalize | None:
     """The frozen VecNormalize statistics saved beside a model (``vecnormalize.pkl``), or None.
 
-    For acting with a saved policy outside training (no VecEnv to wrap): use ``normalize_obs``.
+    For acting with a saved policy outside training (no VecEnv to wrap): use ``normalize_obs``. A damaged or
+    foreign file raises :class:`CheckpointError`.
     """
     path = Path(model_path).parent / VECNORMALIZE_FILE
     if not path.is_file():
         return None
-    with open(path, "rb") as handle:
-        vec_normalize = pickle.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            vec_normalize = pickle.load(handle)
+    except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise CheckpointError(f"Normalisation statistics {str(path)!r} are corrupt ({type(error).__name__}: "
+                              f"{error}): restore them from the run's checkpoint, or retrain.") from error
+    if not isinstance(vec_normalize, VecNormalize):
+        raise CheckpointError(f"{str(path)!r} holds a {type(vec_normalize).__name__}, not SB3 VecNormalize "
+                              "statistics.")
     vec_normalize.training = False
     return vec_normalize
 

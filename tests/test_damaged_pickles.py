@@ -1,6 +1,7 @@
-"""A damaged pickle file ends in its loader's own error (one line for the user), never in whatever unpickling
-raised: random bytes and valid files with a few bytes overwritten make ``pickle.load`` raise UnicodeDecodeError,
-ValueError, OverflowError, MemoryError, KeyError or TypeError besides the documented UnpicklingError family."""
+"""A damaged pickle file (snapshot cache, QD checkpoint, resume state, VecNormalize statistics) ends in its
+loader's own error (one line for the user), never in whatever unpickling raised: random bytes and valid files with a
+few bytes overwritten make ``pickle.load`` raise UnicodeDecodeError, ValueError, OverflowError, MemoryError,
+KeyError or TypeError besides the documented UnpicklingError family."""
 
 import pickle
 import tempfile
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from algos.snapshot import SNAPSHOT_FORMAT_VERSION, SnapshotFileError, SnapshotSet
 from qd.run import CHECKPOINT_FILE, load_checkpoint
 from rl import resume_state
-from rl.checkpoint import CheckpointError
+from rl.checkpoint import VECNORMALIZE_FILE, CheckpointError, load_normalization_stats
 
 _VALID_LOOKING = pickle.dumps({"format": "frontier-rl snapshots", "version": SNAPSHOT_FORMAT_VERSION,
                                "set": [1.5, "x", (2, 3)], "config": {"env": "HardMaze-v0"}})
@@ -42,6 +43,9 @@ def test_each_loader_raises_only_its_own_error(content: bytes):
             load_checkpoint(folder)
         with pytest.raises(ValueError, match=r"(not a readable resume state|not a resume state)"):
             resume_state.load(path)
+        (Path(folder) / VECNORMALIZE_FILE).write_bytes(content)
+        with pytest.raises(CheckpointError, match=r"(are corrupt|not SB3 VecNormalize statistics)"):
+            load_normalization_stats(Path(folder) / "model.zip")
 
 
 def test_a_pickle_of_the_wrong_kind_is_named():
@@ -53,3 +57,6 @@ def test_a_pickle_of_the_wrong_kind_is_named():
         path.write_bytes(pickle.dumps({"format": "frontier-rl snapshots", "version": SNAPSHOT_FORMAT_VERSION}))
         with pytest.raises(SnapshotFileError, match=r"holds a builtins.NoneType, not an algos.snapshot.SnapshotSet"):
             SnapshotSet.load(path)
+        (Path(folder) / VECNORMALIZE_FILE).write_bytes(pickle.dumps({"obs_rms": None}))
+        with pytest.raises(CheckpointError, match=r"holds a dict, not SB3 VecNormalize statistics"):
+            load_normalization_stats(Path(folder) / "model.zip")

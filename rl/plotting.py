@@ -112,7 +112,7 @@ def plot_benchmark(
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)  # wrapped to the figure: one panel is narrower than a long title
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -54,7 +54,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from tqdm import tqdm
 
-from rl.checkpoint import CheckpointError, check_model_file, load_normalization_stats
+from rl.checkpoint import CheckpointError, check_model_file, load_normalization_stats, read_pickle
 from rl.env_state import EnvState, capture_state, engine_of, restore_state
 from rl.envs import make_env
 
@@ -149,12 +149,9 @@ class SnapshotSet:
                 "--teacher <model.zip>` collects a teacher's snapshots on first use and caches them."
             )
         try:
-            with open(path, "rb") as handle:
-                payload = pickle.load(handle)
-        except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
-            raise SnapshotFileError(
-                f"Snapshot file {str(path)!r} is corrupt or not a snapshot file: {error!r}"
-            ) from error
+            payload = read_pickle(path, "Snapshot file")
+        except CheckpointError as error:
+            raise SnapshotFileError(str(error)) from error
         if not isinstance(payload, dict) or payload.get("format") != "frontier-rl snapshots":
             raise SnapshotFileError(f"{str(path)!r} is a pickle but not a frontier-rl snapshot file.")
         if payload.get("version") != SNAPSHOT_FORMAT_VERSION:

@@ -20,7 +20,6 @@ import importlib.metadata
 import inspect
 import math
 import os
-import pickle
 import shlex
 import shutil
 import sys
@@ -66,17 +65,13 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     Raises:
         rl.checkpoint.CheckpointError: when the folder has no checkpoint or it cannot be read.
     """
-    from rl.checkpoint import CheckpointError
+    from rl.checkpoint import CheckpointError, read_pickle
 
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"No QD checkpoint in {run_dir!s} (expected {CHECKPOINT_FILE}): pass the run folder "
                               "that python -m qd.<algo> printed.")
-    try:
-        with open(path, "rb") as handle:
-            checkpoint = pickle.load(handle)
-    except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
-        raise CheckpointError(f"Cannot read {path}: {type(error).__name__}: {error}") from error
+    checkpoint = read_pickle(path, "QD checkpoint")
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a QD checkpoint.")
     return checkpoint

@@ -88,12 +88,7 @@ def load_normalization_stats(model_path: str | os.PathLike) -> VecNormalize | No
     path = Path(model_path).parent / VECNORMALIZE_FILE
     if not path.is_file():
         return None
-    try:
-        with open(path, "rb") as handle:
-            vec_normalize = pickle.load(handle)
-    except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
-        raise CheckpointError(f"Normalisation statistics {str(path)!r} are corrupt ({type(error).__name__}: "
-                              f"{error}): restore them from the run's checkpoint, or retrain.") from error
+    vec_normalize = read_pickle(path, "VecNormalize statistics")
     if not isinstance(vec_normalize, VecNormalize):
         raise CheckpointError(f"{str(path)!r} holds a {type(vec_normalize).__name__}, not SB3 VecNormalize "
                               "statistics.")
@@ -190,11 +185,15 @@ def check_model_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _check_pickle(path: Path, what: str) -> None:
-    """Unpickle ``path`` once to prove it is whole (a cut-short pickle raises)."""
+def read_pickle(path: str | os.PathLike, what: str) -> Any:
+    """Unpickle ``path``; a damaged file raises :class:`CheckpointError` naming ``what`` it should be.
+
+    Unpickling damaged bytes can raise almost anything (UnpicklingError, EOFError, ValueError, UnicodeDecodeError,
+    OverflowError, MemoryError, KeyError, TypeError, ...), so every failure becomes the one error.
+    """
     try:
         with open(path, "rb") as handle:
-            pickle.load(handle)
+            return pickle.load(handle)
     except Exception as error:  # noqa: BLE001 - any failure means the file cannot be used
         raise CheckpointError(f"{what} {str(path)!r} is corrupt ({type(error).__name__}: {error}).") from error
 
@@ -205,10 +204,10 @@ def check_checkpoint(checkpoint: str | os.PathLike) -> Path:
     check_model_file(checkpoint / MODEL_FILE)
     for name, what in ((VECNORMALIZE_FILE, "VecNormalize statistics"), (RESUME_STATE_FILE, "Resume state")):
         if (checkpoint / name).is_file():
-            _check_pickle(checkpoint / name, what)
+            read_pickle(checkpoint / name, what)  # a cut-short pickle raises
     buffer = checkpoint / REPLAY_BUFFER_FILE
     if buffer.is_file():
-        _check_pickle(buffer, "Replay buffer")
+        read_pickle(buffer, "Replay buffer")
     return checkpoint
 
 

@@ -47,6 +47,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 
+from rl.checkpoint import CheckpointError, read_pickle
 from rl.env_state import EnvState, StateNotRestorableError, capture_state, is_plain, restore_state
 
 RESUME_STATE_FILE = "resume_state.pkl"
@@ -365,10 +366,9 @@ def save(state: ResumeState, path: str | os.PathLike) -> None:
 def load(path: str | os.PathLike) -> ResumeState:
     """Read a resume state; raises ValueError for a file that is not one (truncated, another format)."""
     try:
-        with open(path, "rb") as handle:
-            state = pickle.load(handle)
-    except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
-        raise ValueError(f"{str(path)!r} is not a readable resume state ({error!r}).") from error
+        state = read_pickle(path, "Resume state")
+    except CheckpointError as error:
+        raise ValueError(str(error)) from error
     if not isinstance(state, ResumeState):
         raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a resume state.")
     return state

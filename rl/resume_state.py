@@ -364,11 +364,8 @@ def save(state: ResumeState, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike) -> ResumeState:
-    """Read a resume state; raises ValueError for a file that is not one (truncated, another format)."""
-    try:
-        state = read_pickle(path, "Resume state")
-    except CheckpointError as error:
-        raise ValueError(str(error)) from error
+    """Read a resume state; raises CheckpointError for a file that is not one (truncated, another format)."""
+    state = read_pickle(path, "Resume state")
     if not isinstance(state, ResumeState):
-        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a resume state.")
+        raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a resume state.")
     return state

@@ -339,10 +339,7 @@ def _read_inputs_file(run_dir: str) -> dict[str, Any] | None:
 def _load_resume_state(source: Path | None) -> resume_state.ResumeState | None:
     if source is None or not source.is_dir() or not (source / ckpt.RESUME_STATE_FILE).is_file():
         return None
-    try:
-        return resume_state.load(source / ckpt.RESUME_STATE_FILE)
-    except ValueError as error:
-        raise ckpt.CheckpointError(str(error)) from error
+    return resume_state.load(source / ckpt.RESUME_STATE_FILE)
 
 
 class TrainingInterrupted(KeyboardInterrupt):

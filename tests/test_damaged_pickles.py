@@ -41,7 +41,7 @@ def test_each_loader_raises_only_its_own_error(content: bytes):
             SnapshotSet.load(path)
         with pytest.raises(CheckpointError, match=r"(QD checkpoint .* is corrupt|not a QD checkpoint)"):
             load_checkpoint(folder)
-        with pytest.raises(ValueError, match=r"(Resume state .* is corrupt|not a resume state)"):
+        with pytest.raises(CheckpointError, match=r"(Resume state .* is corrupt|not a resume state)"):
             resume_state.load(path)
         (Path(folder) / VECNORMALIZE_FILE).write_bytes(content)
         with pytest.raises(CheckpointError, match=r"(VecNormalize statistics .* is corrupt|not SB3 VecNormalize)"):

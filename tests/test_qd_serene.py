@@ -9,6 +9,18 @@ checked, 82 survived before (45 of them in functions no test reached: ``SERENE._
   values float64 cannot hold (ints beyond 2**53, long doubles) or non-numbers would differ.
 - ``xǁElitistESEmitterǁtell__mutmut_37`` (``kind="STABLE"``): numpy reads the sort kind case-insensitively, so it is
   the same stable sort.
+
+Second pass (the finished run's 39 survivors and timeouts of qd/serene.py and qd/emitters.py; the 3 above among
+them): second pass: 39 examined, 34 killed, 5 equivalent, 8 timeouts (all 8 among the killed). The timeouts were
+test loops, not algorithm loops: with ``phase`` never "emitters" (``_start_emitter_chunk__mutmut_1``-``_3``) or no
+bootstrap ever started (``_start_emitter_chunk__mutmut_4``/``_10``/``_18``, ``_emitter_generation__mutmut_3``/``_6``)
+``step`` still returns every call, but ``while phase != "emitters"`` / ``while not algorithm.emitters`` in two tests
+never ended; those loops are now bounded (they fail), and direct tests of ``_start_emitter_chunk`` and
+``_emitter_generation`` kill the mutants in milliseconds. Equivalent besides the 3 above:
+
+- ``xǁSERENEǁ_start_emitter_chunk__mutmut_17`` (``kind="STABLE"``): as ``tell__mutmut_37``, the same stable sort.
+- ``xǁSERENEǁnovelty_reference__mutmut_9`` (``reshape(len(p), -2)``): numpy (2.4) takes any negative size as the
+  unknown dimension, silently, so it is ``reshape(len(p), -1)``.
 """
 
 from __future__ import annotations
@@ -219,9 +231,12 @@ def test_tiny_runs_are_reproducible_and_resume(tmp_path, emitter):
     # Checkpoint in the middle (inside an emitter chunk), resume, and finish: same run.
     config = {"algo": "serene", "env": ENV_ID, "seed": 3, "hyperparams": kwargs}
     run = QDRun(SERENE(ENV_ID, seed=3, **kwargs), tmp_path / "run", config=config, progress=False)
-    while run.algorithm.phase != "emitters" or run.algorithm.evaluations < 100:
+    for _ in range(50):  # bounded: a mutant that never enters an emitter chunk fails instead of hanging
+        if run.algorithm.phase == "emitters" and run.algorithm.evaluations >= 100:
+            break
         run.algorithm.step()
         run.algorithm.generation += 1
+    assert run.algorithm.phase == "emitters"
     run.save_checkpoint()
     resumed = QDRun.resume(tmp_path / "run", progress=False).algorithm
     assert resumed.evaluations == run.algorithm.evaluations and resumed.phase == "emitters"
@@ -233,8 +248,11 @@ def test_tiny_runs_are_reproducible_and_resume(tmp_path, emitter):
 
 def test_emitter_offspring_fed_back_to_novelty_archive():
     algorithm = SERENE(ENV_ID, seed=0, **{**TINY, "stagnation_window": 20})
-    while not algorithm.emitters:
+    for _ in range(100):  # bounded: 10 steps on this seed; a mutant that never promotes one fails, not hangs
+        if algorithm.emitters:
+            break
         algorithm.step()
+    assert algorithm.emitters
     # On the tiny task emitters climb into the densely archived goal, so their offspring are rarely more
     # novel than the ancestor: lower the ancestor's novelty so that every new offspring beats it.
     ident, emitter = next(iter(algorithm.emitters.items()))
@@ -525,3 +543,120 @@ def test_elitist_emitter_survivors_keep_the_order_of_equal_rewards():
     emitter.tell(offspring, np.array([1.0, 0.0] * 6), np.zeros((12, 2)), [_result(1.0)] * 12)
     # Rewards 1, 0, 1, 0, ... over parents + offspring: the stable sort keeps the first three 1s of each.
     np.testing.assert_array_equal(emitter.population, np.concatenate([parents[[0, 2, 4]], offspring[[0, 2, 4]]]))
+
+
+# -- second mutation pass: chunk start, bootstrap gate, reference set, recomputed descriptors ----------------
+def test_start_emitter_chunk_orders_candidates_by_reward_novelty_keeping_ties_in_creation_order():
+    algorithm = SERENE(ENV_ID, seed=0, **{**TINY, "k_neighbors": 2})
+    a, b, c = [0.0, 0.0], [1.0, 0.0], [5.0, 0.0]
+    for descriptor in (a, b, c):
+        algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.array(descriptor), _result(0.5))
+    # No candidate (emitters only): an empty queue, nothing to score.
+    algorithm._start_emitter_chunk()
+    assert algorithm.phase == "emitters" and algorithm.candidate_queue == []
+    # Novelty against the reward archive (k = 2, nearest dropped): a (1 + 5) / 2 = 3, b (1 + 4) / 2 = 2.5,
+    # c (4 + 5) / 2 = 4.5: c first, then a, then b; equal novelties keep the creation (insertion) order.
+    assert [_hand_novelty(d, [a, b, c], 2) for d in (a, b, c)] == [3.0, 2.5, 4.5]
+    ids = [17, 3, 11, 0, 8, 25, 6, 14, 2, 29, 9, 21, 5, 12, 27, 1, 19, 23]
+    ancestors = [(b, a, c)[j % 3] for j in range(len(ids))]
+    for ident, descriptor in zip(ids, ancestors):
+        algorithm.candidates[ident] = _emitter(algorithm, descriptor)
+    algorithm.phase = "ns"
+    algorithm._start_emitter_chunk()
+    expected = [11, 25, 2, 21, 27, 23, 3, 8, 14, 9, 12, 19, 17, 0, 6, 29, 5, 1]  # c's, a's, b's ids, in order
+    assert algorithm.phase == "emitters" and algorithm.candidate_queue == expected
+    # Without a reward archive the candidates keep their creation order.
+    algorithm.reward_archive = RewardArchive(algorithm.genome_size)
+    algorithm._start_emitter_chunk()
+    assert algorithm.candidate_queue == ids
+
+
+def test_emitter_generation_starts_a_bootstrap_only_while_more_than_a_third_of_the_chunk_is_left():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)  # chunk_size 60: a bootstrap starts while > 20 evaluations are left
+    calls: list[int | None] = []
+    algorithm._bootstrap_generation = lambda: calls.append(algorithm.bootstrapping)
+    algorithm.candidates = {3: _emitter(algorithm, [0.0, 0.0]), 8: _emitter(algorithm, [1.0, 0.0])}
+    algorithm.phase, algorithm.candidate_queue, algorithm.chunk_spent = "emitters", [8, 3], 39  # 21 left
+    assert algorithm._emitter_generation() is True
+    assert calls == [8] and algorithm.bootstrapping == 8 and algorithm.candidate_queue == [3]
+    # A running bootstrap goes on: the queue is not touched.
+    algorithm.chunk_spent = 0
+    assert algorithm._emitter_generation() is True
+    assert calls == [8, 8] and algorithm.bootstrapping == 8 and algorithm.candidate_queue == [3]
+    # Exactly a third left (20 of 60): no new bootstrap; without emitters the chunk ends.
+    algorithm.bootstrapping, algorithm.chunk_spent = None, 40
+    assert algorithm._emitter_generation() is False
+    assert calls == [8, 8] and algorithm.bootstrapping is None
+    assert algorithm.phase == "ns" and algorithm.candidate_queue == [] and algorithm.chunk_spent == 0
+
+
+def test_novelty_reference_skips_missing_and_empty_parts():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)
+    population = np.array([[0.0, 1.0], [2.0, 3.0]])
+    algorithm.population_descriptors = population
+    algorithm.archive = NoveltyArchive(algorithm.genome_size, 2, k_neighbors=2)  # empty: (0, 2) descriptors
+    assert algorithm.offspring_descriptors is None
+    np.testing.assert_array_equal(algorithm.novelty_reference(), population)  # no offspring, empty archives
+    algorithm.offspring_descriptors = np.empty((0, 2))
+    algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.array([4.0, 5.0]), _result(0.5))
+    np.testing.assert_array_equal(algorithm.novelty_reference(), [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+
+
+class _Relabelled(SERENE):
+    """SERENE whose behaviour space can be switched to ``(-y, x, 1)`` (a changed, wider space)."""
+
+    relabelled = False
+
+    def descriptors(self, results):
+        if not self.relabelled:
+            return super().descriptors(results)
+        return np.array([[-r.outcome[1], r.outcome[0], 1.0] for r in results])
+
+
+def _outcome_result(x: float, y: float) -> EvaluationResult:
+    return EvaluationResult(reward=0.5, reward_area=0, outcome=np.array([x, y]), trajectory=np.zeros((1, 2)),
+                            observation=None, state=np.zeros(2))
+
+
+def test_recompute_descriptors_relabels_every_stored_descriptor():
+    algorithm = _Relabelled(ENV_ID, seed=0, **TINY)
+    size = algorithm.genome_size
+    stale = np.zeros(2)
+    for x in (1.0, 3.0):
+        algorithm.reward_archive.add(np.full(size, x), stale, _outcome_result(x, x + 1))
+    algorithm.offspring_results = [_outcome_result(5.0, 6.0), _outcome_result(7.0, 8.0)]
+    algorithm.offspring_descriptors = np.zeros((2, 2))
+    pending = [(4, np.full(size, 0.4), stale, _outcome_result(9.0, 10.0)),
+               (7, np.full(size, 0.7), stale, _outcome_result(11.0, 12.0))]
+    algorithm.pending_initial = list(pending)
+    emitters = []
+    for offset in (0.0, 20.0, 40.0):  # a candidate, an emitter, a finished emitter
+        emitter = _emitter(algorithm, stale)
+        emitter.ancestor_result = _outcome_result(offset + 1, offset + 2)
+        emitter.population_results = [_outcome_result(offset + 3, offset + 4), _outcome_result(offset + 5, 0.0)]
+        emitter.population_descriptors = np.zeros((2, 2))
+        emitter.novelty_candidates = [(np.full(size, offset), stale, 7.0 + offset, _outcome_result(offset + 6, 1.0))]
+        emitters.append(emitter)
+    idle = _emitter(algorithm, stale)  # told nothing yet: only its ancestor is relabelled
+    idle.ancestor_result = _outcome_result(2.0, 3.0)
+    algorithm.candidates, algorithm.emitters = {0: emitters[0], 5: idle}, {1: emitters[1]}
+    algorithm.finished = {2: emitters[2]}
+    algorithm.relabelled = True
+    algorithm.recompute_descriptors()
+    np.testing.assert_array_equal(algorithm.reward_archive.descriptors, [[-2.0, 1.0, 1.0], [-4.0, 3.0, 1.0]])
+    np.testing.assert_array_equal(algorithm.offspring_descriptors, [[-6.0, 5.0, 1.0], [-8.0, 7.0, 1.0]])
+    assert [(i, r) for i, _, _, r in algorithm.pending_initial] == [(i, r) for i, _, _, r in pending]
+    np.testing.assert_array_equal(np.stack([e[1] for e in algorithm.pending_initial]), [p[1] for p in pending])
+    np.testing.assert_array_equal(np.stack([e[2] for e in algorithm.pending_initial]),
+                                  [[-10.0, 9.0, 1.0], [-12.0, 11.0, 1.0]])
+    for offset, emitter in zip((0.0, 20.0, 40.0), emitters):
+        np.testing.assert_array_equal(emitter.ancestor_descriptor, [-(offset + 2), offset + 1, 1.0])
+        np.testing.assert_array_equal(emitter.population_descriptors,
+                                      [[-(offset + 4), offset + 3, 1.0], [0.0, offset + 5, 1.0]])
+        assert len(emitter.novelty_candidates) == 1
+        genome, descriptor, novelty, result = emitter.novelty_candidates[0]
+        np.testing.assert_array_equal(genome, np.full(size, offset))
+        np.testing.assert_array_equal(descriptor, [-1.0, offset + 6, 1.0])
+        assert novelty == 7.0 + offset and result.outcome.tolist() == [offset + 6, 1.0]
+    np.testing.assert_array_equal(idle.ancestor_descriptor, [-3.0, 2.0, 1.0])
+    assert idle.population_descriptors.shape == (0, 2) and idle.novelty_candidates == []

@@ -10,6 +10,21 @@ Mutation testing (mutmut 3.8.1, qd/taxons.py; the run about a third done): 108 m
   built, and the initial population's ``describe`` has always built it before an offspring generation.
 - ``xǁTAXONSǁstep__mutmut_77`` (``kind="STABLE"``): numpy reads the sort kind case-insensitively, the same stable
   sort.
+
+Second pass (the run finished; 35 survivors of qd/taxons.py): 35 survivors examined, 26 killed, 9 equivalent. The
+constructor's defaults and every argument reaching NS, the AE, its optimizer and its training, the evaluator and
+its ``render`` flag, the clock, the empty first chunk, ``descriptors`` building the AE from the generator and the
+summary's keys are now pinned (``test_taxons_defaults`` to
+``test_taxons_chunk_starts_empty_and_the_clock_times_the_autoencoder``). The 9 equivalent: ``step__mutmut_40`` and
+``step__mutmut_77`` (above) and
+
+- ``refresh_descriptors__mutmut_3`` and ``_9`` (archive / population described with ``rng=None``): only ``retrain``
+  calls it, after ``space.train`` has built the AE, and a built AE never draws from the generator.
+- ``state_dict__mutmut_6`` (``copy.copy`` of the ``TrainingSchedule``): its state is two ints, so a shallow copy is
+  already independent (``chunk_finished`` rebinds the copy's attributes).
+- ``state_dict__mutmut_12``, ``_16``, ``_20`` (``copy.copy`` of the observation and surprise arrays or None):
+  ``ndarray.__copy__`` copies the data, the same as ``deepcopy`` for float arrays.
+- ``load_state_dict__mutmut_20`` (``copy.copy`` in the loop over the schedule and those arrays): both reasons above.
 """
 
 from __future__ import annotations
@@ -412,6 +427,100 @@ def test_a_benchmark_sized_taxons_run_trains_and_ranks_by_surprise(tmp_path):
     assert metrics["evaluations"] == 3000 and metrics["evaluations_spent"] == 3100
     recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())["algorithm"]
     assert recorded == summary
+
+
+class RecordingArmEvaluator(SyntheticArmEvaluator):
+    """The synthetic arm, recording the ``render`` flag of every call."""
+
+    def __init__(self, genome_size: int) -> None:
+        super().__init__(genome_size)
+        self.renders: list[bool] = []
+
+    def evaluate(self, genomes: np.ndarray, *, render: bool = False) -> list[EvaluationResult]:
+        self.renders.append(render)
+        return super().evaluate(genomes, render=render)
+
+
+def _recorded_taxons(seed: int = 3, **overrides) -> TAXONS:
+    from qd.genome import genome_size
+
+    return _taxons(seed, evaluator=RecordingArmEvaluator(genome_size(ENV_ID)), **overrides)
+
+
+def test_taxons_defaults():
+    from qd.evaluation import SerialEvaluator
+
+    algorithm = TAXONS(ENV_ID)
+    assert algorithm.seed == 0 and algorithm.rng.random() == np.random.default_rng(0).random()
+    assert isinstance(algorithm.evaluator, SerialEvaluator)
+    assert algorithm.mutation_sigma == 0.05 and algorithm.offspring_per_parent == 2
+    assert algorithm.space.observation_kind == "image" and algorithm.space.needs_render
+    assert algorithm.chunk_spent == 0 and algorithm.chunk_size == 1000 and algorithm.criteria == []
+    # Nothing stored before the initial population is evaluated.
+    assert algorithm.archive_observations is None
+    assert algorithm.population_observations is None
+    assert algorithm.population_surprise is None
+
+
+def test_taxons_settings_reach_ns_the_autoencoder_and_its_training():
+    algorithm = _recorded_taxons(seed=7, offspring_per_parent=3, mutation_sigma=0.2, mutation_prob=0.5,
+                                 archive_selection="random", latent_dim=3, learning_rate=0.01, max_epochs=7,
+                                 patience=5, chunk_size=1)  # a chunk of one evaluation is allowed
+    assert isinstance(algorithm.evaluator, RecordingArmEvaluator) and algorithm.chunk_size == 1
+    algorithm.retrain = lambda observations: None  # chunks of 1 end after every generation: no training here
+    algorithm.step()
+    assert algorithm.evaluator.renders == [False]  # the state input needs no render
+    assert algorithm.population_descriptors.shape == (4, 3)  # latent_dim reached the AE
+    assert algorithm.space.ae.optimizer.param_groups[0]["lr"] == 0.01
+    # Mutation by hand: 3 Gaussian mutants of every parent (sigma 0.2), each gene mutated with probability 0.5.
+    twin = np.random.default_rng()
+    twin.bit_generator.state = algorithm.rng.bit_generator.state
+    parents = algorithm.population
+    repeated = np.repeat(parents, 3, axis=0)
+    noise = twin.normal(0.0, 0.2, size=repeated.shape) * (twin.random(repeated.shape) < 0.5)
+    np.testing.assert_array_equal(algorithm.mutate(parents), np.clip(repeated + noise, *algorithm.genome_bounds))
+    # Random archive selection: a permutation from the generator, not the best by the score.
+    twin.bit_generator.state = algorithm.rng.bit_generator.state
+    chosen = algorithm._select_for_archive(np.arange(12.0))
+    assert chosen.tolist() == twin.permutation(12)[:2].tolist() != [11, 10]
+    # max_epochs and patience reach the AE's training.
+    calls = []
+    algorithm.space.ae.fit = lambda observations, rng, **kwargs: calls.append(kwargs) or TrainingReport(
+        1, 0.0, None, False, len(observations))
+    algorithm.space.train(algorithm.population_observations, algorithm.rng)
+    assert calls == [{"max_epochs": 7, "patience": 5}]
+
+
+def test_taxons_evaluations_render_only_for_the_image_input():
+    algorithm = _recorded_taxons()
+    genomes = algorithm.initial_population()
+    algorithm.evaluate(genomes)
+    algorithm.evaluate(genomes, render=True)
+    image = _recorded_taxons(observation_kind="image")
+    image.evaluate(genomes)
+    assert algorithm.evaluator.renders == [False, True] and image.evaluator.renders == [True]
+
+
+def test_taxons_descriptors_build_the_ae_from_the_generator():
+    algorithm, twin = _recorded_taxons(seed=6), _recorded_taxons(seed=6)
+    results = algorithm.evaluate(algorithm.initial_population())
+    twin.initial_population()
+    latents = algorithm.descriptors(results)  # the first use builds the AE with a seed drawn from the generator
+    observations = algorithm.space.observations(results)
+    np.testing.assert_array_equal(latents, twin.space.describe(observations, twin.rng)[0])
+    assert algorithm.rng.random() == twin.rng.random()
+
+
+def test_taxons_chunk_starts_empty_and_the_clock_times_the_autoencoder():
+    algorithm = _recorded_taxons(chunk_size=5)
+    assert algorithm.space.clock is algorithm.clock
+    algorithm.step()  # 4 evaluations of a chunk of 5: no training yet
+    assert algorithm.chunk_spent == 4 and algorithm.trainings == 0
+    assert algorithm.clock.seconds["autoencoder"] > 0.0
+    assert algorithm.summary() == {"generations": 0, "evaluations_spent": 4, "novelty_archive_size": 0,
+                                   "observation_kind": "state", "autoencoder_trainings": 0,
+                                   "autoencoder_training_samples": [], "generations_by_novelty": 0,
+                                   "generations_by_surprise": 0}
 
 
 # -- STAX --------------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from algos.hydro_common import (
     scenario_inflows,
     split_scenarios,
 )
-from envs.hydro import CutStageSolution, HydroSystem, SystemDataError, case_path, load_system, solve_stage_with_cuts
+from envs.hydro import CutStageSolution, HydroSystem, StageCutLP, SystemDataError, case_path, load_system
 
 
 class SDDPConfigError(HydroConfigError):
@@ -263,6 +263,10 @@ class SDDP:
     history: list[dict[str, float]] = field(init=False, default_factory=list)
     stopped_by: str | None = field(init=False, default=None)
     """Why the last :meth:`train` call ended: a rule's ``name`` or :data:`ITERATION_LIMIT` (None before training)."""
+    _stage_lps: dict[int, StageCutLP] = field(init=False, default_factory=dict, repr=False, compare=False)
+    """Each stage's LP, built on first use and kept in step with ``cuts`` (:meth:`_stage_lp`)."""
+    _stage_lps_pool: CutPool | None = field(init=False, default=None, repr=False, compare=False)
+    """The pool ``_stage_lps`` hold the cuts of (a pool assigned to ``cuts`` afterwards discards them)."""
 
     def __post_init__(self) -> None:
         _check_count("forward_passes", self.forward_passes, "sampled scenarios per SDDP iteration")
@@ -274,10 +278,24 @@ class SDDP:
         self.rng = np.random.default_rng(self.seed)
         self.cuts = CutPool.empty(self.system.num_stages)
 
+    def _stage_lp(self, stage: int) -> StageCutLP:
+        """Stage ``stage``'s LP with exactly the pool's cuts, rebuilt when the pool has changed (new cuts, or another
+        pool assigned to ``cuts`` as :meth:`load` and :meth:`snapshot` do). Building it from the pool alone, never
+        growing it, makes a solution a function of the cuts only: a resumed run gives the same cuts."""
+        lp = self._stage_lps.get(stage)
+        if self._stage_lps_pool is not self.cuts:
+            self._stage_lps, self._stage_lps_pool, lp = {}, self.cuts, None
+        if lp is None or lp.num_cuts != len(self.cuts.intercepts[stage]):
+            lp = self._stage_lps[stage] = StageCutLP(self.system, stage,
+                                                     *self.cuts.arrays(stage, len(self.system.hydros)))
+        return lp
+
     def _solve(self, stage: int, volumes: np.ndarray, inflow: np.ndarray) -> CutStageSolution:
-        alphas, betas = self.cuts.arrays(stage, len(self.system.hydros))
-        return solve_stage_with_cuts(self.system, stage, volumes_in=volumes, inflow=inflow,
-                                     cut_intercepts=alphas, cut_slopes=betas)
+        return self._stage_lp(stage).solve(volumes, inflow)
+
+    def _solve_batch(self, stage: int, volumes: np.ndarray, inflows: np.ndarray) -> list[CutStageSolution]:
+        """Stage ``stage`` from ``volumes`` under each inflow (warm-started in turn, :meth:`StageCutLP.solve_batch`)."""
+        return self._stage_lp(stage).solve_batch(volumes, inflows)
 
     def forward_pass(self, inflows: np.ndarray) -> tuple[list[np.ndarray], float]:
         """Solve one scenario stage by stage with the cuts: (end volumes per stage, operating cost)."""
@@ -293,23 +311,26 @@ class SDDP:
         """Add one cut per stage ``t-1`` at its trial point, averaging stage ``t`` over its realisations."""
         for t in reversed(range(1, self.system.num_stages)):
             point = trial[t - 1]
-            solutions = [self._solve(t, point, inflow) for inflow in self.support[:, t]]
+            solutions = self._solve_batch(t, point, self.support[:, t])
             value = np.mean([s.objective for s in solutions])
             slope = np.mean([s.water_value for s in solutions], axis=0)
             self.cuts.add(t - 1, value - slope @ point, slope)
 
     def lower_bound(self) -> float:
         """Expected stage-0 objective (operating cost + cut approximation of the rest) from the initial volumes."""
-        return float(np.mean([self._solve(0, self.system.initial_volumes, a).objective for a in self.support[:, 0]]))
+        solutions = self._solve_batch(0, self.system.initial_volumes, self.support[:, 0])
+        return float(np.mean([s.objective for s in solutions]))
 
     def train(self, iterations: int, *, stopping: StoppingRule | None = DEFAULT_STOPPING,
-              progress: bool = True) -> list[dict[str, float]]:
+              progress: bool = True, checkpoint: str | Path | None = None) -> list[dict[str, float]]:
         """Run forward/backward iterations until ``stopping`` fires or ``iterations`` more have run (the cap).
 
         Each iteration appends a history row (``iteration``, ``lower_bound``, ``forward_cost``: the forward passes'
-        mean cost, ``seconds``; plus what the rule recorded, e.g. the statistical test's upper bound); the rule's
-        name, or :data:`ITERATION_LIMIT`, is kept in ``stopped_by``. ``stopping=None`` runs exactly ``iterations``.
-        A later call continues the same run (cuts, sampler and history).
+        mean cost, ``seconds``; ``check_seconds``, the rule's time; plus what the rule recorded, e.g. the statistical
+        test's upper bound); the rule's name, or :data:`ITERATION_LIMIT`, is kept in ``stopped_by``.
+        ``stopping=None`` runs exactly ``iterations``. A later call continues the same run (cuts, sampler and
+        history). ``checkpoint``: a path that :meth:`save` rewrites after every iteration, so that :meth:`load` and
+        another call continue a killed run exactly where it was (the sampler's state is saved with the cuts).
         """
         from tqdm.auto import tqdm
 
@@ -325,15 +346,21 @@ class SDDP:
                 self.backward_pass(trial)
             bound = self.lower_bound()
             row = {"iteration": len(self.history) + 1, "lower_bound": bound, "forward_cost": float(np.mean(costs)),
-                   "seconds": time.perf_counter() - start}
+                   "seconds": time.perf_counter() - start, "check_seconds": 0.0}
             self.history.append(row)
             bar.set_postfix(bound=f"{bound:.5g}")
+            stop = False
             if stopping is not None:
+                start = time.perf_counter()
                 decision = stopping.check(self)
-                row.update(decision.record)
-                if decision.stop:
+                row.update(decision.record, check_seconds=time.perf_counter() - start)
+                stop = decision.stop
+                if stop:
                     self.stopped_by = stopping.name
-                    break
+            if checkpoint is not None:
+                self.save(checkpoint)
+            if stop:
+                break
         return self.history
 
     def simulate(self, count: int, seed: int | Sequence[int] = 1) -> np.ndarray:
@@ -377,14 +404,15 @@ class SDDP:
         return policy_statistics(self.system, costs, time.perf_counter() - start)
 
     def save(self, path: str | Path) -> Path:
-        """Write the cuts and settings as JSON (atomic)."""
+        """Write the cuts, settings, history and the forward-pass sampler's state as JSON (atomic)."""
         from rl.checkpoint import write_json_atomic
 
         path = Path(path)
         write_json_atomic(path, {"case": self.case, "forward_passes": self.forward_passes,
                                  "holdout_fraction": self.holdout_fraction, "seed": self.seed,
                                  "intercepts": self.cuts.intercepts, "slopes": self.cuts.slopes,
-                                 "history": self.history, "stopped_by": self.stopped_by})
+                                 "history": self.history, "stopped_by": self.stopped_by,
+                                 "sampler_state": self.rng.bit_generator.state})
         return path
 
     @classmethod
@@ -403,6 +431,8 @@ class SDDP:
         model.cuts = CutPool(data["intercepts"], data["slopes"])
         model.history = data.get("history", [])
         model.stopped_by = data.get("stopped_by")
+        if "sampler_state" in data:  # cuts saved before the sampler's state was: training would not continue exactly
+            model.rng.bit_generator.state = data["sampler_state"]
         return model
 
 

@@ -18,8 +18,8 @@ Writes ``results/<name>/`` (default name ``tsddr/<case>``) through :mod:`algos.t
 tables), ``results.json`` (all numbers), ``command.txt`` and the plots. Each finished (method, seed) result is saved
 atomically to ``logs/tsddr_benchmark/<name>/<method>_seed<k>.json`` with the settings it was computed with, and
 reused when the benchmark runs again with the same settings, so an interrupted benchmark resumes (TS-DDR/TS-LDR also
-resume mid-training from their per-epoch checkpoint, PPO from the runner's checkpoints); a finished result computed
-with other settings is refused rather than mixed in.
+resume mid-training from their per-epoch checkpoint, SDDP from its per-iteration one, PPO from the runner's
+checkpoints); a finished result computed with other settings is refused rather than mixed in.
 
 Metrics: the *operating cost* (thermal + deficit, without the target penalty) of each scenario, the policy deployed
 stage by stage on realised volumes; the *target-violation share*, the share of (stage, plant) pairs with
@@ -44,7 +44,14 @@ from typing import Any
 import numpy as np
 
 from algos.hydro_common import USER_ERRORS, policy_statistics, split_scenarios
-from algos.sddp import SDDP, STOPPING_RULES, StatisticalRule, add_stopping_arguments, make_stopping_rule
+from algos.sddp import (
+    ITERATION_LIMIT,
+    SDDP,
+    STOPPING_RULES,
+    StatisticalRule,
+    add_stopping_arguments,
+    make_stopping_rule,
+)
 from algos.tsddr import TSDDR, TSLDR
 from algos.tsddr_eval_sets import EVAL_SET_KINDS, EvaluationSet, holdout_set, sampled_set
 from envs.hydro import HydroSystem, case_path, load_system, solve_perfect_foresight
@@ -55,6 +62,10 @@ PLOT_SCENARIOS = 2
 """How many held-out scenarios (the first ones) the trajectory plot shows."""
 SET_KEYS = ("sampled", "holdout")
 """The evaluation sets every method is scored on, headline first."""
+SDDP_CHECKPOINT = "sddp_checkpoint.json"
+"""SDDP's cuts, history and sampler state, rewritten after every iteration (:meth:`algos.sddp.SDDP.save`)."""
+SDDP_STOP = "sddp_stop.json"
+"""Written once SDDP's stopping rule (or cap) has ended its first phase: the iteration and why."""
 
 
 class BenchmarkConfigError(ValueError):
@@ -189,20 +200,41 @@ def _upper_bound(model: SDDP, cfg: BenchmarkConfig, iterations: int) -> dict[str
     return rule.estimate(model.snapshot(iterations)).record()
 
 
-def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int,
+def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: Path,
                  sets: Sequence[EvaluationSet]) -> dict[str, Any]:
     """Train SDDP until its stopping rule fires (or the cap), then on to the largest report count; evaluate the
-    stopping rule's policy and the policy at each report count."""
-    model = SDDP(system, holdout_fraction=cfg.holdout_fraction, seed=seed, case=str(cfg.case))
+    stopping rule's policy and the policy at each report count.
+
+    Training checkpoints every iteration in ``run_dir`` (:data:`SDDP_CHECKPOINT`, and :data:`SDDP_STOP` once the
+    rule has stopped it), so a killed benchmark continues the run where it was, to the same cuts.
+    """
+    from rl.checkpoint import write_json_atomic
+
+    checkpoint, stop_file = run_dir / SDDP_CHECKPOINT, run_dir / SDDP_STOP
+    if checkpoint.is_file():
+        model = SDDP.load(checkpoint, system=system)
+        if (model.seed, model.holdout_fraction, model.case) != (seed, cfg.holdout_fraction, str(cfg.case)):
+            raise BenchmarkConfigError(
+                f"{checkpoint} belongs to another SDDP run (seed {model.seed}, holdout {model.holdout_fraction}, "
+                f"case {model.case}): delete {run_dir} to start this one afresh")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        model = SDDP(system, holdout_fraction=cfg.holdout_fraction, seed=seed, case=str(cfg.case))
     rule = make_stopping_rule(cfg.sddp_stopping, replications=cfg.sddp_replications, z=cfg.sddp_z,
                               check_every=cfg.sddp_check_every)
-    start = time.perf_counter()
-    model.train(cfg.sddp_max_iterations, stopping=rule, progress=False)
-    seconds = time.perf_counter() - start
-    stop_at, stopped_by = len(model.history), model.stopped_by
-    more = max(cfg.sddp_report_iterations, default=0) - stop_at
+    if stop_file.is_file():
+        stop_at, stopped_by = (json.loads(stop_file.read_text())[k] for k in ("stop_at", "stopped_by"))
+    else:
+        left = cfg.sddp_max_iterations - len(model.history)
+        rule_fired = rule is not None and model.stopped_by == rule.name
+        if left > 0 and not rule_fired:
+            model.train(left, stopping=rule, progress=False, checkpoint=checkpoint)
+        stop_at, stopped_by = len(model.history), model.stopped_by or ITERATION_LIMIT
+        write_json_atomic(stop_file, {"stop_at": stop_at, "stopped_by": stopped_by})
+    seconds = float(sum(row["seconds"] + row.get("check_seconds", 0.0) for row in model.history[:stop_at]))
+    more = max(cfg.sddp_report_iterations, default=0) - len(model.history)
     if more > 0:
-        model.train(more, stopping=None, progress=False)
+        model.train(more, stopping=None, progress=False, checkpoint=checkpoint)
     policies: dict[str, Any] = {}
     for label, iterations in [("stop", stop_at)] + [(str(k), int(k)) for k in sorted(set(cfg.sddp_report_iterations))]:
         snapshot = model.snapshot(iterations)
@@ -355,7 +387,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict[str, Any]:
             policy, mode = method.split("-")
             record = _rule_record(system, cfg, "linear" if policy == "tsldr" else "mlp", mode, seed, run_dir, sets)
         elif method == "sddp":
-            record = _sddp_record(system, cfg, seed, sets)
+            record = _sddp_record(system, cfg, seed, run_dir, sets)
         else:
             record = _ppo_record(system, cfg, seed, run_dir, train, sets)
         record.update(method=method, seed=seed, settings=settings, holdout_scenarios=holdout.tolist())

@@ -15,6 +15,7 @@ Not run yet: the I/O and CLI half (``save``/``load``, ``snapshot``, ``evaluate``
 stopping flags), which the tests of the saved cuts and the CLI cover.
 """
 
+import json
 import re
 import time
 from types import SimpleNamespace
@@ -35,7 +36,7 @@ from algos.sddp import (
     statistical_test,
 )
 from envs.hydro import load_system, system_from_dict, toy_case_path
-from envs.hydro.lp import solve_stage_with_cuts
+from envs.hydro.cut_lp import solve_stage_with_cuts
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +375,8 @@ def test_history_rows_by_hand(toy):
         trial, cost = replay.forward_pass(path)
         costs.append(cost)
         replay.backward_pass(trial)
-    assert history is model.history and set(history[0]) == {"iteration", "lower_bound", "forward_cost", "seconds"}
+    assert history is model.history and set(history[0]) == {"iteration", "lower_bound", "forward_cost", "seconds",
+                                                                        "check_seconds"}
     assert history[0]["iteration"] == 1 and history[0]["forward_cost"] == pytest.approx(np.mean(costs), rel=1e-12)
     assert history[0]["lower_bound"] == pytest.approx(replay.lower_bound(), rel=1e-12)
     assert 0 < history[0]["seconds"] <= elapsed
@@ -392,3 +394,47 @@ def test_lower_bound_by_hand_after_training(trained, toy):
     alphas, betas = trained.cuts.intercepts[0], trained.cuts.slopes[0]
     stage0 = [_stage(toy, 0, toy.initial_volumes, inflow, alphas, betas) for inflow in trained.support[:, 0]]
     assert trained.lower_bound() == pytest.approx(np.mean([s.objective for s in stage0]), rel=1e-12)
+
+
+class _KilledAt:
+    """A stopping rule that kills training (KeyboardInterrupt) when the history reaches ``iteration`` rows."""
+
+    name = "killer"
+
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def check(self, model: SDDP) -> StopCheck:
+        if len(model.history) == self.iteration:
+            raise KeyboardInterrupt
+        return StopCheck(False)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_cuts(toy, tmp_path):
+    whole = SDDP(toy, seed=3, case="toy")
+    whole.train(6, stopping=None, progress=False)
+    path = tmp_path / "checkpoint.json"
+    with pytest.raises(KeyboardInterrupt):
+        SDDP(toy, seed=3, case="toy").train(6, stopping=_KilledAt(4), progress=False, checkpoint=path)
+    resumed = SDDP.load(path, system=toy)
+    assert len(resumed.history) == 3  # saved after every finished iteration, not the killed one
+    resumed.train(3, stopping=None, progress=False, checkpoint=path)
+    assert resumed.cuts == whole.cuts
+    assert [row["lower_bound"] for row in resumed.history] == [row["lower_bound"] for row in whole.history]
+    assert len(SDDP.load(path, system=toy).history) == 6
+    # without the sampler's state (cuts saved by an older version) the forward passes restart their stream
+    data = json.loads(path.read_text())
+    data.pop("sampler_state")
+    path.write_text(json.dumps(data))
+    restarted = SDDP.load(path, system=toy)
+    assert restarted.rng.bit_generator.state == np.random.default_rng(3).bit_generator.state
+
+
+def test_history_rows_time_the_stopping_rule_apart(toy):
+    model = SDDP(toy, seed=0, case="toy")
+    model.train(2, stopping=StatisticalRule(replications=5, check_every=2), progress=False)
+    first, second = model.history
+    assert "upper_bound_mean" not in first and "upper_bound_mean" in second  # the test runs at iteration 2 only
+    assert 0.0 < first["check_seconds"] < second["check_seconds"]
+    model.train(1, stopping=None, progress=False)
+    assert model.history[2]["check_seconds"] == 0.0

@@ -181,3 +181,58 @@ def test_committed_toy_report_is_the_generators_and_names_its_standard_deviation
     text = render_table(summary, BenchmarkConfig(**summary["config"]))
     assert STD_NOTE in text and "population standard deviations" in STD_NOTE
     assert (out / "README.md").read_text() == text
+
+
+def test_a_killed_sddp_run_resumes_to_the_same_record(tmp_path, monkeypatch):
+    """SDDP checkpoints every iteration: killed in its first phase (under the stopping rule) and again in the second
+    (on to the report count), the benchmark resumes both times and ends with the uninterrupted run's record."""
+    from algos.sddp import SDDP
+
+    def sddp_record(root: Path) -> dict:
+        path = root / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "sddp_seed0.json"
+        return json.loads(path.read_text())
+
+    whole_root, killed_root = tmp_path / "whole", tmp_path / "killed"
+    run_benchmark(_tiny(whole_root, ppo_steps=0, sddp_stopping="none", sddp_report_iterations=[3, 7]))
+    save, saves = SDDP.save, []
+
+    def save_until(limit: int):
+        def patched(model, path):
+            saves.append(len(model.history))
+            if len(saves) == limit:
+                raise KeyboardInterrupt
+            return save(model, path)
+        return patched
+
+    cfg = _tiny(killed_root, ppo_steps=0, sddp_stopping="none", sddp_report_iterations=[3, 7])
+    run_dir = killed_root / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "runs" / "sddp_seed0"
+    for limit in (3, 3):  # killed at iteration 3 of the first phase (cap 4), then at iteration 5, in the second
+        saves.clear()
+        monkeypatch.setattr(SDDP, "save", save_until(limit))
+        with pytest.raises(KeyboardInterrupt):
+            run_benchmark(cfg)
+    assert saves == [3, 4, 5] and (run_dir / "sddp_stop.json").is_file()  # the first phase ended at 4
+    monkeypatch.setattr(SDDP, "save", save)
+    run_benchmark(cfg)
+    whole, resumed = sddp_record(whole_root), sddp_record(killed_root)
+    assert json.loads((run_dir / "sddp_stop.json").read_text()) == {"stop_at": 4, "stopped_by": "iteration limit"}
+    assert [r["lower_bound"] for r in resumed["history"]] == [r["lower_bound"] for r in whole["history"]]
+    assert len(resumed["history"]) == 7 and resumed["stop_iteration"] == whole["stop_iteration"] == 4
+    for label in ("stop", "3", "7"):
+        assert resumed["policies"][label]["evaluations"]["sampled"]["costs"] == \
+            whole["policies"][label]["evaluations"]["sampled"]["costs"]
+    assert resumed["training_seconds"] == pytest.approx(sum(r["seconds"] + r["check_seconds"]
+                                                            for r in resumed["history"][:4]))
+
+
+def test_an_sddp_checkpoint_of_another_run_is_refused(tmp_path):
+    from algos.sddp import SDDP
+
+    cfg = _tiny(tmp_path, ppo_steps=0)
+    run_dir = tmp_path / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "runs" / "sddp_seed0"
+    run_dir.mkdir(parents=True)
+    other = SDDP(load_system(case_path("toy")), seed=5, case="toy")
+    other.train(1, stopping=None, progress=False)
+    other.save(run_dir / "sddp_checkpoint.json")
+    with pytest.raises(BenchmarkConfigError, match="belongs to another SDDP run .seed 5"):
+        run_benchmark(cfg)

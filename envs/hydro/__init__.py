@@ -51,8 +51,8 @@ Every problem found while loading raises :class:`SystemDataError` naming the fie
 (e.g. ``hydros[0].downstream: unknown plant 'H9'``, ``demand.B3: expected 12 values (one per stage), got 11``).
 """
 
+from envs.hydro.cut_lp import CutStageSolution, StageCutLP, solve_stage_with_cuts
 from envs.hydro.lp import (
-    CutStageSolution,
     HorizonSolution,
     HydroLPError,
     StageSolution,
@@ -60,7 +60,6 @@ from envs.hydro.lp import (
     solve_horizon_with_targets,
     solve_perfect_foresight,
     solve_stage,
-    solve_stage_with_cuts,
 )
 from envs.hydro.system import (
     CASES_DIR,
@@ -81,6 +80,7 @@ from envs.hydro.system import (
 __all__ = [
     "CASES_DIR",
     "CutStageSolution",
+    "StageCutLP",
     "TargetHorizonSolution",
     "UnknownCaseError",
     "case_names",

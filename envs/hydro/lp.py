@@ -22,8 +22,8 @@ Two more LPs serve the algorithms of ``algos.tsddr`` and ``algos.sddp``:
 
 * :func:`solve_horizon_with_targets`: the perfect-foresight chain plus a slack-penalised target row per stage and
   plant (TS-DDR's deterministic-equivalent mode); returns the target duals of every stage.
-* :func:`solve_stage_with_cuts`: a stage without targets whose cost-to-go ``theta`` is bounded below by Benders
-  cuts ``theta >= alpha_k + beta_k . v_out`` (SDDP); returns the water-balance duals that make the next cuts.
+* :func:`envs.hydro.cut_lp.solve_stage_with_cuts` (its own module, with the persistent stage LP SDDP re-solves):
+  a stage without targets whose cost-to-go ``theta`` is bounded below by Benders cuts.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class _Model:
         self.row_upper.append(upper)
         return len(self.rows) - 1
 
-    def solve(self, where: str) -> tuple[float, np.ndarray, np.ndarray]:
+    def to_highs(self) -> highspy.Highs:
+        """A HiGHS instance holding this model (quiet), ready to run or to modify."""
         highs = highspy.Highs()
         highs.setOptionValue("output_flag", False)
         n = len(self.cost)
@@ -131,13 +132,29 @@ class _Model:
             np.asarray(indices, dtype=np.int32),
             np.asarray(values, dtype=float),
         )
+        return highs
+
+    def solve(self, where: str) -> tuple[float, np.ndarray, np.ndarray]:
+        return run_highs(self.to_highs(), where)
+
+
+def run_highs(highs: highspy.Highs, where: str, *, cold_retry: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+    """Solve ``highs``: (objective, column values, row duals); :class:`HydroLPError` naming ``where`` if not optimal.
+
+    ``cold_retry``: when a solve from the kept basis ends without an optimum (HiGHS sometimes gives up on a warm
+    start with status "Unknown"), clear the basis and solve once more from scratch before giving up.
+    """
+    highs.run()
+    status = highs.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal and cold_retry:
+        highs.clearSolver()
         highs.run()
         status = highs.getModelStatus()
-        if status != highspy.HighsModelStatus.kOptimal:
-            raise HydroLPError(f"{where}: no optimal solution (HiGHS status: {highs.modelStatusToString(status)})")
-        solution = highs.getSolution()
-        objective = float(highs.getInfo().objective_function_value)
-        return objective, np.asarray(solution.col_value), np.asarray(solution.row_dual)
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise HydroLPError(f"{where}: no optimal solution (HiGHS status: {highs.modelStatusToString(status)})")
+    solution = highs.getSolution()
+    objective = float(highs.getInfo().objective_function_value)
+    return objective, np.asarray(solution.col_value), np.asarray(solution.row_dual)
 
 
 @dataclass
@@ -388,24 +405,6 @@ class TargetHorizonSolution(HorizonSolution):
     """d objective / d target, shape ``(num_stages, num_hydros)``."""
 
 
-@dataclass(frozen=True)
-class CutStageSolution:
-    """Optimal solution of one SDDP stage LP: stage dispatch plus ``theta`` bounded below by Benders cuts."""
-
-    objective: float
-    """Operating cost of the stage + ``future_cost``."""
-    operating_cost: float
-    future_cost: float
-    """Value of ``theta`` (the cuts' approximation of the expected cost of the later stages); 0 without cuts."""
-    volumes: np.ndarray
-    turbined: np.ndarray
-    spilled: np.ndarray
-    thermal_generation: np.ndarray
-    deficit: np.ndarray
-    water_value: np.ndarray
-    """d objective / d v_in (dual of the water balance rows): the slope of a Benders cut."""
-
-
 def _operating_cost(system: HydroSystem, thermal: np.ndarray, deficit: np.ndarray) -> np.ndarray:
     """Thermal + deficit cost; works on one stage (1-d arrays) or a stack of stages (leading axis)."""
     costs = np.array([u.cost for u in system.thermals])
@@ -485,67 +484,4 @@ def solve_horizon_with_targets(
         penalty_cost=objective - float(stage_costs.sum()),
         target_slack=volumes - targets,
         target_duals=np.array([row_dual[rows] for rows in target_rows]).reshape(shape),
-    )
-
-
-def solve_stage_with_cuts(
-    system: HydroSystem,
-    stage: int,
-    *,
-    volumes_in: np.ndarray,
-    inflow: np.ndarray,
-    cut_intercepts: np.ndarray | None = None,
-    cut_slopes: np.ndarray | None = None,
-    single_bus: bool | None = None,
-) -> CutStageSolution:
-    """Solve one stage of SDDP: dispatch + ``theta``, with ``theta >= alpha_k + beta_k . v_out`` for each cut k.
-
-    Without cuts (``None`` or zero cuts, e.g. the last stage) ``theta`` is absent and ``future_cost`` is 0.
-    ``theta >= 0`` is also imposed: every cost in the problem is non-negative, so 0 is a valid first cut.
-
-    Args:
-        system: the hydrothermal system.
-        stage: stage index, 0-based.
-        volumes_in: incoming reservoir volumes.
-        inflow: this stage's inflow realisation.
-        cut_intercepts: ``alpha``, shape ``(K,)``.
-        cut_slopes: ``beta``, shape ``(K, num_hydros)``.
-        single_bus: override the system's network model.
-
-    Raises:
-        ValueError: a wrong shape or stage index.
-        HydroLPError: the LP has no optimal solution.
-    """
-    if not 0 <= stage < system.num_stages:
-        raise ValueError(f"stage: expected 0 <= stage < {system.num_stages}, got {stage}")
-    n = len(system.hydros)
-    volumes_in = _check_vector("volumes_in", volumes_in, n)
-    inflow = _check_vector("inflow", inflow, n)
-    alphas = np.zeros(0) if cut_intercepts is None else np.asarray(cut_intercepts, dtype=float).reshape(-1)
-    betas = np.zeros((0, n)) if cut_slopes is None else np.asarray(cut_slopes, dtype=float)
-    if betas.shape != (alphas.size, n):
-        raise ValueError(f"cut_slopes: expected shape ({alphas.size}, {n}), got {betas.shape}")
-
-    model = _Model()
-    v = _add_stage(model, system, stage, inflow, volumes_in, None, _use_single_bus(system, single_bus))
-    theta = None
-    if alphas.size:
-        theta = model.var(1.0, 0.0, highspy.kHighsInf)
-        for alpha, beta in zip(alphas, betas):
-            # theta - beta . v >= alpha
-            coefficients = {theta: 1.0}
-            coefficients.update({v.volumes[r]: -float(beta[r]) for r in range(n)})
-            model.row(coefficients, float(alpha), highspy.kHighsInf)
-    objective, x, row_dual = model.solve(f"stage {stage} (with {alphas.size} cuts)")
-    thermal, deficit = x[v.thermal], x[v.deficit]
-    return CutStageSolution(
-        objective=objective,
-        operating_cost=float(_operating_cost(system, thermal, deficit)),
-        future_cost=0.0 if theta is None else float(x[theta]),
-        volumes=x[v.volumes],
-        turbined=x[v.turbined],
-        spilled=x[v.spilled],
-        thermal_generation=thermal,
-        deficit=deficit,
-        water_value=row_dual[v.balance_rows],
     )

@@ -208,4 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    sys.exit(main())
+    from rl.interrupt import run_main
+
+    sys.exit(run_main(main, "Rerun the same command to resume the benchmark (finished runs are not redone)."))

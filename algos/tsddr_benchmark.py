@@ -564,5 +564,6 @@ if __name__ == "__main__":
     # Run the importable module, not this ``__main__`` copy: the report (algos.tsddr_report) imports
     # ``algos.tsddr_benchmark``'s names, which must be the ones this run uses.
     from algos.tsddr_benchmark import main as module_main
+    from rl.interrupt import run_main
 
-    sys.exit(module_main())
+    sys.exit(run_main(module_main, "Rerun the same command to resume the benchmark (finished runs are not redone)."))

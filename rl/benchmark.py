@@ -668,8 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = plan(args.name, args.algos, envs, args.seeds, args.n_timesteps, hyperparams=overrides, **options)
         path = write_report(args.name, specs, args.algos, envs, notes=args.notes)
     else:
+        from rl.interrupt import interrupted_message
         from rl.ray_backend import RayBackendError
-        from rl.runner import TrainingInterrupted
 
         try:
             backend = ray_backend(args) if args.backend == "ray" else None
@@ -680,10 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as interrupt:
-            saved = (f"Interrupted at step {interrupt.num_timesteps}: checkpoint {interrupt.checkpoint} saved. "
-                     if isinstance(interrupt, TrainingInterrupted) else "Interrupted. ")
-            print(f"{saved}Rerun the same command to resume the benchmark (finished runs are not redone).",
-                  file=sys.stderr)
+            print(interrupted_message(interrupt, "Rerun the same command to resume the benchmark (finished runs are "
+                                                 "not redone)."), file=sys.stderr)
             return 130
     print(Path(path).read_text())
     return 0

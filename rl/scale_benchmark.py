@@ -246,4 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rl.interrupt import run_main
+
+    sys.exit(run_main(main, "This benchmark measures from scratch: rerun the command to start it again."))

@@ -276,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (*USER_ERRORS, ZooError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        from rl.interrupt import interrupted_message
+
+        print(interrupted_message(interrupt, "Rerun the same command to resume the zoo's training."), file=sys.stderr)
+        return 130
     print(f"{entry.level} policy for {entry.env}: return {entry.mean_return:.1f} (target {entry.target_return:.1f}, "
           f"{'reached' if entry.reached else 'not reached: budget ended'}) in {entry.folder}")
     return 0

@@ -1,5 +1,7 @@
 """The policy zoo and the dataset maker: levels, caching, seeded policies, medium-replay from the buffer."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,24 @@ def test_a_rerun_with_another_seed_does_not_resume_the_first_run(zoo_root):
     with pytest.raises(zoo.ZooError, match=r"seed 0 .*--algo sac --seed 0 to resume it.*rm -rf"):
         zoo.train_policy("Hopper-v4", "medium", n_timesteps=1000, seed=1, hyperparams=TINY, progress=False,
                          root=zoo_root)
+
+
+def test_ctrl_c_during_zoo_training_is_one_line_and_exit_130(monkeypatch, capsys):
+    import rl.zoo
+    from rl.runner import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted("zoo/Hopper-v4/medium/run", Path("zoo/Hopper-v4/medium/run/checkpoints/step_9"), 9)
+
+    monkeypatch.setattr(rl.zoo, "train_policy", interrupted)
+    assert rl.zoo.main(["train", "--env", "Hopper-v4", "--level", "medium"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == ("Interrupted at step 9: checkpoint zoo/Hopper-v4/medium/run/checkpoints/step_9 saved. "
+                   "Rerun the same command to resume the zoo's training.")
+
+    def interrupted_early(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rl.zoo, "train_policy", interrupted_early)
+    assert rl.zoo.main(["train", "--env", "Hopper-v4", "--level", "medium"]) == 130
+    assert capsys.readouterr().err.strip() == "Interrupted. Rerun the same command to resume the zoo's training."

@@ -5,4 +5,6 @@ import sys
 from rl.datasets.make import main
 
 if __name__ == "__main__":  # imported by the API reference without running
-    sys.exit(main())
+    from rl.interrupt import run_main
+
+    sys.exit(run_main(main, "Rerun the same command to resume the collection."))

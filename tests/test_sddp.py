@@ -438,3 +438,20 @@ def test_history_rows_time_the_stopping_rule_apart(toy):
     assert 0.0 < first["check_seconds"] < second["check_seconds"]
     model.train(1, stopping=None, progress=False)
     assert model.history[2]["check_seconds"] == 0.0
+
+
+def test_save_load_keeps_every_setting_and_reads_older_files(toy, tmp_path):
+    model = SDDP(toy, forward_passes=2, holdout_fraction=0.3, seed=4, case="toy")
+    model.train(1, stopping=None, progress=False)
+    path = model.save(tmp_path / "cuts.json")
+    loaded = SDDP.load(path)
+    assert (loaded.forward_passes, loaded.holdout_fraction, loaded.seed, loaded.case) == (2, 0.3, 4, "toy")
+    assert loaded.history == model.history and loaded.cuts == model.cuts
+    data = json.loads(path.read_text())
+    del data["history"], data["case"]
+    path.write_text(json.dumps(data))
+    message = f"{path}: the SDDP cuts record no case; pass system= to load()"
+    with pytest.raises(SDDPConfigError, match=re.escape(message)):
+        SDDP.load(path)
+    bare = SDDP.load(path, system=toy)
+    assert bare.history == [] and bare.case is None and bare.cuts == model.cuts

@@ -430,6 +430,9 @@ class SERENE(NoveltySearch):
                 emitter.novelty_candidates.append((genome.copy(), emitter.population_descriptors[i].copy(),
                                                    float(novelty[i]), emitter.population_results[i]))
         if novelty.max() > threshold:
+            # Kept across chunks with the novelty it had when found, while the ancestor's is recomputed at each
+            # selection: as the authors' ``most_novel`` (``FitnessEmitter.most_novel`` starts as the ancestor
+            # itself and is replaced by a copy of the more novel agent).
             emitter.most_novel_novelty = float(novelty.max())
         if emitter.terminated:
             self.finished[ident] = self.emitters.pop(ident)

@@ -502,9 +502,7 @@ class SubPO(OnPolicyAlgorithm):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        vec_env = eval_env
-        while not hasattr(vec_env, "envs") and hasattr(vec_env, "venv"):
-            vec_env = vec_env.venv
+        vec_env = eval_env.unwrapped  # SB3's innermost VecEnv, below VecNormalize and the other wrappers
         if not hasattr(vec_env, "envs"):
             return {}
         env = vec_env.envs[0]

@@ -455,3 +455,21 @@ def test_save_load_keeps_every_setting_and_reads_older_files(toy, tmp_path):
         SDDP.load(path)
     bare = SDDP.load(path, system=toy)
     assert bare.history == [] and bare.case is None and bare.cuts == model.cuts
+
+
+def test_stage_lps_are_kept_until_the_pool_changes(toy):
+    """Each stage's LP is built once per set of cuts (the speed of SDDP on the bolivia-like case); a new cut or
+    another pool assigned to ``cuts`` (even with as many cuts) rebuilds it, so no solve sees stale cuts."""
+    from algos.sddp import CutPool
+
+    model = SDDP(toy, seed=0, case="toy")
+    model.train(2, stopping=None, progress=False)
+    lp = model._stage_lp(3)
+    assert model._stage_lp(3) is lp and lp.num_cuts == 2
+    model.cuts.add(3, 1.0, np.zeros(1))
+    grown = model._stage_lp(3)
+    assert grown is not lp and grown.num_cuts == 3 and model._stage_lp(3) is grown
+    volumes, inflow = np.array([200.0]), toy.inflows[0, 3]
+    assert model._solve(3, volumes, inflow).future_cost < 1e6
+    model.cuts = CutPool([[a + 1e6 for a in stage] for stage in model.cuts.intercepts], model.cuts.slopes)
+    assert model._solve(3, volumes, inflow).future_cost >= 1e6  # the replaced pool's cuts, not the kept LP's

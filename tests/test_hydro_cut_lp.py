@@ -109,6 +109,30 @@ def test_the_kept_lp_solves_without_presolve_and_retries_a_failed_warm_start_col
     assert seen == [(f"stage {STAGE} (with 3 cuts)", {"cold_retry": True})]
 
 
+def test_when_the_kept_lp_fails_a_fresh_copy_with_highs_defaults_solves_it(toy, monkeypatch):
+    """HiGHS without presolve ended an LP of the bolivia-like case with status "Unknown" from a cleared basis too
+    (stage 92, 10 cuts): the kept instance's failure falls back to a fresh copy with HiGHS's default settings."""
+    import envs.hydro.cut_lp as cut_lp
+
+    expected = _lp(toy).solve(VOLUMES[1], toy.inflows[0, STAGE])
+    calls = []
+
+    def kept_instance_fails(highs, where, cold_retry=False):
+        calls.append((highs, cold_retry))
+        if cold_retry:
+            raise HydroLPError(f"{where}: no optimal solution (HiGHS status: Unknown)")
+        return run_highs(highs, where)
+
+    monkeypatch.setattr(cut_lp, "run_highs", kept_instance_fails)
+    lp = _lp(toy)
+    solved = lp.solve(VOLUMES[1], toy.inflows[0, STAGE])
+    assert solved.objective == pytest.approx(expected.objective, rel=1e-9)
+    assert solved.future_cost == pytest.approx(expected.future_cost, rel=1e-9)
+    (kept, retried), (fresh, plainly) = calls
+    assert kept is lp._highs and retried and fresh is not lp._highs and not plainly
+    assert fresh.getOptionValue("presolve")[1] == "choose"  # HiGHS's default
+
+
 def test_an_infeasible_stage_names_the_stage_and_its_cuts(toy):
     with pytest.raises(HydroLPError, match=rf"^stage {STAGE} \(with 3 cuts\): no optimal solution"):
         _lp(toy).solve(np.array([-1000.0]), np.zeros(1))

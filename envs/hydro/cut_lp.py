@@ -11,7 +11,8 @@ backward pass), with the same cuts and other incoming volumes and inflows. :clas
 LP once per set of cuts and only changes the water-balance rows' right-hand side per solve: rebuilding it in Python
 for every solve took about half of SDDP's time. Within a batch (:meth:`StageCutLP.solve_batch`: one incoming
 volume, many inflows, as in SDDP's backward pass and lower bound) HiGHS re-solves from the previous basis (dual
-simplex after a right-hand-side change; where HiGHS gives up on a warm start, that solve is redone from scratch).
+simplex after a right-hand-side change; where HiGHS gives up on a warm start, that solve is redone from a cleared
+basis, and where it gives up on that too, on a fresh copy of the LP with HiGHS's default settings).
 Every batch and every single solve starts from a cleared basis, so a solution depends only on the cuts and the
 batch, never on what was solved before it (a resumed SDDP run reproduces an uninterrupted one).
 
@@ -27,7 +28,15 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from envs.hydro.lp import _add_stage, _check_vector, _Model, _operating_cost, _use_single_bus, run_highs
+from envs.hydro.lp import (
+    HydroLPError,
+    _add_stage,
+    _check_vector,
+    _Model,
+    _operating_cost,
+    _use_single_bus,
+    run_highs,
+)
 from envs.hydro.system import HydroSystem
 
 
@@ -82,6 +91,7 @@ class StageCutLP:
             # theta - beta . v >= alpha
             model.row({self._theta: 1.0, **{v: -float(b) for v, b in zip(self._vars.volumes, beta)}},
                       float(alpha), highspy.kHighsInf)
+        self._model = model
         self._highs = model.to_highs()
         # Presolve off: on the bolivia-like case SDDP's iterations take 20 % less time without it (the LP is small,
         # and presolve would redo its reductions on every warm-started re-solve).
@@ -102,9 +112,16 @@ class StageCutLP:
 
     def _solve_from_current_basis(self, volumes_in: np.ndarray, inflow: np.ndarray) -> CutStageSolution:
         rhs = volumes_in + inflow
+        where = f"stage {self.stage} (with {self.num_cuts} cuts)"
         self._highs.changeRowsBounds(len(rhs), self._balance_rows, rhs, rhs)
-        objective, x, row_dual = run_highs(self._highs, f"stage {self.stage} (with {self.num_cuts} cuts)",
-                                           cold_retry=True)
+        try:
+            objective, x, row_dual = run_highs(self._highs, where, cold_retry=True)
+        except HydroLPError:
+            # Without presolve HiGHS sometimes ends with status "Unknown" even from a cleared basis (bolivia-like,
+            # stage 92 with 10 cuts): solve a fresh copy of the LP with HiGHS's defaults before giving up.
+            fresh = self._model.to_highs()
+            fresh.changeRowsBounds(len(rhs), self._balance_rows, rhs, rhs)
+            objective, x, row_dual = run_highs(fresh, where)
         v = self._vars
         thermal, deficit = x[v.thermal], x[v.deficit]
         return CutStageSolution(

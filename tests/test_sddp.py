@@ -12,7 +12,7 @@ both rules, ``train``, ``simulate``): 70 survived before the hand computations b
 - ``tqdm(..., unit="it")`` left out (1): "it" is tqdm's default unit.
 
 Second pass, after the kept stage LPs and the per-iteration checkpoint (803 mutants now): ``save``, ``load``,
-``train``, ``_stage_lp``, ``_solve``, ``_solve_batch``, the backward pass and the lower bound, 233 run: 15 survived,
+``train``, ``_stage_lp``, ``_solve``, ``_solve_batch``, the backward pass and the lower bound, 233 run: 16 survived,
 2 after: the tqdm unit above, and ``stop = None`` for ``stop = False`` (both falsy).
 
 Not run yet: ``snapshot``, ``evaluate``, ``simulate``, ``train_run``, ``main`` and the stopping flags, which the

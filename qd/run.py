@@ -74,6 +74,8 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     checkpoint = read_pickle(path, "QD checkpoint")
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a QD checkpoint.")
+    if not {"format", "state"} <= set(checkpoint):  # e.g. another pickled dict (a snapshot file) under this name
+        raise CheckpointError(f"{path} holds a dict without 'format' and 'state', not a QD checkpoint.")
     return checkpoint
 
 

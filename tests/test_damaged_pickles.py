@@ -31,7 +31,7 @@ def damaged_pickles(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)  # the same examples on every run
 @given(content=damaged_pickles())
 def test_each_loader_raises_only_its_own_error(content: bytes):
     with tempfile.TemporaryDirectory() as folder:
@@ -60,3 +60,15 @@ def test_a_pickle_of_the_wrong_kind_is_named():
         (Path(folder) / VECNORMALIZE_FILE).write_bytes(pickle.dumps({"obs_rms": None}))
         with pytest.raises(CheckpointError, match=r"holds a dict, not SB3 VecNormalize statistics"):
             load_normalization_stats(Path(folder) / "model.zip")
+
+
+def test_a_whole_pickle_of_another_kind_is_refused_by_every_loader():
+    """The undamaged snapshot-like pickle (a dict) is not a QD checkpoint nor a resume state (once found by the
+    random search above: the QD loader then took any dict)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / CHECKPOINT_FILE
+        path.write_bytes(_VALID_LOOKING)
+        with pytest.raises(CheckpointError, match="without 'format' and 'state', not a QD checkpoint"):
+            load_checkpoint(folder)
+        with pytest.raises(CheckpointError, match="not a resume state"):
+            resume_state.load(path)

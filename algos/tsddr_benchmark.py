@@ -64,6 +64,8 @@ SET_KEYS = ("sampled", "holdout")
 """The evaluation sets every method is scored on, headline first."""
 SDDP_CHECKPOINT = "sddp_checkpoint.json"
 """SDDP's cuts, history and sampler state, rewritten after every iteration (:meth:`algos.sddp.SDDP.save`)."""
+SDDP_SETTINGS = "sddp_settings.json"
+"""The settings (:func:`method_settings`) SDDP's checkpoint was trained with: a resume with others is refused."""
 SDDP_STOP = "sddp_stop.json"
 """Written once SDDP's stopping rule (or cap) has ended its first phase: the iteration and why."""
 
@@ -210,7 +212,12 @@ def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: 
     """
     from rl.checkpoint import write_json_atomic
 
-    checkpoint, stop_file = run_dir / SDDP_CHECKPOINT, run_dir / SDDP_STOP
+    checkpoint, stop_file, settings_file = run_dir / SDDP_CHECKPOINT, run_dir / SDDP_STOP, run_dir / SDDP_SETTINGS
+    settings = method_settings(cfg, "sddp")
+    if checkpoint.is_file() and settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+        raise BenchmarkConfigError(
+            f"{checkpoint} was trained with other settings ({json.loads(settings_file.read_text())} instead of "
+            f"{settings}): pass --name to write this benchmark elsewhere, or delete {run_dir} to start afresh")
     if checkpoint.is_file():
         model = SDDP.load(checkpoint, system=system)
         if (model.seed, model.holdout_fraction, model.case) != (seed, cfg.holdout_fraction, str(cfg.case)):
@@ -220,6 +227,7 @@ def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: 
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         model = SDDP(system, holdout_fraction=cfg.holdout_fraction, seed=seed, case=str(cfg.case))
+    write_json_atomic(settings_file, settings)
     rule = make_stopping_rule(cfg.sddp_stopping, replications=cfg.sddp_replications, z=cfg.sddp_z,
                               check_every=cfg.sddp_check_every)
     if stop_file.is_file():

@@ -236,3 +236,22 @@ def test_an_sddp_checkpoint_of_another_run_is_refused(tmp_path):
     other.save(run_dir / "sddp_checkpoint.json")
     with pytest.raises(BenchmarkConfigError, match="belongs to another SDDP run .seed 5"):
         run_benchmark(cfg)
+
+
+def test_a_killed_sddp_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
+    from algos.sddp import SDDP
+
+    save, saves = SDDP.save, []
+
+    def killed_at_two(model, path):
+        saves.append(len(model.history))
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        return save(model, path)
+
+    monkeypatch.setattr(SDDP, "save", killed_at_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(_tiny(tmp_path, ppo_steps=0))
+    monkeypatch.setattr(SDDP, "save", save)
+    with pytest.raises(BenchmarkConfigError, match="was trained with other settings"):
+        run_benchmark(_tiny(tmp_path, ppo_steps=0, sddp_replications=12))

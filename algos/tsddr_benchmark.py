@@ -65,7 +65,8 @@ SET_KEYS = ("sampled", "holdout")
 SDDP_CHECKPOINT = "sddp_checkpoint.json"
 """SDDP's cuts, history and sampler state, rewritten after every iteration (:meth:`algos.sddp.SDDP.save`)."""
 SDDP_SETTINGS = "sddp_settings.json"
-"""The settings (:func:`method_settings`) SDDP's checkpoint was trained with: a resume with others is refused."""
+"""The settings (:func:`method_settings`) SDDP's checkpoint was trained with: a resume with others is refused, except
+a cap that the unfinished run has not passed."""
 SDDP_STOP = "sddp_stop.json"
 """Written once SDDP's stopping rule (or cap) has ended its first phase: the iteration and why."""
 
@@ -214,16 +215,26 @@ def _sddp_record(system: HydroSystem, cfg: BenchmarkConfig, seed: int, run_dir: 
 
     checkpoint, stop_file, settings_file = run_dir / SDDP_CHECKPOINT, run_dir / SDDP_STOP, run_dir / SDDP_SETTINGS
     settings = method_settings(cfg, "sddp")
-    if checkpoint.is_file() and settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+    stored = json.loads(settings_file.read_text()) if checkpoint.is_file() and settings_file.is_file() else settings
+    if {**stored, "max_iterations": settings["max_iterations"]} != settings:
         raise BenchmarkConfigError(
-            f"{checkpoint} was trained with other settings ({json.loads(settings_file.read_text())} instead of "
-            f"{settings}): pass --name to write this benchmark elsewhere, or delete {run_dir} to start afresh")
+            f"{checkpoint} was trained with other settings ({stored} instead of {settings}): pass --name to write "
+            f"this benchmark elsewhere, or delete {run_dir} to start afresh")
     if checkpoint.is_file():
         model = SDDP.load(checkpoint, system=system)
         if (model.seed, model.holdout_fraction, model.case) != (seed, cfg.holdout_fraction, str(cfg.case)):
             raise BenchmarkConfigError(
                 f"{checkpoint} belongs to another SDDP run (seed {model.seed}, holdout {model.holdout_fraction}, "
                 f"case {model.case}): delete {run_dir} to start this one afresh")
+        # The cap only decides where training ends: the iterations before it are the same whatever the cap, so an
+        # unfinished run may go on under another cap, as long as it has not passed it.
+        if stored["max_iterations"] != settings["max_iterations"] and (
+                stop_file.is_file() or len(model.history) > cfg.sddp_max_iterations):
+            raise BenchmarkConfigError(
+                f"{checkpoint} has {len(model.history)} iterations"
+                f"{' and has stopped' if stop_file.is_file() else ''} under a cap of {stored['max_iterations']}: "
+                f"--sddp-max-iterations {cfg.sddp_max_iterations} cannot apply to it; pass the old cap, or delete "
+                f"{run_dir} to start afresh")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         model = SDDP(system, holdout_fraction=cfg.holdout_fraction, seed=seed, case=str(cfg.case))

@@ -255,3 +255,41 @@ def test_a_killed_sddp_run_is_not_resumed_with_other_settings(tmp_path, monkeypa
     monkeypatch.setattr(SDDP, "save", save)
     with pytest.raises(BenchmarkConfigError, match="was trained with other settings"):
         run_benchmark(_tiny(tmp_path, ppo_steps=0, sddp_replications=12))
+
+
+def test_a_killed_sddp_run_goes_on_under_a_cap_it_has_not_passed(tmp_path, monkeypatch):
+    """Killed at iteration 2 under a cap of 6, the run resumes under a cap of 3 to the record of a fresh run with a cap
+    of 3; once a run has passed a cap (or stopped), that cap is refused."""
+    from algos.sddp import SDDP
+
+    def tiny(root: Path, cap: int) -> BenchmarkConfig:
+        return _tiny(root, ppo_steps=0, sddp_stopping="none", sddp_max_iterations=cap, sddp_report_iterations=[2])
+
+    def sddp_record(root: Path) -> dict:
+        return json.loads((root / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "sddp_seed0.json").read_text())
+
+    run_benchmark(tiny(tmp_path / "fresh", 3))
+    save, saves = SDDP.save, []
+
+    def killed_at_two(model, path):
+        saves.append(len(model.history))
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        return save(model, path)
+
+    monkeypatch.setattr(SDDP, "save", killed_at_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(tiny(tmp_path / "killed", 6))
+    monkeypatch.setattr(SDDP, "save", save)
+    with pytest.raises(BenchmarkConfigError, match="has 2 iterations under a cap of 6: --sddp-max-iterations 1"):
+        run_benchmark(tiny(tmp_path / "killed", 1))
+    run_benchmark(tiny(tmp_path / "killed", 3))
+    fresh, resumed = sddp_record(tmp_path / "fresh"), sddp_record(tmp_path / "killed")
+    assert resumed["stop_iteration"] == fresh["stop_iteration"] == 3
+    assert [r["lower_bound"] for r in resumed["history"]] == [r["lower_bound"] for r in fresh["history"]]
+    assert resumed["policies"]["stop"]["evaluations"]["sampled"]["costs"] == \
+        fresh["policies"]["stop"]["evaluations"]["sampled"]["costs"]
+    assert resumed["settings"]["max_iterations"] == 3
+    (tmp_path / "killed" / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "sddp_seed0.json").unlink()
+    with pytest.raises(BenchmarkConfigError, match="has 3 iterations and has stopped under a cap of 3"):
+        run_benchmark(tiny(tmp_path / "killed", 5))

@@ -123,7 +123,7 @@ def test_omega_weights_match_a_hand_computation(monkeypatch):
 
 
 def test_next_states_are_perturbed_by_the_datasets_std(monkeypatch, dataset):
-    model = make(dataset)
+    model = make(dataset, next_state_noise=0.5)
     np.testing.assert_allclose(model.next_state_std, dataset.observations.std(axis=0) + 1e-3, rtol=1e-5)
     model.next_state_std = np.array([0.5, 0.0, 0.0], dtype=np.float32)
     seen = []
@@ -131,10 +131,33 @@ def test_next_states_are_perturbed_by_the_datasets_std(monkeypatch, dataset):
     next_observations = th.zeros(2000, 3)
     u, _ = model.sim_state_weights(th.zeros(2000, 3), th.zeros(2000, 1), next_observations)
     perturbed = seen[0].view(2000, 10, 3)
-    assert perturbed[..., 0].std().item() == pytest.approx(0.5, rel=0.05)
+    assert perturbed[..., 0].std().item() == pytest.approx(0.5 * 0.5, rel=0.05), "noise scale x the dataset's std"
     assert perturbed[..., 1:].abs().max().item() == 0.0
     # u is the clipped mean over the 10 samples of each transition.
     np.testing.assert_allclose(u.numpy(), perturbed[..., 0].double().mean(dim=1).clamp(1e-45, 10).numpy(), rtol=1e-6)
+
+
+def test_one_sim_transition_with_one_perturbation_is_weighted(monkeypatch, dataset):
+    """The smallest case: one sim transition, ``n_next_state_samples=1``: a single perturbed s', omega = 1."""
+    model = make(dataset, n_next_state_samples=1)
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: -th.ones(len(s2)))
+    u, log_omega = model.sim_state_weights(th.zeros(1, 3), th.zeros(1, 1), th.zeros(1, 3))
+    assert u.tolist() == [1.0] and log_omega.tolist() == [0.0]
+
+
+def test_next_states_are_not_perturbed_without_noise_or_without_a_dataset(monkeypatch, dataset):
+    """No noise draws nothing from torch's generator (the training's random stream is not shifted); no dataset
+    (no std) means no perturbation at the default noise."""
+    seen = []
+    next_observations = th.arange(12.0).view(4, 3)
+    for model in (make(dataset, next_state_noise=0.0),
+                  H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[8])):
+        assert model.next_state_noise == 0.0 or model.next_state_std is None
+        monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: seen.append(s2) or -s2[:, 0])
+        state = th.get_rng_state()
+        model.sim_state_weights(th.zeros(4, 3), th.zeros(4, 1), next_observations)
+        assert th.equal(th.get_rng_state(), state)
+        assert th.equal(seen[-1], next_observations.repeat_interleave(model.n_next_state_samples, dim=0))
 
 
 def test_penalty_matches_a_hand_computation():
@@ -147,6 +170,14 @@ def test_penalty_matches_a_hand_computation():
     first = math.log(0.16 * math.e + 0.04 * math.e**3 + 0.8 * math.e**4) - 1.0
     second = math.log(1.0) - 2.0
     np.testing.assert_allclose(gap, [first, second], rtol=1e-5)
+    assert model.h2o_penalty(sim_q, real_q, omega.log()).dtype == th.float32, "float64 omega, the critics' dtype"
+    # A temperature T: T log sum_j exp((Q_j + log omega_j) / T) = T log sum_j omega_j^(1/T) exp(Q_j / T).
+    model.cql_temp = 2.0
+    first_t2 = 2.0 * math.log(sum(w ** 0.5 * math.exp(q / 2.0) for w, q in zip([0.16, 8e-47, 0.04, 0.8], [1, 2, 3, 4])))
+    second_t2 = 2.0 * math.log(sum(w ** 0.5 for w in [0.16, 8e-47, 0.04, 0.8]))
+    np.testing.assert_allclose(model.h2o_penalty(sim_q, real_q, omega.log()).numpy(),
+                               [first_t2 - 1.0, second_t2 - 2.0], rtol=1e-5)
+    model.cql_temp = 1.0
     model.cql_clip_diff_max, model.cql_clip_diff_min = 1.0, -1.5
     np.testing.assert_allclose(model.h2o_penalty(sim_q, real_q, omega.log()).numpy(), [1.0, -1.5])
 

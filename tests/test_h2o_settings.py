@@ -88,6 +88,8 @@ def test_every_setting_reaches_the_algorithm_and_sb3(dataset):
             assert getattr(model, key) == value, key
     assert model._stats_window_size == 7 and model.seed == 3 and model.tensorboard_log == "tb"
     assert model.discriminator_net_arch == [8] and model.discriminator_optimizer.param_groups[0]["lr"] == 1e-3
+    for discriminator in (model.discriminators.sa, model.discriminators.sas):  # the hidden layers reached the nets
+        assert [m.out_features for m in discriminator.modules() if isinstance(m, th.nn.Linear)] == [8, 2]
     assert model.actor.optimizer.param_groups[0]["lr"] == 1e-4
     assert model.ent_coef_optimizer.param_groups[0]["lr"] == 1e-4
     assert model.critic.optimizer.param_groups[0]["lr"] == 2e-4

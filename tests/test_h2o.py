@@ -66,6 +66,21 @@ def synthetic(rng: np.random.Generator, n: int, shift: float) -> tuple[th.Tensor
     return tuple(th.as_tensor(x, dtype=th.float32) for x in (s, a, s + 0.1 * a + shift))
 
 
+def test_discriminator_inputs_get_gaussian_noise_of_the_set_std(monkeypatch):
+    """The authors' input noise: x + noise * N(0, 1) on every (s, a, s') entry of both real and sim data."""
+    model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[8], discriminator_noise=0.5)
+    losses, seen = model.discriminators.losses, []
+    monkeypatch.setattr(model.discriminators, "losses", lambda real, sim: seen.append((real, sim)) or losses(real, sim))
+    clean = [th.full((4000, 3), 2.0), th.full((4000, 1), -1.0), th.full((4000, 3), 0.5)]
+    model.discriminator_step(clean, clean)
+    for noisy in seen[0]:
+        for x, c in zip(noisy, clean):
+            noise = (x - c).flatten()
+            assert noise.mean().item() == pytest.approx(0.0, abs=0.03)
+            assert noise.std().item() == pytest.approx(0.5, rel=0.05)
+            assert noise.abs().max().item() < 0.5 * 6  # Gaussian tails, not a ratio of draws
+
+
 @pytest.mark.parametrize("shift, separable", [(1.0, True), (0.0, False)])
 def test_discriminators_separate_clearly_different_dynamics(shift, separable):
     model = H2O("MlpPolicy", ENV_ID, seed=0, device="cpu", discriminator_net_arch=[32, 32], discriminator_lr=3e-3)

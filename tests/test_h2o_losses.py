@@ -20,6 +20,22 @@ after, all equivalent:
   the one ``plt.subplots`` just made).
 - ``train``'s default ``batch_size`` (SB3 always passes it).
 - ``--sim`` without ``default=None`` (argparse's default is None).
+
+Second pass (186 of the other 528 run: the dynamics ratio, both weights, the penalty, the discriminator step, the
+set-up and the first 69 of ``train``'s 246): 22 survived before the tests they led to (in ``test_h2o.py`` and
+``test_h2o_settings.py``), 13 after, all equivalent:
+
+- ``sim_state_weights``: the std's ``dtype=None`` (2; it is already float32), its ``device=None`` (2; the CPU, where
+  these tests run: on a GPU the perturbation would fail loudly), ``s' - eps`` for ``s' + eps`` (eps is a centred
+  Gaussian).
+- ``discriminator_step``: ``x - noise * N(0, 1)`` (a centred Gaussian again).
+- ``_setup_model``: ``discriminators.to(None)`` (a no-op; they are made on the CPU).
+- ``_on_offline_data``: ``super()._on_offline_data(None)`` (CQL's hook reads the dataset only with
+  ``normalize_reward``, which H2O leaves False).
+- ``train``: ``log_prob.reshape(-1)`` and ``q_pi`` without ``keepdim`` (3: the (batch, 1) - (batch,) broadcast makes
+  a (batch, batch) matrix whose mean, and its gradient, equal those of the column), ``ent_coef_loss = ""`` (only
+  used with a temperature optimizer, which then sets it), ``and`` -> ``or`` between the temperature's optimizer and
+  its log (both are set or neither).
 """
 
 from __future__ import annotations

@@ -183,10 +183,29 @@ def test_committed_toy_report_is_the_generators_and_names_its_standard_deviation
     assert (out / "README.md").read_text() == text
 
 
+def _killed_at_save(monkeypatch, cfg: BenchmarkConfig, save_number: int) -> list[int]:
+    """Run the benchmark with ``SDDP.save`` interrupted (Ctrl-C) at its ``save_number``-th call, that iteration's
+    checkpoint unwritten; returns the iteration counts it was called with. ``SDDP.save`` is restored after."""
+    from algos.sddp import SDDP
+
+    save, saves = SDDP.save, []
+
+    def killed(model, path):
+        saves.append(len(model.history))
+        if len(saves) == save_number:
+            raise KeyboardInterrupt
+        return save(model, path)
+
+    monkeypatch.setattr(SDDP, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(cfg)
+    monkeypatch.setattr(SDDP, "save", save)
+    return saves
+
+
 def test_a_killed_sddp_run_resumes_to_the_same_record(tmp_path, monkeypatch):
     """SDDP checkpoints every iteration: killed in its first phase (under the stopping rule) and again in the second
     (on to the report count), the benchmark resumes both times and ends with the uninterrupted run's record."""
-    from algos.sddp import SDDP
 
     def sddp_record(root: Path) -> dict:
         path = root / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "sddp_seed0.json"
@@ -194,25 +213,11 @@ def test_a_killed_sddp_run_resumes_to_the_same_record(tmp_path, monkeypatch):
 
     whole_root, killed_root = tmp_path / "whole", tmp_path / "killed"
     run_benchmark(_tiny(whole_root, ppo_steps=0, sddp_stopping="none", sddp_report_iterations=[3, 7]))
-    save, saves = SDDP.save, []
-
-    def save_until(limit: int):
-        def patched(model, path):
-            saves.append(len(model.history))
-            if len(saves) == limit:
-                raise KeyboardInterrupt
-            return save(model, path)
-        return patched
-
     cfg = _tiny(killed_root, ppo_steps=0, sddp_stopping="none", sddp_report_iterations=[3, 7])
     run_dir = killed_root / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "runs" / "sddp_seed0"
-    for limit in (3, 3):  # killed at iteration 3 of the first phase (cap 4), then at iteration 5, in the second
-        saves.clear()
-        monkeypatch.setattr(SDDP, "save", save_until(limit))
-        with pytest.raises(KeyboardInterrupt):
-            run_benchmark(cfg)
-    assert saves == [3, 4, 5] and (run_dir / "sddp_stop.json").is_file()  # the first phase ended at 4
-    monkeypatch.setattr(SDDP, "save", save)
+    # Killed at iteration 3 of the first phase (cap 4), then at iteration 5, in the second.
+    assert _killed_at_save(monkeypatch, cfg, 3) == [1, 2, 3]
+    assert _killed_at_save(monkeypatch, cfg, 3) == [3, 4, 5] and (run_dir / "sddp_stop.json").is_file()
     run_benchmark(cfg)
     whole, resumed = sddp_record(whole_root), sddp_record(killed_root)
     assert json.loads((run_dir / "sddp_stop.json").read_text()) == {"stop_at": 4, "stopped_by": "iteration limit"}
@@ -239,20 +244,8 @@ def test_an_sddp_checkpoint_of_another_run_is_refused(tmp_path):
 
 
 def test_a_killed_sddp_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
-    from algos.sddp import SDDP
 
-    save, saves = SDDP.save, []
-
-    def killed_at_two(model, path):
-        saves.append(len(model.history))
-        if len(saves) == 2:
-            raise KeyboardInterrupt
-        return save(model, path)
-
-    monkeypatch.setattr(SDDP, "save", killed_at_two)
-    with pytest.raises(KeyboardInterrupt):
-        run_benchmark(_tiny(tmp_path, ppo_steps=0))
-    monkeypatch.setattr(SDDP, "save", save)
+    _killed_at_save(monkeypatch, _tiny(tmp_path, ppo_steps=0), 2)
     with pytest.raises(BenchmarkConfigError, match="was trained with other settings"):
         run_benchmark(_tiny(tmp_path, ppo_steps=0, sddp_replications=12))
 
@@ -260,7 +253,6 @@ def test_a_killed_sddp_run_is_not_resumed_with_other_settings(tmp_path, monkeypa
 def test_a_killed_sddp_run_goes_on_under_a_cap_it_has_not_passed(tmp_path, monkeypatch):
     """Killed at iteration 2 under a cap of 6, the run resumes under a cap of 3 to the record of a fresh run with a cap
     of 3; once a run has passed a cap (or stopped), that cap is refused."""
-    from algos.sddp import SDDP
 
     def tiny(root: Path, cap: int) -> BenchmarkConfig:
         return _tiny(root, ppo_steps=0, sddp_stopping="none", sddp_max_iterations=cap, sddp_report_iterations=[2])
@@ -269,18 +261,7 @@ def test_a_killed_sddp_run_goes_on_under_a_cap_it_has_not_passed(tmp_path, monke
         return json.loads((root / "logs" / "tsddr_benchmark" / "tsddr" / "toy" / "sddp_seed0.json").read_text())
 
     run_benchmark(tiny(tmp_path / "fresh", 3))
-    save, saves = SDDP.save, []
-
-    def killed_at_two(model, path):
-        saves.append(len(model.history))
-        if len(saves) == 3:
-            raise KeyboardInterrupt
-        return save(model, path)
-
-    monkeypatch.setattr(SDDP, "save", killed_at_two)
-    with pytest.raises(KeyboardInterrupt):
-        run_benchmark(tiny(tmp_path / "killed", 6))
-    monkeypatch.setattr(SDDP, "save", save)
+    assert _killed_at_save(monkeypatch, tiny(tmp_path / "killed", 6), 3) == [1, 2, 3]  # iteration 3 not saved
     with pytest.raises(BenchmarkConfigError, match="has 2 iterations under a cap of 6: --sddp-max-iterations 1"):
         run_benchmark(tiny(tmp_path / "killed", 1))
     run_benchmark(tiny(tmp_path / "killed", 3))

@@ -21,9 +21,8 @@ after, all equivalent:
 - ``train``'s default ``batch_size`` (SB3 always passes it).
 - ``--sim`` without ``default=None`` (argparse's default is None).
 
-Second pass (186 of the other 528 run: the dynamics ratio, both weights, the penalty, the discriminator step, the
-set-up and the first 69 of ``train``'s 246): 22 survived before the tests they led to (in ``test_h2o.py`` and
-``test_h2o_settings.py``), 13 after, all equivalent:
+Second pass (363 of the other 528 run: everything but the constructor's 165): 39 survived before the tests they led
+to (here and in ``test_h2o.py``, ``test_h2o_settings.py``), 21 after, all equivalent:
 
 - ``sim_state_weights``: the std's ``dtype=None`` (2; it is already float32), its ``device=None`` (2; the CPU, where
   these tests run: on a GPU the perturbation would fail loudly), ``s' - eps`` for ``s' + eps`` (eps is a centred
@@ -33,9 +32,11 @@ set-up and the first 69 of ``train``'s 246): 22 survived before the tests they l
 - ``_on_offline_data``: ``super()._on_offline_data(None)`` (CQL's hook reads the dataset only with
   ``normalize_reward``, which H2O leaves False).
 - ``train``: ``log_prob.reshape(-1)`` and ``q_pi`` without ``keepdim`` (3: the (batch, 1) - (batch,) broadcast makes
-  a (batch, batch) matrix whose mean, and its gradient, equal those of the column), ``ent_coef_loss = ""`` (only
-  used with a temperature optimizer, which then sets it), ``and`` -> ``or`` between the temperature's optimizer and
-  its log (both are set or neither).
+  a (batch, batch) matrix whose mean, and its gradient, equal those of the column), ``ent_coef_loss = ""`` and
+  ``and`` -> ``or`` twice between the temperature's loss, optimizer and log (3: all are set or none is), the naive
+  mix's unit weights and ``u`` on ``device=None`` (4, the CPU) or in float32 (2: ones, and log omega is cast to the
+  critics' dtype in the penalty), ``sim_fraction`` without its ``sim is None`` case (without sim data the real batch
+  is the whole batch: ``1 - n_real / batch_size`` is 0 too).
 """
 
 from __future__ import annotations
@@ -83,11 +84,11 @@ def fixed_batch() -> tuple[ReplayBufferSamples, ReplayBufferSamples]:
     return samples(4, None), samples(5, LOG_RATIO)
 
 
-def make_model(dataset) -> H2O:
+def make_model(dataset, **kwargs) -> H2O:
     env = make_vec_env(ENV_ID, n_envs=1, seed=0, wrapper_class=SimVariant, wrapper_kwargs=dict(spec="gravity=2.0"))
     model = H2O("MlpPolicy", env, dataset=dataset, seed=0, device="cpu", batch_size=9, buffer_size=1_000,
                 policy_kwargs=dict(net_arch=[16, 16]), discriminator_net_arch=[8], discriminator_batch_size=8,
-                cql_alpha=CQL_ALPHA, next_state_noise=0.0, gamma=GAMMA)
+                cql_alpha=CQL_ALPHA, next_state_noise=0.0, gamma=GAMMA, **kwargs)
     model.set_logger(configure(None, []))
     model.learn(8)  # sim transitions in the buffer, for the discriminators' batches
     generator = th.Generator().manual_seed(1)
@@ -159,9 +160,26 @@ def test_critic_loss_is_the_real_error_plus_the_ratio_weighted_sim_error_plus_th
     for key, value in expected.items():
         assert logged[f"train/{key}"] == pytest.approx(value.item(), rel=2e-5, abs=1e-6), key
     assert logged["train/sim_fraction"] == pytest.approx(5 / 9)
+    assert model.logger.name_to_excluded["train/n_updates"] == ("tensorboard",)  # SB3's convention
     assert len(grads) == 1
     for got, want in zip(grads[0], expected_grads, strict=True):
         np.testing.assert_allclose(got.numpy(), want.float().numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("target_gap", [0.1, 50.0])
+def test_the_lagrange_multiplier_follows_the_penalty_gap(dataset, monkeypatch, target_gap):
+    """With ``cql_lagrange``: one step logs ``-alpha' alpha (mean gap - target gap)`` of the hand gap and moves
+    log alpha' up when the gap exceeds the target, down below it."""
+    model = make_model(dataset, cql_lagrange=True, cql_target_action_gap=target_gap)
+    real, sim = fixed_batch()
+    monkeypatch.setattr(model, "_sample", lambda batch_size: (real, sim))
+    monkeypatch.setattr(model, "dynamics_log_ratio", lambda s, a, s2: s2[:, 0].clone())
+    gap = hand_critic_loss(model, real, sim)["h2o_gap"].item()
+    before = model.log_cql_alpha.item()
+    model.train(1, 9)
+    logged = model.logger.name_to_value
+    assert logged["train/cql_alpha_loss"] == pytest.approx(-np.exp(before) * CQL_ALPHA * (gap - target_gap), rel=1e-4)
+    assert np.sign(model.log_cql_alpha.item() - before) == np.sign(gap - target_gap) != 0
 
 
 def test_each_term_of_the_hand_loss_is_needed(dataset):

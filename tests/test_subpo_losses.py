@@ -110,6 +110,35 @@ def _line_model(n_envs=1, env_kwargs=None, **kwargs):
     return SubPO("MlpPolicy", env, **kwargs)
 
 
+def _grid_model(**kwargs):
+    """The REINFORCE form on a 4x4 coverage grid: 2 episodes of 3 steps per update (a 6-step buffer)."""
+    from envs.submodular import CoverageGridEnv
+
+    env = CoverageGridEnv("bimodal", grid=(4, 4), horizon=4, observation="history")
+    kwargs = {"episodes_per_update": 2, "seed": 0, "policy_kwargs": {"net_arch": [8]}, **kwargs}
+    return SubPO("MlpPolicy", env, **kwargs)
+
+
+def _fill_grid_batch(model, advantages, returns, steps):
+    """Six observations of random walks on the grid, actions 0..4, the given advantages, returns and time steps."""
+    env = model.env.envs[0]
+    rng = np.random.default_rng(3)
+    obs, _ = env.reset(seed=3)
+    buffer = model.rollout_buffer
+    buffer.reset()
+    actions = np.array([0, 4, 2, 1, 3, 2])
+    for t in range(buffer.buffer_size):
+        buffer.add(obs[None], np.array([[actions[t]]]), np.zeros(1), np.array([steps[t] == 0]), th.zeros(1),
+                   th.zeros(1))
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(5)))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    buffer.advantages[:] = np.asarray(advantages, dtype=np.float32)[:, None]
+    buffer.returns[:] = np.asarray(returns, dtype=np.float32)[:, None]
+    model._rollout_steps[:] = np.asarray(steps)[:, None]
+    return th.as_tensor(buffer.observations.reshape(buffer.buffer_size, -1)).clone(), th.as_tensor(actions)
+
+
 def _actor_mean(policy, obs):
     return policy.action_net(policy.mlp_extractor.forward_actor(obs))  # action_net ends in the actor's tanh
 
@@ -256,8 +285,10 @@ def test_success_flags_reach_the_success_buffer():
     assert list(model.ep_success_buffer) == [True, False]
 
 
-def test_observations_go_to_the_models_device(monkeypatch):
-    model = _line_model(learning_rate=0.0)
+@pytest.mark.parametrize("form, extra_calls", [("critic", 1), ("time_step", 0)])
+def test_observations_go_to_the_models_device(monkeypatch, form, extra_calls):
+    """Every step's observation (and the critic form's last one, for its bootstrap value) goes to the device."""
+    model = _line_model(learning_rate=0.0) if form == "critic" else _grid_model(learning_rate=0.0)
     devices = []
 
     def recording_obs_as_tensor(obs, device):
@@ -266,7 +297,7 @@ def test_observations_go_to_the_models_device(monkeypatch):
 
     monkeypatch.setattr(subpo_module, "obs_as_tensor", recording_obs_as_tensor)
     model.learn(model.n_steps)
-    assert len(devices) == model.n_steps + 1 and all(d == model.device for d in devices)
+    assert len(devices) == model.n_steps + extra_calls and all(d == model.device for d in devices)
 
 
 def test_a_callback_that_stops_ends_the_rollout_before_any_update():
@@ -279,8 +310,9 @@ def test_a_callback_that_stops_ends_the_rollout_before_any_update():
     assert model.num_timesteps == 3 and model._n_updates == 0
 
 
-def test_collecting_without_an_observation_is_refused():
-    model = _line_model()
+@pytest.mark.parametrize("form", ["critic", "time_step"])
+def test_collecting_without_an_observation_is_refused(form):
+    model = _line_model() if form == "critic" else _grid_model()
     model._last_obs = None
     with pytest.raises(AssertionError, match="^No previous observation was provided$"):
         model.collect_rollouts(model.env, CallbackList([]), model.rollout_buffer, model.n_steps)
@@ -314,3 +346,61 @@ def test_critic_form_on_the_grid_pays_the_modular_reward_read_from_the_observati
                 env.reset()
             expected.append(reward)
         np.testing.assert_allclose(model.rollout_buffer.rewards[:, i], expected, rtol=1e-5)
+
+
+def test_reinforce_update_is_the_hand_computed_loss_and_logs_its_terms():
+    """``-mean(log pi(a|s) A) - ent_coef * H`` of the softmax policy, written out from its logits: the gradient the
+    optimizer is handed, the logged loss, entropy, gradient norm, the batch's F(tau) (returns at the episodes'
+    first steps) and the update count, kept out of tensorboard."""
+    model = _grid_model(ent_coef=0.3, learning_rate=1e-2)
+    writer = _Writer()
+    model.set_logger(Logger(folder=None, output_formats=[writer]))
+    advantages = [1.0, -2.0, 0.5, 3.0, -1.0, 0.25]
+    returns = [7.0, 4.0, 1.5, 9.0, 5.0, 2.0]
+    obs, actions = _fill_grid_batch(model, advantages, returns, steps=[0, 1, 2, 0, 1, 2])
+    policy = model.policy
+    params = list(policy.parameters())
+    logits = policy.logits_net(obs.flatten(1))
+    log_probs = logits - th.logsumexp(logits, dim=1, keepdim=True)
+    log_prob = log_probs[th.arange(6), actions]
+    entropy = -(log_probs.exp() * log_probs).sum(dim=1).mean()
+    pg_loss = -(log_prob * th.tensor(advantages)).mean()
+    expected = th.autograd.grad(pg_loss - 0.3 * entropy, params)
+
+    handed = []
+    step = policy.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        handed.append([p.grad.detach().clone() for p in params])
+        return step(*args, **kwargs)
+
+    policy.optimizer.step = recording_step
+    model.train()
+    assert len(handed) == 1
+    for got, want in zip(handed[0], expected):
+        th.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    model.logger.dump()
+    logged, excluded = writer.rows[-1]
+    assert logged["train/policy_gradient_loss"] == pytest.approx(pg_loss.item(), rel=1e-5)
+    assert logged["train/entropy"] == pytest.approx(entropy.item(), rel=1e-5)
+    grad_norm = th.sqrt(sum((g ** 2).sum() for g in expected)).item()
+    assert logged["train/grad_norm"] == pytest.approx(grad_norm, rel=1e-4)
+    assert logged["train/batch_return_mean"] == pytest.approx(8.0) and logged["train/batch_return_max"] == 9.0
+    assert logged["train/n_updates"] == 1 and excluded["train/n_updates"] == ("tensorboard",)
+    assert all("tensorboard" not in (excluded[key] or ()) for key in logged if key != "train/n_updates")
+    _fill_grid_batch(model, advantages, returns, steps=[0, 1, 2, 0, 1, 2])
+    model.train()
+    model.logger.dump()
+    assert writer.rows[-1][0]["train/n_updates"] == 2
+
+
+@pytest.mark.parametrize("steps, logged_mean", [([0, 1, 2, 3, 4, 5], 7.0), ([1, 2, 3, 4, 5, 6], None)])
+def test_batch_return_is_logged_for_one_episode_start_and_left_out_without_any(steps, logged_mean):
+    model = _grid_model(learning_rate=0.0)
+    writer = _Writer()
+    model.set_logger(Logger(folder=None, output_formats=[writer]))
+    _fill_grid_batch(model, [0.0] * 6, [7.0, 4.0, 1.5, 9.0, 5.0, 2.0], steps)
+    model.train()
+    model.logger.dump()
+    logged = writer.rows[-1][0]
+    assert logged.get("train/batch_return_mean") == logged_mean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -144,6 +145,49 @@ def _ns(seed: int = 3) -> NoveltySearch:
 def _state_outcomes(algorithm) -> np.ndarray:
     return algorithm.metrics.outcomes
 
+
+
+def test_ns_defaults_are_serenes_settings_and_nothing_exists_before_the_first_generation():
+    algorithm = NoveltySearch(ENV_ID)
+    settings = (algorithm.seed, algorithm.pop_size, algorithm.offspring_per_parent, algorithm.mutation_sigma,
+                algorithm.mutation_prob, algorithm.archive_per_generation, algorithm.archive_selection,
+                algorithm.k_neighbors)
+    assert settings == (0, 100, 2, 0.05, 1.0, 5, "best", 15)
+    for name in ("archive", "population", "population_descriptors", "population_novelty"):
+        assert getattr(algorithm, name) is None, name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pop_size": 0}, "pop_size must be >= 1, got 0."),
+    ({"offspring_per_parent": 0}, "offspring_per_parent must be >= 1, got 0."),
+    ({"k_neighbors": 0}, "k_neighbors must be >= 1, got 0."),
+    ({"archive_per_generation": -1}, "archive_per_generation must be >= 0, got -1."),
+    ({"mutation_sigma": -0.01}, "mutation_sigma must be >= 0, got -0.01."),
+    ({"mutation_prob": -0.1}, "mutation_prob must be in [0, 1], got -0.1."),
+    ({"mutation_prob": 1.1}, "mutation_prob must be in [0, 1], got 1.1."),
+    ({"archive_selection": "worst"}, "archive_selection must be one of ('best', 'random'), got 'worst'."),
+])
+def test_ns_refuses_a_bad_setting_naming_it(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        NoveltySearch(ENV_ID, **kwargs)
+
+
+def test_ns_runs_at_the_smallest_settings_it_accepts():
+    algorithm = NoveltySearch(ENV_ID, pop_size=1, offspring_per_parent=1, k_neighbors=1, archive_per_generation=0,
+                              mutation_sigma=0.0, mutation_prob=0.0)
+    algorithm.run(3)
+    assert algorithm.evaluations == 3 and len(algorithm.archive) == 0
+    NoveltySearch(ENV_ID, mutation_prob=1.0)
+
+
+def test_ns_archive_takes_the_most_novel_offspring_or_a_seeded_random_draw():
+    novelty = np.array([1.0, 3.0, 3.0, 0.0, 2.0, 3.0])
+    best = NoveltySearch(ENV_ID, archive_per_generation=3)
+    np.testing.assert_array_equal(best._select_for_archive(novelty), [1, 2, 5])  # ties keep their order
+    np.testing.assert_array_equal(best._select_for_archive(novelty[:2]), [1, 0])  # fewer offspring than places
+    random = NoveltySearch(ENV_ID, seed=7, archive_per_generation=3, archive_selection="random")
+    expected = np.random.default_rng(7).permutation(6)[:3]
+    np.testing.assert_array_equal(random._select_for_archive(novelty), expected)
 
 @pytest.mark.parametrize("make", [_ns, lambda seed=3: MapElites(ENV_ID, seed=seed, batch_size=10, sigma=0.2)],
                          ids=["ns", "map_elites"])

@@ -185,9 +185,85 @@ def test_ns_archive_takes_the_most_novel_offspring_or_a_seeded_random_draw():
     best = NoveltySearch(ENV_ID, archive_per_generation=3)
     np.testing.assert_array_equal(best._select_for_archive(novelty), [1, 2, 5])  # ties keep their order
     np.testing.assert_array_equal(best._select_for_archive(novelty[:2]), [1, 0])  # fewer offspring than places
+    many = np.random.default_rng(0).integers(0, 3, size=40).astype(float)  # ties past numpy's insertion sort
+    expected = sorted(range(40), key=lambda i: (-many[i], i))
+    np.testing.assert_array_equal(NoveltySearch(ENV_ID, archive_per_generation=40)._select_for_archive(many), expected)
     random = NoveltySearch(ENV_ID, seed=7, archive_per_generation=3, archive_selection="random")
     expected = np.random.default_rng(7).permutation(6)[:3]
     np.testing.assert_array_equal(random._select_for_archive(novelty), expected)
+
+
+def test_ns_initial_population_is_uniform_in_the_genome_bounds():
+    algorithm = NoveltySearch(ENV_ID, seed=4, pop_size=6)
+    expected = np.random.default_rng(4).uniform(-1.0, 1.0, size=(6, genome_size(ENV_ID)))
+    np.testing.assert_array_equal(algorithm.initial_population(), expected)
+
+
+@pytest.mark.parametrize("mutation_prob", [1.0, 0.5])
+def test_ns_mutation_is_seeded_gaussian_noise_on_each_copy_clipped_to_the_bounds(mutation_prob):
+    """Two offspring per parent, parent + N(0, 0.3^2) per gene (masked by a Bernoulli(mutation_prob) draw below 1),
+    clipped to [-1, 1]; at mutation_prob 1 no mask is drawn, so the generator's next draw is the same."""
+    size = genome_size(ENV_ID)
+    parents = np.stack([np.full(size, 0.1), np.linspace(-1.0, 1.0, size)])
+    algorithm = NoveltySearch(ENV_ID, seed=2, mutation_sigma=0.3, mutation_prob=mutation_prob)
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0.0, 0.3, size=(4, size))
+    if mutation_prob < 1.0:
+        noise = noise * (rng.random((4, size)) < mutation_prob)
+    expected = np.clip(np.repeat(parents, 2, axis=0) + noise, -1.0, 1.0)
+    offspring = algorithm.mutate(parents)
+    np.testing.assert_array_equal(offspring, expected)
+    assert 0 < np.sum(offspring != np.repeat(parents, 2, axis=0)) < offspring.size or mutation_prob == 1.0
+    assert algorithm.rng.random() == rng.random()
+
+
+def test_ns_descriptors_are_the_outcomes_flattened_as_floats():
+    results = [EvaluationResult(reward=0.0, reward_area=-1, outcome=np.array([[1, 2]]), trajectory=np.zeros((1, 2)),
+                                observation=None, state=None) for _ in range(2)]
+    descriptors = NoveltySearch(ENV_ID).descriptors(results)
+    assert descriptors.dtype == np.float64
+    np.testing.assert_array_equal(descriptors, [[1.0, 2.0], [1.0, 2.0]])
+
+
+def test_ns_first_generation_novelty_is_the_mean_distance_to_the_set_k_nearest_others():
+    algorithm = NoveltySearch(ENV_ID, seed=1, pop_size=6, k_neighbors=2)
+    algorithm.step()
+    descriptors = algorithm.population_descriptors
+    distances = np.linalg.norm(descriptors[:, None] - descriptors[None], axis=-1)
+    expected = [np.sort(np.delete(row, i))[:2].mean() for i, row in enumerate(distances)]
+    np.testing.assert_allclose(algorithm.population_novelty, expected, rtol=1e-12)
+
+
+def test_ns_survivors_are_the_most_novel_with_ties_in_order_parents_first():
+    algorithm = NoveltySearch(ENV_ID, seed=0, pop_size=20)
+    algorithm.step()
+    parents, offspring = algorithm.population.copy(), []
+    mutate = algorithm.mutate
+    algorithm.mutate = lambda population: offspring.append(mutate(population)) or offspring[-1]
+    ties = np.random.default_rng(0).integers(0, 3, size=60).astype(float)  # numpy's default sort reorders these
+    algorithm.score_novelty = lambda descriptors: ties
+    algorithm.step()  # 20 parents, then 40 offspring
+    order = sorted(range(60), key=lambda i: (-ties[i], i))[:20]
+    np.testing.assert_array_equal(algorithm.population, np.concatenate([parents, offspring[0]])[order])
+    np.testing.assert_array_equal(algorithm.population_novelty, ties[order])
+
+
+def test_ns_summary_counts_the_novelty_archive():
+    algorithm = _ns()
+    assert algorithm.summary() == {"generations": 0, "evaluations_spent": 0, "novelty_archive_size": 0}
+    algorithm.run(50)
+    assert algorithm.summary() == {"generations": 3, "evaluations_spent": 50, "novelty_archive_size": 4}
+
+
+def test_ns_state_round_trip_restores_population_its_descriptors_and_novelty_and_the_archive():
+    algorithm = _ns()
+    algorithm.run(30)
+    restored = _ns(seed=9)
+    restored.load_state_dict(algorithm.state_dict())
+    for name in ("population", "population_descriptors", "population_novelty"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(algorithm, name), err_msg=name)
+    np.testing.assert_array_equal(restored.archive.genomes, algorithm.archive.genomes)
+    np.testing.assert_array_equal(restored.archive.descriptors, algorithm.archive.descriptors)
 
 @pytest.mark.parametrize("make", [_ns, lambda seed=3: MapElites(ENV_ID, seed=seed, batch_size=10, sigma=0.2)],
                          ids=["ns", "map_elites"])

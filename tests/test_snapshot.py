@@ -137,8 +137,9 @@ def test_switches_back_to_normal_resets_after_active_steps(snapshots):
 
 
 def test_snapshot_file_round_trip_and_errors(snapshots, tmp_path):
-    path = tmp_path / "snaps.pkl"
+    path = tmp_path / "cache" / "HalfCheetah-v4" / "snaps.pkl"  # folders that do not exist yet
     snapshots.save(path)
+    assert [p.name for p in path.parent.iterdir()] == ["snaps.pkl"]  # no temporary file left beside it
     loaded = SnapshotSet.load(path)
     assert loaded.env_id == "HalfCheetah-v4" and len(loaded) == len(snapshots)
     np.testing.assert_array_equal(loaded.values, snapshots.values)

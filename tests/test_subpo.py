@@ -1,6 +1,7 @@
 """SubPO: returns-to-go, baseline, update direction, modular reward, save/load, seeding, learning, CLI, picture."""
 
 import json
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -322,7 +323,8 @@ def test_box_actions_default_to_the_actor_critic_form_and_learn():
     assert any(not th.equal(a, b) for a, b in zip(before, model.policy.parameters()))
     buffer = model.rollout_buffer  # GAE advantages on the marginal gains, returns = advantages + values
     np.testing.assert_allclose(buffer.returns, buffer.advantages + buffer.values, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="Discrete"):
+    with pytest.raises(ValueError, match=r"^baseline='time_step' needs a Discrete action space, got Box\(.+\); "
+                                         r"use baseline='critic'$"):
         _ant_model(baseline="time_step")
 
 
@@ -388,6 +390,16 @@ def test_critic_option_on_discrete_actions():
     assert model._n_updates == 2
     with pytest.raises(ValueError, match="baseline"):
         _model(baseline="value")
+
+
+@pytest.mark.parametrize("policy, baseline", [("SubPOPolicy", "critic"), ("SubPOActorCriticPolicy", "time_step")])
+def test_a_policy_class_that_does_not_fit_the_baseline_is_refused_naming_both(policy, baseline):
+    import algos.subpo_policies
+
+    message = (f"baseline={baseline!r} does not fit the policy {policy}: pass 'MlpPolicy', or SubPOActorCriticPolicy "
+               "for 'critic', SubPOPolicy for 'time_step'")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        SubPO(getattr(algos.subpo_policies, policy), _small_env(), baseline=baseline, episodes_per_update=2)
 
 
 # Settings and envs SubPO cannot learn from: refused in the constructor (the runner makes a ValueError one line).

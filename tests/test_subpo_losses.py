@@ -110,11 +110,30 @@ def _line_model(n_envs=1, env_kwargs=None, **kwargs):
     return SubPO("MlpPolicy", env, **kwargs)
 
 
-def _grid_model(**kwargs):
+class _SuccessEveryOtherEpisode(gym.Wrapper):
+    """Flags the last step of episodes 0, 2, ... a success and of 1, 3, ... a failure."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.episode = -1
+
+    def reset(self, **kwargs):
+        self.episode += 1
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            info["is_success"] = self.episode % 2 == 0
+        return obs, reward, terminated, truncated, info
+
+
+def _grid_model(success=False, **kwargs):
     """The REINFORCE form on a 4x4 coverage grid: 2 episodes of 3 steps per update (a 6-step buffer)."""
     from envs.submodular import CoverageGridEnv
 
     env = CoverageGridEnv("bimodal", grid=(4, 4), horizon=4, observation="history")
+    env = _SuccessEveryOtherEpisode(env) if success else env
     kwargs = {"episodes_per_update": 2, "seed": 0, "policy_kwargs": {"net_arch": [8]}, **kwargs}
     return SubPO("MlpPolicy", env, **kwargs)
 
@@ -279,8 +298,12 @@ def test_modular_reward_from_info_cells_is_unscaled_without_a_reward_scale():
             np.testing.assert_allclose(model.rollout_buffer.rewards[:, i], expected.reshape(-1) / divisor, rtol=1e-6)
 
 
-def test_success_flags_reach_the_success_buffer():
-    model = _line_model(learning_rate=0.0, env_kwargs={"success": True})
+@pytest.mark.parametrize("form", ["critic", "time_step"])
+def test_success_flags_reach_the_success_buffer(form):
+    if form == "critic":
+        model = _line_model(learning_rate=0.0, env_kwargs={"success": True})
+    else:
+        model = _grid_model(success=True, learning_rate=0.0)
     model.learn(model.n_steps)
     assert list(model.ep_success_buffer) == [True, False]
 
@@ -300,12 +323,13 @@ def test_observations_go_to_the_models_device(monkeypatch, form, extra_calls):
     assert len(devices) == model.n_steps + extra_calls and all(d == model.device for d in devices)
 
 
-def test_a_callback_that_stops_ends_the_rollout_before_any_update():
+@pytest.mark.parametrize("form", ["critic", "time_step"])
+def test_a_callback_that_stops_ends_the_rollout_before_any_update(form):
     class StopAtThree(BaseCallback):
         def _on_step(self):
             return self.n_calls < 3
 
-    model = _line_model(learning_rate=0.0)
+    model = _line_model(learning_rate=0.0) if form == "critic" else _grid_model(learning_rate=0.0)
     model.learn(10 * model.n_steps, callback=StopAtThree())
     assert model.num_timesteps == 3 and model._n_updates == 0
 

@@ -402,6 +402,23 @@ def test_a_policy_class_that_does_not_fit_the_baseline_is_refused_naming_both(po
         SubPO(getattr(algos.subpo_policies, policy), _small_env(), baseline=baseline, episodes_per_update=2)
 
 
+
+def test_defaults_are_the_authors_grid_settings_and_their_critic_form():
+    """REINFORCE on the grid: Adam 1e-3, 500 undiscounted episodes of horizon - 1 steps per update, no entropy
+    bonus, no clip, no critic; the critic form takes the authors' gamma 0.99, lambda 0.95 and vf_coef 1."""
+    from algos.subpo_policies import SubPOActorCriticPolicy, SubPOPolicy
+
+    model = SubPO("MlpPolicy", _small_env())
+    assert isinstance(model.policy, SubPOPolicy) and model.baseline == "time_step" and model.reward == "submodular"
+    assert (model.learning_rate, model.policy.optimizer.param_groups[0]["lr"]) == (1e-3, 1e-3)
+    assert (model.episodes_per_update, model.episode_length, model.n_steps) == (500, 9, 4500)
+    assert (model.ent_coef, model.max_grad_norm, model.gamma, model.gae_lambda, model.vf_coef) == (
+        0.0, float("inf"), 1.0, 1.0, 0.0)
+    assert (model._stats_window_size, model.verbose, model.seed, model.tensorboard_log) == (100, 0, None, None)
+    critic = SubPO("MlpPolicy", _small_env(), baseline="critic")
+    assert isinstance(critic.policy, SubPOActorCriticPolicy)
+    assert (critic.gamma, critic.gae_lambda, critic.vf_coef, critic.ent_coef) == (0.99, 0.95, 1.0, 0.0)
+
 # Settings and envs SubPO cannot learn from: refused in the constructor (the runner makes a ValueError one line).
 
 
@@ -421,6 +438,21 @@ def test_one_episode_per_update_is_accepted_where_the_batch_has_two_or_a_critic_
     assert _model(two_envs, episodes_per_update=1).n_steps == 9  # one episode in each of the two envs
     assert _model(episodes_per_update=1, baseline="critic").baseline == "critic"
 
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"reward": "additive"}, "reward must be 'submodular' or 'modular', got 'additive'"),
+    ({"episodes_per_update": 0}, "episodes_per_update must be >= 1, got 0"),
+    ({"episode_length": 0}, "episode_length must be >= 1 or None, got 0"),
+    ({"baseline": "value"}, "baseline must be 'time_step', 'critic' or None (by action space), got 'value'"),
+])
+def test_a_bad_setting_is_refused_naming_it(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        SubPO("MlpPolicy", _small_env(), **kwargs)
+
+
+def test_the_smallest_episode_length_is_accepted_and_sets_the_rollout():
+    assert _model(episodes_per_update=2, episode_length=1).n_steps == 2
 
 class _HorizonOnlyEnv(gym.Env):
     """An episodic env with a horizon but no set function: not SubPO's interface."""

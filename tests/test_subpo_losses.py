@@ -194,6 +194,23 @@ class _Writer(KVWriter):
         pass
 
 
+def _gradients_handed_by_one_train(model):
+    """Run ``train()`` once and return the gradients the optimizer held at its one step."""
+    params = list(model.policy.parameters())
+    handed = []
+    step = model.policy.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        handed.append([p.grad.detach().clone() for p in params])
+        return step(*args, **kwargs)
+
+    model.policy.optimizer.step = recording_step
+    model.train()
+    model.policy.optimizer.step = step
+    assert len(handed) == 1
+    return handed[0]
+
+
 def test_actor_critic_update_is_the_hand_computed_loss_and_logs_its_terms():
     model = _line_model(ent_coef=0.3, vf_coef=0.7, learning_rate=1e-2)
     writer = _Writer()
@@ -228,17 +245,7 @@ def test_actor_critic_update_is_the_hand_computed_loss_and_logs_its_terms():
     loss = pg_loss - 0.3 * entropy.mean() + 0.7 * value_loss
     expected = th.autograd.grad(loss, params)
 
-    handed = []
-    step = policy.optimizer.step
-
-    def recording_step(*args, **kwargs):
-        handed.append([p.grad.detach().clone() for p in params])
-        return step(*args, **kwargs)
-
-    policy.optimizer.step = recording_step
-    model.train()
-    assert len(handed) == 1
-    for got, want in zip(handed[0], expected):
+    for got, want in zip(_gradients_handed_by_one_train(model), expected):
         th.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     model.logger.dump()
     logged, excluded = writer.rows[-1]
@@ -408,17 +415,7 @@ def test_reinforce_update_is_the_hand_computed_loss_and_logs_its_terms():
     pg_loss = -(log_prob * th.tensor(advantages)).mean()
     expected = th.autograd.grad(pg_loss - 0.3 * entropy, params)
 
-    handed = []
-    step = policy.optimizer.step
-
-    def recording_step(*args, **kwargs):
-        handed.append([p.grad.detach().clone() for p in params])
-        return step(*args, **kwargs)
-
-    policy.optimizer.step = recording_step
-    model.train()
-    assert len(handed) == 1
-    for got, want in zip(handed[0], expected):
+    for got, want in zip(_gradients_handed_by_one_train(model), expected):
         th.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
     model.logger.dump()
     logged, excluded = writer.rows[-1]

@@ -402,7 +402,6 @@ def test_a_policy_class_that_does_not_fit_the_baseline_is_refused_naming_both(po
         SubPO(getattr(algos.subpo_policies, policy), _small_env(), baseline=baseline, episodes_per_update=2)
 
 
-
 def test_defaults_are_the_authors_grid_settings_and_their_critic_form():
     """REINFORCE on the grid: Adam 1e-3, 500 undiscounted episodes of horizon - 1 steps per update, no entropy
     bonus, no clip, no critic; the critic form takes the authors' gamma 0.99, lambda 0.95 and vf_coef 1."""
@@ -418,6 +417,7 @@ def test_defaults_are_the_authors_grid_settings_and_their_critic_form():
     critic = SubPO("MlpPolicy", _small_env(), baseline="critic")
     assert isinstance(critic.policy, SubPOActorCriticPolicy)
     assert (critic.gamma, critic.gae_lambda, critic.vf_coef, critic.ent_coef) == (0.99, 0.95, 1.0, 0.0)
+
 
 # Settings and envs SubPO cannot learn from: refused in the constructor (the runner makes a ValueError one line).
 
@@ -439,7 +439,6 @@ def test_one_episode_per_update_is_accepted_where_the_batch_has_two_or_a_critic_
     assert _model(episodes_per_update=1, baseline="critic").baseline == "critic"
 
 
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"reward": "additive"}, "reward must be 'submodular' or 'modular', got 'additive'"),
     ({"episodes_per_update": 0}, "episodes_per_update must be >= 1, got 0"),
@@ -453,6 +452,7 @@ def test_a_bad_setting_is_refused_naming_it(kwargs, message):
 
 def test_the_smallest_episode_length_is_accepted_and_sets_the_rollout():
     assert _model(episodes_per_update=2, episode_length=1).n_steps == 2
+
 
 class _HorizonOnlyEnv(gym.Env):
     """An episodic env with a horizon but no set function: not SubPO's interface."""

@@ -54,6 +54,7 @@ from algos.snapshot import (
     load_teacher,
     main,
     recover_collection,
+    teacher_algo_name,
     teacher_value,
 )
 from rl.env_state import StateNotRestorableError, capture_state, restore_state
@@ -164,8 +165,20 @@ def test_wrong_env_for_snapshots(snapshots):
 
 
 def test_teacher_errors(teacher, tmp_path):
-    with pytest.raises(TeacherError, match="does not exist"):
+    with pytest.raises(TeacherError, match="does not exist") as error:
         load_teacher(tmp_path / "none.zip", make_env("HalfCheetah-v4"))
+    assert str(error.value).endswith(" Train one with the shared runner, e.g. "
+                                     "`python -m rl --algo sac --env HalfCheetah-v4 -n 300000`.")
+    from gymnasium.envs.mujoco.half_cheetah_v4 import HalfCheetahEnv
+
+    with pytest.raises(TeacherError, match=re.escape("`python -m rl --algo sac --env <env> -n 300000`.")):
+        load_teacher(tmp_path / "none.zip", HalfCheetahEnv())  # no spec: not made by gym.make
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "model.zip").write_bytes(teacher[1].read_bytes())
+    message = (f"Cannot tell which algorithm trained {str(tmp_path / 'bare' / 'model.zip')!r} (no run.json or "
+               "entry.json beside it): pass --teacher-algo (sac, td3, ppo, mdpo, mdpo_off, ...).")
+    with pytest.raises(TeacherError, match=f"^{re.escape(message)}$"):
+        teacher_algo_name(tmp_path / "bare" / "model.zip")
     with pytest.raises(TeacherError, match="observation_space"):
         load_teacher(teacher[1], make_env("Hopper-v4"))
 

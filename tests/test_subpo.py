@@ -454,6 +454,18 @@ def test_the_smallest_episode_length_is_accepted_and_sets_the_rollout():
     assert _model(episodes_per_update=2, episode_length=1).n_steps == 2
 
 
+def test_the_tensorboard_folder_reaches_sb3(tmp_path):
+    assert _model(tensorboard_log=str(tmp_path)).tensorboard_log == str(tmp_path)
+
+
+def test_an_action_space_other_than_discrete_or_box_is_refused_by_sb3():
+    class MultiDiscreteCoverage(gym.Wrapper):
+        action_space = gym.spaces.MultiDiscrete([5, 5])
+
+    with pytest.raises(AssertionError, match="only supports"):
+        SubPO("MlpPolicy", MultiDiscreteCoverage(_small_env()))
+
+
 class _HorizonOnlyEnv(gym.Env):
     """An episodic env with a horizon but no set function: not SubPO's interface."""
 

@@ -179,7 +179,20 @@ def test_teacher_errors(teacher, tmp_path):
                "entry.json beside it): pass --teacher-algo (sac, td3, ppo, mdpo, mdpo_off, ...).")
     with pytest.raises(TeacherError, match=f"^{re.escape(message)}$"):
         teacher_algo_name(tmp_path / "bare" / "model.zip")
-    with pytest.raises(TeacherError, match="observation_space"):
+
+
+def test_a_teacher_without_a_record_loads_with_its_algorithm_named_on_the_device_asked(teacher, tmp_path,
+                                                                                       monkeypatch):
+    import stable_baselines3.common.base_class as base_class
+
+    requested = []
+    get_device = base_class.get_device
+    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or get_device(device))
+    (tmp_path / "model.zip").write_bytes(teacher[1].read_bytes())  # no run.json or entry.json beside it
+    model, normalization = load_teacher(tmp_path / "model.zip", make_env("HalfCheetah-v4"), algo="sac", device="cpu")
+    assert isinstance(model, SAC) and normalization is None and "cpu" in requested and "auto" not in requested
+    with pytest.raises(TeacherError, match=f"^Teacher {re.escape(repr(str(teacher[1])))} was trained with "
+                                           r"observation_space Box\(.+\), but Hopper-v4 has Box\("):
         load_teacher(teacher[1], make_env("Hopper-v4"))
 
 

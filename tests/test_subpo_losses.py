@@ -29,10 +29,10 @@ test_subpo.py, 51 after, all equivalent (none changes a loss, a reward, a logged
   ``savefig``'s ``dpi`` None or left out (2): matplotlib's figure dpi is 100; ``plt.close(None)`` (1) closes the
   current figure, which is this one.
 
-Second pass (239 of the 379 not run in the first: ``train``, both rollouts, the rewards, the env check and
-``_setup_model``; the constructor's 140 are under way): 41 of the first 118 survived before the tests they led to
-(the REINFORCE update had no hand computation: dividing by the advantages, a flipped entropy sign and a miscounted
-update all survived), 20 of the other 121 (run after that test was written); 17 after, all equivalent:
+Second pass (the 379 not run in the first): 239 of ``train``, both rollouts, the rewards, the env check and
+``_setup_model``, then the constructor's 140. Of the first 239, 41 of the first 118 survived before the tests they
+led to (the REINFORCE update had no hand computation: dividing by the advantages, a flipped entropy sign and a
+miscounted update all survived), 20 of the other 121 (run after that test was written); 17 after, all equivalent:
 
 - ``set_training_mode`` flipped (2), ``zero_grad(set_to_none=None / False)`` (2): as in the first pass.
 - ``returns.reshape(None / -2)`` and the steps' ``reshape(-2)`` in the logged F(tau) (3): ``RolloutBuffer.get``
@@ -45,6 +45,15 @@ update all survived), 20 of the other 121 (run after that test was written); 17 
   float64, and ``time_step_baseline`` casts them to int64.
 - ``_reward_scales = ""`` in ``_setup_model`` (1): it is only read after ``_coverage is None`` has set it.
 - ``has_attr("spec") or True`` (1): every Gymnasium env has a ``spec`` attribute (None when not registered).
+
+The constructor's 140: 23 survived (all but the first 8 run after the defaults test in ``test_subpo.py`` was
+written), 8 after the tests they led to (settings that reach SB3, refusal messages, mixed horizons), all equivalent:
+
+- ``n_steps=None`` or ``2`` handed to SB3 (2): the constructor sets ``n_steps`` from the episodes before the networks
+  and the buffer are built, and a loaded model restores it.
+- ``use_sde=None`` and ``_init_setup_model=None`` (2): falsy, as False.
+- ``sde_sample_freq`` None, +1 or -2 (3): read only with gSDE, which SubPO never turns on.
+- ``float("INF")`` (1): Python parses it case-insensitively.
 """
 
 from __future__ import annotations

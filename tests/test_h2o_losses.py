@@ -37,6 +37,10 @@ to (here and in ``test_h2o.py``, ``test_h2o_settings.py``), 21 after, all equiva
   mix's unit weights and ``u`` on ``device=None`` (4, the CPU) or in float32 (2: ones, and log omega is cast to the
   critics' dtype in the penalty), ``sim_fraction`` without its ``sim is None`` case (without sim data the real batch
   is the whole batch: ``1 - n_real / batch_size`` is 0 too).
+
+The constructor's 165: 2 survived the H2O tests; the device handed to SB3 is now checked
+(``test_h2o_settings.py``), and the other is equivalent: ``_init_setup_model=None`` for CQL's constructor (falsy, as
+False).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ import pytest
 import torch as th
 from offline_data import random_dataset
 from stable_baselines3 import SAC
-from stable_baselines3.common import base_class
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.logger import KVWriter, Logger, configure, filter_excluded_keys
 from stable_baselines3.common.noise import NormalActionNoise
@@ -431,16 +430,13 @@ def test_auto_target_entropy_needs_no_env(dataset, tmp_path):
     assert loaded.env is None and loaded.target_entropy == -1.0
 
 
-def test_every_tensor_cql_makes_is_on_the_models_device(dataset, monkeypatch):
+def test_every_tensor_cql_makes_is_on_the_models_device(dataset, monkeypatch, requested_devices):
     """The device reaches SB3, and every tensor CQL makes itself (the Lagrange multiplier, the penalty's weight, the
     uniform actions and their log density) is on it: "meta" (tensors with shapes but no data), a device other than
     the CPU that any machine has."""
     monkeypatch.setattr(th.distributions.Distribution, "_validate_args", False)  # validation reads the values
-    requested = []
-    original = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
     model = make(dataset, device="meta", cql_lagrange=True, cql_n_actions=2)
-    assert requested == ["meta"]
+    assert requested_devices == ["meta"]
     assert model.log_cql_alpha.device.type == "meta" and model.cql_weight().device.type == "meta"
     model.log_cql_alpha = None  # the fixed weight
     assert model.cql_weight().device.type == "meta"

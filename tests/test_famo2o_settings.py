@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset
-from stable_baselines3.common import base_class
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import NormalActionNoise
 
@@ -143,14 +142,11 @@ def test_cql_settings_reach_the_algorithm_and_sb3(dataset):
 
 
 @pytest.mark.parametrize("algo_class", VARIANTS)
-def test_the_device_reaches_sb3_and_the_family_is_built_on_it(algo_class, monkeypatch):
+def test_the_device_reaches_sb3_and_the_family_is_built_on_it(algo_class, requested_devices):
     """"meta" (tensors with shapes but no data): a device other than the CPU that any machine has, and not "auto"'s
     choice; the balance model and (IQL) its temperature are made on it too."""
-    requested = []
-    original = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
     model = algo_class("MlpPolicy", ENV_ID, **{**SMALL, "device": "meta"})
-    assert requested == ["meta"] and model.device.type == "meta"
+    assert requested_devices == ["meta"] and model.device.type == "meta"
     assert model.balance_model.mu.weight.device.type == "meta"
     model.in_offline_phase = True  # uniform betas, drawn on the batch's device
     on_meta = th.zeros((4, 1), device="meta")

@@ -62,14 +62,9 @@ def test_defaults_are_the_authors():
     assert isinstance(model.policy, H2OPolicy) and model.policy.actor.latent_pi[0].out_features == 256
 
 
-def test_every_setting_reaches_the_algorithm_and_sb3(dataset, monkeypatch):
+def test_every_setting_reaches_the_algorithm_and_sb3(dataset, requested_devices):
     """Non-default values are kept, on H2O and on SB3's side (where a dropped argument would fall back to a
     default)."""
-    import stable_baselines3.common.base_class as base_class
-
-    requested = []
-    get_device = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or get_device(device))
     settings = dict(
         sim_ratio=0.25, dynamics_aware=False, cql_alpha=0.3, cql_temp=2.0, cql_target_action_gap=0.7,
         cql_clip_diff_min=-5.0, cql_clip_diff_max=6.0, dynamics_ratio_min=1e-3, dynamics_ratio_max=2.0,
@@ -88,7 +83,7 @@ def test_every_setting_reaches_the_algorithm_and_sb3(dataset, monkeypatch):
         ent_coef="auto_0.5", target_entropy=-0.3, action_noise=noise, replay_buffer_class=Buffer,
         replay_buffer_kwargs=dict(handle_timeout_termination=False), tensorboard_log="tb", **{**SMALL, **settings},
     )
-    assert requested[0] == "cpu"  # SMALL's device, as the constructor asked SB3 ("auto" if it were dropped)
+    assert requested_devices[0] == "cpu"  # SMALL's device, as the constructor asked SB3 ("auto" if it were dropped)
     for key, value in settings.items():
         if key not in ("stats_window_size", "seed"):
             assert getattr(model, key) == value, key

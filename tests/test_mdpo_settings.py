@@ -187,18 +187,10 @@ def test_off_policy_settings_reach_sb3(tmp_path):
 
 
 @pytest.mark.parametrize("cls", [MDPO, OffPolicyMDPO], ids=["on_policy", "off_policy"])
-def test_device_reaches_sb3(cls, monkeypatch):
+def test_device_reaches_sb3(cls, requested_devices):
     """``device`` is handed to SB3 (on a CPU-only machine "auto" and "cpu" give the same device)."""
-    seen: list[Any] = []
-    original = base_class.get_device
-
-    def spy(device: Any = "auto") -> th.device:
-        seen.append(device)
-        return original(device)
-
-    monkeypatch.setattr(base_class, "get_device", spy)
     cls("MlpPolicy", ENV_ID, policy_kwargs=dict(net_arch=[4]), device="cpu", _init_setup_model=False)
-    assert seen == ["cpu"]
+    assert requested_devices == ["cpu"]
 
 
 @pytest.mark.parametrize("cls", [MDPO, OffPolicyMDPO], ids=["on_policy", "off_policy"])

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch as th
 from offline_data import random_dataset, write_hdf5
-from stable_baselines3.common import base_class
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -317,15 +316,12 @@ def test_missing_dataset_says_how_to_make_it(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ALGOS)
-def test_the_device_reaches_sb3_and_the_zip_pickles_no_network(name, dataset, tmp_path, monkeypatch):
+def test_the_device_reaches_sb3_and_the_zip_pickles_no_network(name, dataset, tmp_path, requested_devices):
     """The device request is handed to SB3 (on a CPU-only machine "auto" and "cpu" give the same device, so the
     request itself is checked), and every network is saved in the policy's state dict only, not pickled again with
     the model's attributes (a target critic has no optimizer by which SB3 would leave it out)."""
-    requested = []
-    original = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or original(device))
     model = make(name, dataset)
-    assert requested == ["cpu"]
+    assert requested_devices == ["cpu"]
     model.save(tmp_path / "model.zip")
     data, params, _ = load_from_zip_file(tmp_path / "model.zip", device="cpu")
     assert not [key for key, value in data.items() if isinstance(value, th.nn.Module)]

@@ -466,15 +466,10 @@ def test_the_smallest_episode_length_is_accepted_and_sets_the_rollout():
     assert _model(episodes_per_update=2, episode_length=1).n_steps == 2
 
 
-def test_every_setting_reaches_sb3(tmp_path, monkeypatch):
-    import stable_baselines3.common.base_class as base_class
-
-    requested = []
-    get_device = base_class.get_device
-    monkeypatch.setattr(base_class, "get_device", lambda device="auto": requested.append(device) or get_device(device))
+def test_every_setting_reaches_sb3(tmp_path, requested_devices):
     model = _model(tensorboard_log=str(tmp_path), stats_window_size=7, verbose=2, max_grad_norm=0.5, device="cpu")
     assert (model.tensorboard_log, model._stats_window_size, model.verbose) == (str(tmp_path), 7, 2)
-    assert model.max_grad_norm == 0.5 and requested == ["cpu"]
+    assert model.max_grad_norm == 0.5 and requested_devices == ["cpu"]
 
 
 def test_an_action_space_other_than_discrete_or_box_is_refused_by_sb3():

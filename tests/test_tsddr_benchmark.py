@@ -244,7 +244,6 @@ def test_an_sddp_checkpoint_of_another_run_is_refused(tmp_path):
 
 
 def test_a_killed_sddp_run_is_not_resumed_with_other_settings(tmp_path, monkeypatch):
-
     _killed_at_save(monkeypatch, _tiny(tmp_path, ppo_steps=0), 2)
     with pytest.raises(BenchmarkConfigError, match="was trained with other settings"):
         run_benchmark(_tiny(tmp_path, ppo_steps=0, sddp_replications=12))

@@ -352,6 +352,27 @@ def test_a_cache_from_before_settings_were_recorded_is_used_and_says_so(teacher,
     assert config.extra_record["snapshotrl"]["collection"].startswith("unknown")
 
 
+def test_a_cache_of_the_default_settings_loads_with_the_defaults_and_only_for_its_env(tmp_path):
+    """The defaults are the CLI's (10 episodes, 10 kept, every 10 steps, seed 0): their own cache loads unasked."""
+    cache = tmp_path / "s.pkl"
+    cached = _hand_set([1.0, 2.0])
+    cached.collection = {"interval": 10, "teacher_episodes": 10, "keep_best": 10, "seed": 0}
+    cached.teacher_sha256 = "digest of a model file"
+    cached.save(cache)
+    # "zoo:expert" is no file, so there is no digest to compare with the recorded one: the cache is used
+    loaded, path = get_or_collect_snapshots("HalfCheetah-v4", "zoo:expert", path=str(cache))
+    assert path == str(cache) and [s.value for s in loaded.snapshots] == [1.0, 2.0]
+    message = f"{str(cache)!r} holds snapshots of HalfCheetah-v4, not Hopper-v4."
+    with pytest.raises(SnapshotFileError, match=f"^{re.escape(message)}$"):
+        get_or_collect_snapshots("Hopper-v4", "zoo:expert", path=str(cache))
+
+
+def test_collecting_through_the_cache_shows_a_progress_bar_by_default(teacher, tmp_path, capsys):
+    get_or_collect_snapshots("HalfCheetah-v4", str(teacher[1]), path=str(tmp_path / "s.pkl"), n_episodes=1,
+                             keep_best=1)
+    assert "teacher episodes: 100%" in capsys.readouterr().err
+
+
 def test_collection_settings_of_an_old_cache_are_recovered_from_its_content(teacher):
     env = make_env("HalfCheetah-v4", max_episode_steps=EPISODE)
     collected = collect_snapshots(teacher[0], env, n_episodes=2, keep_best=2, interval=15, seed=3, progress=False)

@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from rl.file_lock import exclusive_lock
 from rl.hyperparams import parse_overrides
 from rl.registry import load_method, parse_run_label
 from rl.run_record import command_line, git_commit, package_versions
@@ -454,6 +455,8 @@ def _ratio(numerator: Sequence[float], denominator: Sequence[float], fmt: str = 
 
 VERSIONS_FILE = "versions.json"
 """Per benchmark folder: every invocation's time, command, commit, software versions and the runs it started."""
+VERSIONS_LOCK_FILE = ".versions.lock"
+"""Held while an invocation appends itself to ``versions.json``."""
 
 
 def _run_name(spec: RunSpec) -> str:
@@ -490,7 +493,8 @@ def record_invocation(out: str | os.PathLike, command: str, started: Sequence[Ru
 
     A benchmark folder collects runs made by several invocations, possibly at different commits, so the file
     keeps them all instead of claiming the latest commit for every run; each run's own command, commit and
-    versions are in its ``run.json``.
+    versions are in its ``run.json``. Invocations started side by side (other seeds of one cell on the other core)
+    take turns under ``<out>/.versions.lock``: read-then-write without it lost one of two started in one second.
     """
     versions = package_versions()
     entry = {
@@ -500,7 +504,8 @@ def record_invocation(out: str | os.PathLike, command: str, started: Sequence[Ru
         "runs_started": [_run_name(spec) for spec in started],
         "versions": versions,
     }
-    write_invocations(out, [*read_invocations(out), entry])
+    with exclusive_lock(Path(out) / VERSIONS_LOCK_FILE):
+        write_invocations(out, [*read_invocations(out), entry])
     return entry
 
 

@@ -91,6 +91,37 @@ def test_an_old_flat_versions_file_becomes_the_first_invocation(tmp_path):
     assert "invocations" in json.loads((tmp_path / "versions.json").read_text())
 
 
+def _locked_by_another(lock_file: Path) -> bool:
+    """Whether a fresh open of ``lock_file`` cannot take the lock now (another open holds it)."""
+    import fcntl
+
+    with open(lock_file, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_an_invocation_appends_itself_under_the_folders_lock(tmp_path, monkeypatch):
+    """Two invocations started side by side each read, then rewrite, versions.json: unlocked, one entry was lost."""
+    import rl.benchmark as benchmark
+    from rl.file_lock import exclusive_lock
+
+    lock_file = tmp_path / benchmark.VERSIONS_LOCK_FILE
+    seen = []
+    write = benchmark.write_invocations
+    monkeypatch.setattr(benchmark, "write_invocations",
+                        lambda out, invocations: (seen.append(_locked_by_another(lock_file)), write(out, invocations)))
+    record_invocation(tmp_path, "first", [])
+    record_invocation(tmp_path, "second", [])
+    assert seen == [True, True] and not _locked_by_another(lock_file)
+    assert [entry["command"] for entry in read_invocations(tmp_path)] == ["first", "second"]
+    with exclusive_lock(tmp_path / "deeper" / "x.lock"):  # makes its folder, and holds the lock inside the block
+        assert _locked_by_another(tmp_path / "deeper" / "x.lock")
+    assert not _locked_by_another(tmp_path / "deeper" / "x.lock")
+
 
 def test_failed_run_is_reported_not_raised(tmp_path):
     spec = plan("bad", ["mdpo"], ["Pendulum-v1"], [0], 64, hyperparams={"mdpo": {"sgd_steps": 0}},

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING
 from rl.external.child_process import child_env, run_logged
 from rl.external.d3rlpy_venv import ensure_venv
 from rl.external.errors import ExternalBaselineError
+from rl.file_lock import exclusive_lock
 
 if TYPE_CHECKING:
     from rl.datasets import OfflineDataset
@@ -69,23 +68,6 @@ class ExportedDataset:
     """This call wrote the file: there was none, or it was stale."""
 
 
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (benchmark workers export into one folder at the same time)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".export.lock", "w") as handle:
-        try:
-            import fcntl
-        except ImportError:  # no POSIX locks (Windows): one process at a time is then the caller's matter
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def export_dataset(
     spec: str | os.PathLike, folder: str | os.PathLike, *, source: OfflineDataset | None = None
 ) -> ExportedDataset:
@@ -108,7 +90,7 @@ def export_dataset(
     source = source if source is not None else load_dataset(spec)
     source_fingerprint = source.fingerprint()
     folder = Path(folder)
-    with _folder_lock(folder):
+    with exclusive_lock(folder / ".export.lock"):  # benchmark workers export into one folder at once
         path = export_d4rl_file(spec, folder)
         if Path(os.fspath(spec)) == path:  # a file given as it is: both sides read this very file
             return ExportedDataset(path, source_fingerprint, source_fingerprint)

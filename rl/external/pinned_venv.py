@@ -30,11 +30,12 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rl.external.errors import ExternalBaselineError
+from rl.file_lock import exclusive_lock
 
 MARKER_NAME = ".frontier-rl-complete.json"
 """Written into the venv last, once every install step and the check have passed."""
@@ -80,22 +81,10 @@ def python_runs(python: str | os.PathLike) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def venv_lock(path: str | os.PathLike) -> Iterator[None]:
+def venv_lock(path: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
     """Hold an exclusive lock on ``.<venv name>.lock`` next to the venv (POSIX; no lock where fcntl is missing)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(path.with_name(f".{path.name}.lock"))
 
 
 def _shown(command: Sequence[str]) -> str:

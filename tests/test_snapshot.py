@@ -367,6 +367,20 @@ def test_a_cache_of_the_default_settings_loads_with_the_defaults_and_only_for_it
         get_or_collect_snapshots("Hopper-v4", "zoo:expert", path=str(cache))
 
 
+def test_a_cache_of_other_settings_is_refused_naming_each_flag_and_the_fix(tmp_path):
+    cache = tmp_path / "s.pkl"
+    cached = _hand_set([1.0])
+    cached.collection = {"interval": 10, "teacher_episodes": 10, "keep_best": 10, "seed": 0}
+    cached.save(cache)
+    message = (f"{str(cache)!r} was collected with other settings (--snapshot-interval 10 in the cache, 5 asked; "
+               "--teacher-episodes 10 in the cache, 3 asked; --keep-best 10 in the cache, 2 asked; "
+               "seed= (of get_or_collect_snapshots) 0 in the cache, 1 asked): pass the cache's settings, or delete "
+               "the file (or pass --snapshots <new file>) to collect again.")
+    with pytest.raises(SnapshotFileError, match=f"^{re.escape(message)}$"):
+        get_or_collect_snapshots("HalfCheetah-v4", "zoo:expert", path=str(cache), n_episodes=3, keep_best=2,
+                                 interval=5, seed=1)
+
+
 def test_collecting_through_the_cache_shows_a_progress_bar_by_default(teacher, tmp_path, capsys):
     get_or_collect_snapshots("HalfCheetah-v4", str(teacher[1]), path=str(tmp_path / "s.pkl"), n_episodes=1,
                              keep_best=1)

@@ -381,9 +381,14 @@ def test_a_cache_of_other_settings_is_refused_naming_each_flag_and_the_fix(tmp_p
                                  interval=5, seed=1)
 
 
-def test_collecting_through_the_cache_shows_a_progress_bar_by_default(teacher, tmp_path, capsys):
+def test_collecting_through_the_cache_or_configure_shows_a_progress_bar_by_default(teacher, tmp_path, capsys):
+    from rl.runner import RunConfig
+
     get_or_collect_snapshots("HalfCheetah-v4", str(teacher[1]), path=str(tmp_path / "s.pkl"), n_episodes=1,
                              keep_best=1)
+    assert "teacher episodes: 100%" in capsys.readouterr().err
+    configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(
+        teacher=str(teacher[1]), snapshots=str(tmp_path / "by_configure.pkl"), teacher_episodes=1, keep_best=1))
     assert "teacher episodes: 100%" in capsys.readouterr().err
 
 

@@ -381,6 +381,47 @@ def test_a_cache_of_other_settings_is_refused_naming_each_flag_and_the_fix(tmp_p
                                  interval=5, seed=1)
 
 
+def test_configure_hands_every_option_to_the_reset_wrapper_and_the_record(tmp_path):
+    """What ``configure`` builds from the options: the wrapper's settings, the label, the teacher's statistics."""
+    from rl.runner import RunConfig
+
+    cache = tmp_path / "s.pkl"
+    cached = _hand_set([1.0, 2.0])
+    cached.collection = {"interval": 5, "teacher_episodes": 1, "keep_best": 1, "seed": 0}
+    cached.save(cache)
+    options = dict(teacher=str(tmp_path / "teacher.zip"), snapshots=str(cache), teacher_episodes=1, keep_best=1,
+                   snapshot_interval=5, snapshot_steps=7, max_student_steps=9)
+    config = configure(RunConfig(algo="td3", env="HalfCheetah-v4", seed=3, n_envs=2), SnapshotOptions(
+        **options, classification=False, truncation=False), progress=False)
+    assert config.label == "s3rl_td3_nosc_nostt" and config.initial_vec_normalize is None
+    assert config.env_wrapper.func is SnapshotReset and config.env_wrapper.keywords == dict(
+        snapshots=config.env_wrapper.keywords["snapshots"], active_steps=3, max_steps=9, n_clusters=6,
+        classify=False, truncate=False, seed=3)  # active steps per env: 7 // 2; k = 6 for a TD3 student
+    record = config.extra_record["snapshotrl"]
+    assert record["snapshots"] == str(cache) and record["n_snapshots"] == 2 and record["n_clusters"] == 6
+    assert record["collection"] == cached.collection and record["snapshot_interval"] == 5
+
+    (tmp_path / "vecnormalize.pkl").write_bytes(b"")  # beside the teacher: an on-policy student starts from it
+    ppo = configure(RunConfig(algo="ppo", env="HalfCheetah-v4"), SnapshotOptions(**options), progress=False)
+    assert ppo.label == "s3rl_ppo" and ppo.initial_vec_normalize == str(tmp_path / "vecnormalize.pkl")
+    assert ppo.env_wrapper.keywords["classify"] and ppo.env_wrapper.keywords["truncate"]
+    sac = configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(**options), progress=False)
+    assert sac.initial_vec_normalize is None and sac.env_wrapper.keywords["n_clusters"] == 4  # off-policy; k = 4
+    (tmp_path / "vecnormalize.pkl").unlink()
+    assert configure(RunConfig(algo="ppo", env="HalfCheetah-v4"), SnapshotOptions(**options),
+                     progress=False).initial_vec_normalize is None
+
+
+def test_configure_names_the_teachers_algorithm_when_its_folder_does_not(teacher, tmp_path, capsys):
+    from rl.runner import RunConfig
+
+    (tmp_path / "model.zip").write_bytes(teacher[1].read_bytes())  # no run.json or entry.json beside it
+    config = configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(
+        teacher=str(tmp_path / "model.zip"), teacher_algo="sac", teacher_episodes=1, keep_best=1), progress=False)
+    assert config.extra_record["snapshotrl"]["n_snapshots"] > 0
+    assert "teacher episodes" not in capsys.readouterr().err  # progress=False reaches the collection
+
+
 def test_collecting_through_the_cache_or_configure_shows_a_progress_bar_by_default(teacher, tmp_path, capsys):
     from rl.runner import RunConfig
 

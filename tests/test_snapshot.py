@@ -400,6 +400,7 @@ def test_configure_hands_every_option_to_the_reset_wrapper_and_the_record(tmp_pa
     record = config.extra_record["snapshotrl"]
     assert record["snapshots"] == str(cache) and record["n_snapshots"] == 2 and record["n_clusters"] == 6
     assert record["collection"] == cached.collection and record["snapshot_interval"] == 5
+    assert record["teacher_returns"] == cached.episode_returns and record["initial_vec_normalize"] is None
 
     (tmp_path / "vecnormalize.pkl").write_bytes(b"")  # beside the teacher: an on-policy student starts from it
     ppo = configure(RunConfig(algo="ppo", env="HalfCheetah-v4"), SnapshotOptions(**options), progress=False)
@@ -418,7 +419,9 @@ def test_configure_names_the_teachers_algorithm_when_its_folder_does_not(teacher
     (tmp_path / "model.zip").write_bytes(teacher[1].read_bytes())  # no run.json or entry.json beside it
     config = configure(RunConfig(algo="sac", env="HalfCheetah-v4"), SnapshotOptions(
         teacher=str(tmp_path / "model.zip"), teacher_algo="sac", teacher_episodes=1, keep_best=1), progress=False)
-    assert config.extra_record["snapshotrl"]["n_snapshots"] > 0
+    record = config.extra_record["snapshotrl"]
+    assert record["n_snapshots"] > 0 and record["snapshots"] == str(default_snapshot_path(tmp_path / "model.zip"))
+    assert record["teacher_returns"] == SnapshotSet.load(record["snapshots"]).episode_returns
     assert "teacher episodes" not in capsys.readouterr().err  # progress=False reaches the collection
 
 

@@ -425,6 +425,43 @@ def test_configure_names_the_teachers_algorithm_when_its_folder_does_not(teacher
     assert "teacher episodes" not in capsys.readouterr().err  # progress=False reaches the collection
 
 
+def test_a_first_use_collects_with_the_teachers_statistics_and_the_asked_settings(teacher, tmp_path):
+    """No cache yet: the teacher's file, its vecnormalize.pkl and every setting asked reach the collection."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    (folder / "model.zip").write_bytes(teacher[1].read_bytes())
+    (folder / "run.json").write_text(json.dumps({"algo": "sac"}))
+    stats = VecNormalize(DummyVecEnv([_cheetah]), training=False)
+    stats.obs_rms.mean, stats.obs_rms.var = np.full(17, 0.3), np.full(17, 4.0)
+    stats.save(folder / "vecnormalize.pkl")
+    collected, _ = get_or_collect_snapshots("HalfCheetah-v4", str(folder / "model.zip"), n_episodes=2, keep_best=1,
+                                            interval=50, seed=1, progress=False)
+    assert collected.collection == {"interval": 50, "teacher_episodes": 2, "keep_best": 1, "seed": 1}
+    assert collected.teacher == str(folder / "model.zip") and len(collected) == 1000 // 50
+    by_hand = collect_snapshots(teacher[0], make_env("HalfCheetah-v4"), vec_normalize=stats, n_episodes=2,
+                                keep_best=1, interval=50, seed=1, progress=False)
+    unnormalised = collect_snapshots(teacher[0], make_env("HalfCheetah-v4"), n_episodes=2, keep_best=1, interval=50,
+                                     seed=1, progress=False)
+    values = [s.value for s in collected.snapshots]
+    assert values == pytest.approx([s.value for s in by_hand.snapshots], rel=1e-6)
+    assert values != pytest.approx([s.value for s in unnormalised.snapshots], rel=1e-3)
+
+
+def test_the_retrained_teacher_refusal_names_the_cache_the_teacher_and_the_fix(tmp_path):
+    cache, model_path = tmp_path / "s.pkl", tmp_path / "teacher.zip"
+    model_path.write_bytes(b"a retrained teacher")
+    cached = _hand_set([1.0])
+    cached.collection = {"interval": 10, "teacher_episodes": 10, "keep_best": 10, "seed": 0}
+    cached.teacher_sha256 = "digest of the teacher it was collected from"
+    cached.save(cache)
+    message = (f"{str(cache)!r} was collected from another version of the teacher {str(model_path)!r} (the model "
+               "file changed since): delete it to collect the snapshots again, or pass the matching teacher.")
+    with pytest.raises(SnapshotFileError, match=f"^{re.escape(message)}$"):
+        get_or_collect_snapshots("HalfCheetah-v4", str(model_path), path=str(cache))
+
+
 def test_collecting_through_the_cache_or_configure_shows_a_progress_bar_by_default(teacher, tmp_path, capsys):
     from rl.runner import RunConfig
 

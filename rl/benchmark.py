@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from filelock import FileLock
 from tqdm import tqdm
 
-from rl.file_lock import exclusive_lock
 from rl.hyperparams import parse_overrides
 from rl.registry import load_method, parse_run_label
 from rl.run_record import command_line, git_commit, package_versions
@@ -504,7 +504,7 @@ def record_invocation(out: str | os.PathLike, command: str, started: Sequence[Ru
         "runs_started": [_run_name(spec) for spec in started],
         "versions": versions,
     }
-    with exclusive_lock(Path(out) / VERSIONS_LOCK_FILE):
+    with FileLock(Path(out) / VERSIONS_LOCK_FILE):
         write_invocations(out, [*read_invocations(out), entry])
     return entry
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from rl.benchmark import (
     STD_NOTE,
@@ -107,7 +108,6 @@ def _locked_by_another(lock_file: Path) -> bool:
 def test_an_invocation_appends_itself_under_the_folders_lock(tmp_path, monkeypatch):
     """Two invocations started side by side each read, then rewrite, versions.json: unlocked, one entry was lost."""
     import rl.benchmark as benchmark
-    from rl.file_lock import exclusive_lock
 
     lock_file = tmp_path / benchmark.VERSIONS_LOCK_FILE
     seen = []
@@ -118,7 +118,7 @@ def test_an_invocation_appends_itself_under_the_folders_lock(tmp_path, monkeypat
     record_invocation(tmp_path, "second", [])
     assert seen == [True, True] and not _locked_by_another(lock_file)
     assert [entry["command"] for entry in read_invocations(tmp_path)] == ["first", "second"]
-    with exclusive_lock(tmp_path / "deeper" / "x.lock"):  # makes its folder, and holds the lock inside the block
+    with FileLock(tmp_path / "deeper" / "x.lock"):  # makes its folder, and holds the lock inside the block
         assert _locked_by_another(tmp_path / "deeper" / "x.lock")
     assert not _locked_by_another(tmp_path / "deeper" / "x.lock")
 

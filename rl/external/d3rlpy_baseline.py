@@ -20,10 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from filelock import FileLock
+
 from rl.external.child_process import child_env, run_logged
 from rl.external.d3rlpy_venv import ensure_venv
 from rl.external.errors import ExternalBaselineError
-from rl.file_lock import exclusive_lock
 
 if TYPE_CHECKING:
     from rl.datasets import OfflineDataset
@@ -90,7 +91,7 @@ def export_dataset(
     source = source if source is not None else load_dataset(spec)
     source_fingerprint = source.fingerprint()
     folder = Path(folder)
-    with exclusive_lock(folder / ".export.lock"):  # benchmark workers export into one folder at once
+    with FileLock(folder / ".export.lock"):  # benchmark workers export into one folder at once
         path = export_d4rl_file(spec, folder)
         if Path(os.fspath(spec)) == path:  # a file given as it is: both sides read this very file
             return ExportedDataset(path, source_fingerprint, source_fingerprint)

@@ -23,7 +23,6 @@ The per-baseline modules (:mod:`rl.external.d3rlpy_venv`, :mod:`rl.external.morl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
@@ -34,8 +33,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from rl.external.errors import ExternalBaselineError
-from rl.file_lock import exclusive_lock
 
 MARKER_NAME = ".frontier-rl-complete.json"
 """Written into the venv last, once every install step and the check have passed."""
@@ -81,10 +81,10 @@ def python_runs(python: str | os.PathLike) -> bool:
         return False
 
 
-def venv_lock(path: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
-    """Hold an exclusive lock on ``.<venv name>.lock`` next to the venv (POSIX; no lock where fcntl is missing)."""
+def venv_lock(path: str | os.PathLike) -> FileLock:
+    """An exclusive lock on ``.<venv name>.lock`` next to the venv (filelock makes the folder)."""
     path = Path(path)
-    return exclusive_lock(path.with_name(f".{path.name}.lock"))
+    return FileLock(path.with_name(f".{path.name}.lock"))
 
 
 def _shown(command: Sequence[str]) -> str:

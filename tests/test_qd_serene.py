@@ -21,6 +21,26 @@ never ended; those loops are now bounded (they fail), and direct tests of ``_sta
 - ``xǁSERENEǁ_start_emitter_chunk__mutmut_17`` (``kind="STABLE"``): as ``tell__mutmut_37``, the same stable sort.
 - ``xǁSERENEǁnovelty_reference__mutmut_9`` (``reshape(len(p), -2)``): numpy (2.4) takes any negative size as the
   unknown dimension, silently, so it is ``reshape(len(p), -1)``.
+
+Third pass (both files regenerated, 917 mutants; 813 run, the last 104, all in SERENE's constructor,
+``_ns_generation``, ``RewardArchive.__init__`` and ``step``, not yet): 125 survived and 1 timed out before the tests
+under "third pass" below; 18 after, all equivalent: the 5 above, and
+
+- ``x_initial_sigma__mutmut_3`` / ``_5``, ``xǁSERENEǁ_run_generation__mutmut_15`` / ``_17``,
+  ``xǁCMAESEmitterǁask__mutmut_3`` / ``_5`` (a ``dtype=np.float64`` dropped): scipy's ``cdist`` computes in
+  float64 whatever it is given, the emitters' ``_check_batch`` makes the rewards float64, and pyribs's ES asks in
+  float64 already.
+- ``xǁRewardArchiveǁadd__mutmut_13``, ``xǁBaseEmitterǁ_check_batch__mutmut_14`` / ``_25`` (``reshape(-2)``): as
+  ``novelty_reference__mutmut_9``, numpy takes any negative size as the unknown dimension.
+- ``xǁCMAESEmitterǁtell__mutmut_29`` (``kind="STABLE"``): as ``tell__mutmut_37``.
+- ``xǁCMAESEmitterǁ__init____mutmut_48`` / ``tell__mutmut_21`` (``self._asked = ""`` for ``None``): a tell before
+  any ask or after the ask's tell is still refused, as no genome batch equals ``""``.
+- ``xǁCMAESEmitterǁtell__mutmut_32`` (the ranked rewards passed as ``None``): pyribs's
+  ``CMAEvolutionStrategy.tell`` ranks by the indices only and never reads the values (``check_stop`` gets them
+  separately).
+
+The timeout, ``xǁCMAESEmitterǁ__init____mutmut_42`` (lower bound = upper bound), makes pyribs resample forever: a
+hang, so killed.
 """
 
 from __future__ import annotations
@@ -33,7 +53,7 @@ import pytest
 from qd_point_task import register_point_task
 
 from qd import QDRun
-from qd.emitters import CMAESEmitter, ElitistESEmitter, Emitter, default_stagnation_window
+from qd.emitters import BaseEmitter, CMAESEmitter, ElitistESEmitter, Emitter, default_stagnation_window
 from qd.evaluation import EvaluationResult
 from qd.novelty import NoveltyArchive
 from qd.run import main
@@ -660,3 +680,262 @@ def test_recompute_descriptors_relabels_every_stored_descriptor():
         assert novelty == 7.0 + offset and result.outcome.tolist() == [offset + 6, 1.0]
     np.testing.assert_array_equal(idle.ancestor_descriptor, [-3.0, 2.0, 1.0])
     assert idle.population_descriptors.shape == (0, 2) and idle.novelty_candidates == []
+
+
+# -- third pass: the CMA-ES update, the emitters' bookkeeping and settings, SERENE's reward-archive update ------
+def test_initial_sigma_falls_back_only_without_another_genome():
+    assert initial_sigma(0, np.array([[0.2, 0.3]]), fallback=0.07) == 0.07  # nobody else
+    assert initial_sigma(1, np.array([[0.0, 0.0], [3.0, 4.0]]), fallback=0.07) == pytest.approx(5.0 / 3)
+
+
+def test_stored_arrays_are_float64_copies_of_what_was_passed():
+    """Emitters and the reward archive keep float64 copies: an int genome kept as is would make the ES's later
+    in-place clipping and the archive's stacking depend on the caller's dtype, and a caller's later write would
+    reach into the archive."""
+    genome, descriptor = np.array([1, 0, 1]), np.array([[2, 3]])
+    archive = RewardArchive(3)
+    archive.add(genome, descriptor, _result(0.5))
+    genome[0], descriptor[0, 0] = 7, 7
+    assert archive.genomes[0].dtype == np.float64 and archive.genomes[0].tolist() == [1.0, 0.0, 1.0]
+    assert archive.descriptors_list[0].dtype == np.float64 and archive.descriptors_list[0].tolist() == [2.0, 3.0]
+    emitter = ElitistESEmitter(np.array([1, 0, 1]), np.array([2, 3]), sigma=0.1, bounds=(-1.0, 1.0), seed=0)
+    assert emitter.ancestor_genome.dtype == emitter.ancestor_descriptor.dtype == np.float64
+    checked = BaseEmitter._check_batch(np.array([[1, 0, 1]] * 6), np.arange(6).reshape(6, 1),
+                                       np.ones((6, 1, 2), dtype=int), [_result(1.0)] * 6)
+    assert [a.dtype for a in checked] == [np.float64] * 3
+    assert [a.shape for a in checked] == [(6, 3), (6,), (6, 2)]  # column rewards flattened, descriptors 2-D
+    emitter._record(np.ones((6, 3), dtype=int), np.arange(6), np.ones((6, 2), dtype=int), [_result(1.0)] * 6)
+    assert {a.dtype for a in (emitter.population, emitter.population_rewards, emitter.population_descriptors)} == \
+        {np.dtype(np.float64)}
+    with pytest.raises(ValueError, match=r"genomes, rewards and results must have the same length, got 6, 5 and 6"):
+        BaseEmitter._check_batch(np.ones((6, 3)), np.ones(5), np.ones((6, 2)), [_result(1.0)] * 6)
+
+
+@pytest.mark.parametrize("cls", [ElitistESEmitter, CMAESEmitter])
+def test_a_fresh_emitter_keeps_its_settings_and_starts_empty(cls):
+    ancestor = _result(0.8)
+    pop_size = 1 if cls is ElitistESEmitter else 2  # CMA-ES needs two to rank
+    emitter = cls(np.zeros(3), np.zeros(2), sigma=0.0, bounds=(-1.0, 1.0), pop_size=pop_size, seed=0,
+                  ancestor_result=ancestor, stagnation_window=5, stagnation_compare=5)
+    assert emitter.ancestor_result is ancestor and emitter.sigma == 0.0 and emitter.pop_size == pop_size
+    assert (emitter.stagnation_window, emitter.stagnation_compare) == (5, 5)
+    assert emitter.improvement == 0.0 and emitter.stopped is False and emitter.terminated is False
+    assert emitter.population.shape == (0, 3) and emitter.population_rewards.shape == (0,)
+    assert emitter.population_descriptors.shape == (0, 2) and emitter.population_results == []
+    assert cls(np.zeros(3), np.zeros(2), sigma=0.1, bounds=(-1.0, 1.0), stagnation_window=1,
+               stagnation_compare=1).stagnation_compare == 1
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"sigma": -0.1}, "sigma must be >= 0, got -0.1"),
+    ({"pop_size": 0}, "pop_size must be >= 1, got 0"),
+    ({"stagnation_window": 10, "stagnation_compare": 20}, r"stagnation_window \(10\) must be >= stagnation_compare"),
+    ({"stagnation_window": 10, "stagnation_compare": 0}, r"stagnation_window \(10\) must be >= stagnation_compare"),
+])
+def test_emitter_settings_are_checked(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ElitistESEmitter(np.zeros(3), np.zeros(2), bounds=(-1.0, 1.0), **{"sigma": 0.1, **settings})
+
+
+def _stagnation_probe(window: int, compare: int, values: list[list[float]]) -> bool:
+    emitter = ElitistESEmitter(np.zeros(2), np.zeros(2), sigma=0.1, bounds=(-1.0, 1.0),
+                               stagnation_window=window, stagnation_compare=compare)
+    emitter.values = [np.array(v, dtype=float) for v in values]
+    emitter.steps = len(values)
+    return emitter.stagnated()
+
+
+def test_stagnation_compares_median_and_maximum_of_the_window_ends_by_hand():
+    # The last 4 generations of 5 (steps 5 > window 4); first 2 vs last 2.
+    early = [9.0]  # outside the window
+    # Equal medians (2 and 2), a higher maximum at the end (5 > 2): stagnated (median not better).
+    assert _stagnation_probe(4, 2, [early, [2, 2], [2, 2], [2, 2], [1, 5]]) is True
+    # Better median (1 -> 2), equal maximum (3 and 3): stagnated (maximum not better).
+    assert _stagnation_probe(4, 2, [early, [1, 1], [1, 3], [2, 2], [2, 3]]) is True
+    # Better median and maximum: going on.
+    assert _stagnation_probe(4, 2, [early, [1, 1], [1, 2], [2, 2], [2, 3]]) is False
+    # The ends are the first and last ``compare`` generations of the window: window 5, compare 2. The middle
+    # generation (-5) would lower the end's median to 0 (<= 1) if it were counted.
+    assert _stagnation_probe(5, 2, [early, [1], [1], [-5], [0], [3]]) is False
+
+
+def _cmaes(ancestor, **settings) -> CMAESEmitter:
+    return CMAESEmitter(np.asarray(ancestor, dtype=float), np.zeros(2), **{"sigma": 0.3, "bounds": (-0.5, 0.5),
+                                                                           "seed": 3, **settings})
+
+
+def test_cmaes_emitter_builds_its_es_as_written():
+    """The ES gets the emitter's sigma, batch size and bounds, a seed drawn from the emitter's generator, and the
+    ancestor clipped into the bounds as its mean."""
+    from ribs.emitters.opt import CMAEvolutionStrategy
+
+    emitter = _cmaes([0.9, -0.2, 0.0], pop_size=5, stagnation_compare=4)
+    assert emitter.stagnation_compare == 4
+    twin = CMAEvolutionStrategy(sigma0=0.3, solution_dim=3, batch_size=5,
+                                seed=int(np.random.default_rng(3).integers(2**31)), lower_bounds=-0.5, upper_bounds=0.5)
+    twin.reset(np.array([0.5, -0.2, 0.0]))
+    np.testing.assert_array_equal(emitter.es.mean, [0.5, -0.2, 0.0])
+    assert emitter.es.sigma == 0.3
+    asked = emitter.ask()
+    np.testing.assert_array_equal(asked, twin.ask())
+    assert asked.dtype == np.float64 and np.all(np.abs(asked) <= 0.5)
+    assert np.any(asked < 0.0) and np.any(asked > 0.0)  # both bounds in play, not one value
+    assert _cmaes([0.0, 0.0], sigma=0.0).es.sigma == 1e-12  # a zero step size is kept just above zero
+
+
+def test_cmaes_emitter_moves_its_mean_to_the_weighted_best_half_by_hand():
+    """pyribs's recombination: the new mean is the log-weighted mean of the ``pop_size // 2`` best (weights
+    ``log(mu + 1/2) - log(i)``, normalised)."""
+    emitter = _cmaes([0.0, 0.0, 0.0], pop_size=6)
+    genomes = emitter.ask()
+    rewards = np.array([0.3, 0.9, 0.1, 0.5, 0.7, 0.2])
+    emitter.tell(genomes, rewards, np.zeros((6, 2)), [_result(1.0)] * 6)
+    weights = np.log(3.5) - np.log([1.0, 2.0, 3.0])
+    expected = (weights / weights.sum()) @ genomes[[1, 4, 3]]
+    np.testing.assert_allclose(emitter.es.mean, expected, rtol=1e-12)
+    assert emitter.evaluations == 6 and emitter.steps == 1
+    genomes = emitter.ask()
+    emitter.tell(genomes, rewards, np.zeros((6, 2)), [_result(1.0)] * 6)
+    assert emitter.evaluations == 12 and emitter.steps == 2
+    # Equal rewards keep the batch order (a stable sort): the parents are 5, then 0 and 1 of the five ties.
+    tied = _cmaes([0.0, 0.0, 0.0], pop_size=6)
+    genomes = tied.ask()
+    tied.tell(genomes, np.array([0.2, 0.2, 0.2, 0.2, 0.2, 0.5]), np.zeros((6, 2)), [_result(1.0)] * 6)
+    np.testing.assert_allclose(tied.es.mean, (weights / weights.sum()) @ genomes[[5, 0, 1]], rtol=1e-12)
+    # pop_size 3: one parent, the mean is the best genome itself.
+    single = _cmaes([0.0, 0.0], pop_size=3)
+    genomes = single.ask()
+    single.tell(genomes, np.array([0.1, 0.2, 0.6]), np.zeros((3, 2)), [_result(1.0)] * 3)
+    np.testing.assert_allclose(single.es.mean, genomes[2], rtol=1e-12)
+
+
+def test_cmaes_emitter_refuses_genomes_other_than_the_last_ask():
+    emitter = _cmaes([0.0, 0.0])
+    genomes = emitter.ask()
+    with pytest.raises(ValueError, match=r"^CMAESEmitter\.tell needs the genomes of the last ask, in order\.$"):
+        emitter.tell(genomes[::-1], np.arange(6.0), np.zeros((6, 2)), [_result(1.0)] * 6)
+    emitter.tell(genomes, np.arange(6.0), np.zeros((6, 2)), [_result(1.0)] * 6)
+    with pytest.raises(ValueError, match="last ask"):  # told once only
+        emitter.tell(genomes, np.arange(6.0), np.zeros((6, 2)), [_result(1.0)] * 6)
+
+
+def _scripted_rewards(algorithm, rewards: list[float]) -> None:
+    """Make ``algorithm.evaluate`` return results with the given rewards (outcome (reward, 0))."""
+    def evaluate(genomes):
+        assert len(genomes) == len(rewards)
+        return [EvaluationResult(reward=r, reward_area=0 if r > 0 else -1, outcome=np.array([r, 0.0]),
+                                 trajectory=np.zeros((1, 2)), observation=None, state=np.zeros(2)) for r in rewards]
+    algorithm.evaluate = evaluate
+
+
+def test_run_generation_archives_the_best_rewarding_then_every_better_offspring():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)
+    emitter = _emitter(algorithm, [0.0, 0.0])
+    algorithm.chunk_spent, algorithm.emitter_evaluations = 7, 2
+    _scripted_rewards(algorithm, [0.0, -1.0, 0.0, -2.0, 0.0, -0.5])  # nothing rewarding: nothing archived
+    algorithm._run_generation(emitter)
+    assert len(algorithm.reward_archive) == 0 and emitter.archived_rewards == []
+    assert (algorithm.chunk_spent, algorithm.emitter_evaluations) == (13, 8)
+    fresh = _emitter(algorithm, [0.0, 0.0], seed=1)
+    _scripted_rewards(algorithm, [0.1, 0.4, 0.3, 0.0, 0.4, 0.2])  # first archiving: only the best (first of ties)
+    algorithm._run_generation(fresh)
+    assert fresh.archived_rewards == [0.4] and algorithm.reward_archive.rewards == [0.4]
+    np.testing.assert_array_equal(algorithm.reward_archive.genomes[0], fresh.population[1])
+    assert algorithm.reward_archive.descriptors.tolist() == [[0.4, 0.0]]
+    # Later generations: every survivor above the best archived so far (0.4), in population order.
+    _scripted_rewards(algorithm, [0.5, 0.4, 0.45, 0.0, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    algorithm._run_generation(fresh)
+    assert fresh.population_rewards.tolist() == [0.5, 0.45, 0.4, 0.4, 0.4, 0.3]
+    assert fresh.archived_rewards == [0.4, 0.5, 0.45] and algorithm.reward_archive.rewards == [0.4, 0.5, 0.45]
+    assert (algorithm.chunk_spent, algorithm.emitter_evaluations) == (31, 26)
+    small = _emitter(algorithm, [0.0, 0.0], seed=2)
+    _scripted_rewards(algorithm, [0.25, 0.5, 0.75, 0.0, 0.0, 0.0])  # rewards below 1 count (> 0, not > 1)
+    algorithm._run_generation(small)
+    assert small.archived_rewards == [0.75]
+
+
+def _bootstrap_probe(algorithm, values: list[list[float]], *, stopped: bool = False):
+    """Bootstrap a candidate whose generations yield the given value lists; returns (candidate, generations)."""
+    candidate = _emitter(algorithm, [0.0, 0.0])
+    algorithm.candidates[5], algorithm.bootstrapping = candidate, 5
+    pending = iter(values)
+
+    def run(target):
+        target.values.append(np.array(next(pending), dtype=float))
+        target.stopped = stopped
+
+    algorithm._run_generation = run
+    generations = 0
+    while algorithm.bootstrapping is not None:
+        algorithm._bootstrap_generation()
+        generations += 1
+    return candidate, generations
+
+
+def test_bootstrap_runs_its_generations_and_promotes_only_improving_live_candidates():
+    algorithm = SERENE(ENV_ID, seed=0, **{**TINY, "bootstrap_generations": 4})
+    improving = [[0.1], [0.1], [0.1], [0.5]]  # mean of the last 3 minus the first 3: 0.4/3 > 0
+    candidate, generations = _bootstrap_probe(algorithm, improving)
+    assert generations == 4 and 5 in algorithm.emitters and algorithm.emitters_promoted == 1
+    assert candidate.improvement == pytest.approx(0.4 / 3) and not algorithm.candidates
+    candidate, generations = _bootstrap_probe(algorithm, [[0.1]] * 4)  # no improvement: dropped
+    assert generations == 4 and algorithm.emitters_promoted == 1 and algorithm.emitters == {5: algorithm.emitters[5]}
+    assert algorithm.emitters[5] is not candidate
+    algorithm.emitters = {}
+    _, generations = _bootstrap_probe(algorithm, improving, stopped=True)  # stopped by its ES: dropped at once
+    assert generations == 1 and algorithm.emitters == {} and algorithm.emitters_promoted == 1
+    _bootstrap_probe(algorithm, improving)
+    assert algorithm.emitters_promoted == 2
+
+
+def test_emitter_generation_selects_then_keeps_the_active_emitter_until_the_chunk_is_spent():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)
+    calls: list[str] = []
+
+    def select():
+        calls.append("select")
+        algorithm.active = 4
+
+    algorithm._select_emitter = select
+    algorithm._active_generation = lambda: calls.append(f"run {algorithm.active}")
+    algorithm.emitters = {4: _emitter(algorithm, [0.0, 0.0])}
+    algorithm.phase, algorithm.chunk_spent = "emitters", 0
+    assert algorithm._emitter_generation() is True and calls == ["select", "run 4"]
+    algorithm.chunk_spent = 59
+    assert algorithm._emitter_generation() is True and calls == ["select", "run 4", "run 4"]
+    algorithm.chunk_spent = 60  # spent: the chunk ends without another generation
+    assert algorithm._emitter_generation() is False and calls == ["select", "run 4", "run 4"]
+    assert algorithm.phase == "ns" and algorithm.active is None
+
+
+def test_extra_novelty_reference_is_none_until_the_reward_archive_holds_something():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)
+    assert algorithm.extra_novelty_reference() is None
+    algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.array([1.0, 2.0]), _result(0.5))
+    assert algorithm.extra_novelty_reference().tolist() == [[1.0, 2.0]]
+
+
+def test_summary_reports_each_counter_under_its_name():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)
+    (algorithm.ns_generations, algorithm.ns_evaluations, algorithm.emitter_evaluations, algorithm.emitters_created,
+     algorithm.emitters_promoted, algorithm.emitters_terminated) = (2, 30, 40, 5, 3, 1)
+    for _ in range(4):
+        algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.zeros(2), _result(0.5))
+    summary = algorithm.summary()
+    assert {key: summary[key] for key in ("ns_generations", "ns_evaluations", "emitter_evaluations",
+                                          "emitters_created", "emitters_promoted", "emitters_terminated",
+                                          "reward_archive_size")} == {
+        "ns_generations": 2, "ns_evaluations": 30, "emitter_evaluations": 40, "emitters_created": 5,
+        "emitters_promoted": 3, "emitters_terminated": 1, "reward_archive_size": 4}
+
+
+def test_serene_state_is_a_deep_copy_both_ways():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)
+    algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.zeros(2), _result(0.5))
+    state = algorithm.state_dict()
+    algorithm.reward_archive.add(np.zeros(algorithm.genome_size), np.zeros(2), _result(0.6))
+    assert len(state["reward_archive"]) == 1  # later archiving does not reach the saved state
+    restored = SERENE(ENV_ID, seed=1, **TINY)
+    restored.load_state_dict(state)
+    state["reward_archive"].add(np.zeros(algorithm.genome_size), np.zeros(2), _result(0.7))
+    assert len(restored.reward_archive) == 1  # nor does a later change of the state reach the restored run

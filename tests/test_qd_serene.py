@@ -22,9 +22,8 @@ never ended; those loops are now bounded (they fail), and direct tests of ``_sta
 - ``xǁSERENEǁnovelty_reference__mutmut_9`` (``reshape(len(p), -2)``): numpy (2.4) takes any negative size as the
   unknown dimension, silently, so it is ``reshape(len(p), -1)``.
 
-Third pass (both files regenerated, 917 mutants; 813 run, the last 104, all in SERENE's constructor,
-``_ns_generation``, ``RewardArchive.__init__`` and ``step``, not yet): 125 survived and 1 timed out before the tests
-under "third pass" below; 18 after, all equivalent: the 5 above, and
+Third pass (both files regenerated, 917 mutants, all run): 175 survived and 2 timed out before the tests under
+"third pass" below; 18 after, all equivalent: the 5 above, and
 
 - ``x_initial_sigma__mutmut_3`` / ``_5``, ``xǁSERENEǁ_run_generation__mutmut_15`` / ``_17``,
   ``xǁCMAESEmitterǁask__mutmut_3`` / ``_5`` (a ``dtype=np.float64`` dropped): scipy's ``cdist`` computes in
@@ -39,8 +38,8 @@ under "third pass" below; 18 after, all equivalent: the 5 above, and
   ``CMAEvolutionStrategy.tell`` ranks by the indices only and never reads the values (``check_stop`` gets them
   separately).
 
-The timeout, ``xǁCMAESEmitterǁ__init____mutmut_42`` (lower bound = upper bound), makes pyribs resample forever: a
-hang, so killed.
+The timeouts are hangs, so killed: ``xǁCMAESEmitterǁ__init____mutmut_42`` (lower bound = upper bound) makes pyribs
+resample forever, and ``xǁSERENEǁstep__mutmut_4`` (``phase == "NS"``) never runs a novelty-search generation.
 """
 
 from __future__ import annotations
@@ -939,3 +938,68 @@ def test_serene_state_is_a_deep_copy_both_ways():
     restored.load_state_dict(state)
     state["reward_archive"].add(np.zeros(algorithm.genome_size), np.zeros(2), _result(0.7))
     assert len(restored.reward_archive) == 1  # nor does a later change of the state reach the restored run
+
+
+def test_offspring_evaluated_builds_each_candidate_with_the_algorithms_settings():
+    algorithm = SERENE(ENV_ID, seed=0, **{**TINY, "emitter_pop_size": 4, "stagnation_window": 40})
+    size = algorithm.genome_size
+    parents = np.stack([np.full(size, 0.0), np.full(size, 0.3)])
+    offspring = np.stack([np.full(size, 0.3), np.full(size, 0.9), np.full(size, -0.6)])  # the first duplicates a parent
+    results = [_result(0.5), _result(0.0), _result(0.7)]
+    descriptors = np.array([[1, 2], [3, 4], [5, 6]])
+    twin = np.random.default_rng(0)
+    twin.bit_generator.state = algorithm.rng.bit_generator.state
+    algorithm.offspring_evaluated(parents, offspring, results, descriptors)
+    assert list(algorithm.candidates) == [0, 1] and algorithm.next_emitter_id == 2 and algorithm.emitters_created == 2
+    first, second = algorithm.candidates[0], algorithm.candidates[1]
+    assert first.ancestor_result is results[0] and second.ancestor_result is results[2]
+    assert first.sigma == TINY["mutation_sigma"]  # distance 0 to its parent twin: the mutation sigma
+    assert second.sigma == pytest.approx(np.linalg.norm(np.full(size, 0.6)) / 3)  # nearest: the genome at 0.0
+    expected = ElitistESEmitter(offspring[0], descriptors[0], sigma=0.2, bounds=algorithm.genome_bounds, pop_size=4,
+                                seed=int(twin.integers(2**31)))  # seeded from the algorithm's generator
+    assert first.rng.bit_generator.state == expected.rng.bit_generator.state
+    for candidate in (first, second):
+        assert candidate.pop_size == 4 and candidate.stagnation_window == 40 and len(candidate.ask()) == 4
+    assert algorithm.offspring_results == results
+    assert algorithm.offspring_descriptors.dtype == np.float64 and algorithm.offspring_descriptors.tolist() == \
+        descriptors.tolist()
+
+
+def test_ns_generations_count_one_per_step_and_a_chunk_end_resets_the_spent_evaluations():
+    algorithm = SERENE(ENV_ID, seed=0, **TINY)  # chunk 60: the initial 10, then 20 per generation
+    algorithm.step()
+    algorithm.step()
+    assert algorithm.ns_generations == 2 and algorithm.chunk_spent == 30
+    algorithm.step()
+    algorithm.step()
+    assert algorithm.ns_generations == 4 and algorithm.chunk_spent == 0  # 70 >= 60: the chunk ended
+
+
+def test_serene_and_reward_archive_defaults():
+    algorithm = SERENE(ENV_ID)
+    assert algorithm.seed == 0 and algorithm.pop_size == 100 and algorithm.phase == "ns"
+    assert RewardArchive(7).genome_size == 7
+
+
+def test_serene_passes_its_settings_on_and_starts_a_novelty_search_chunk():
+    from qd.evaluation import SerialEvaluator
+
+    evaluator = SerialEvaluator(ENV_ID)
+    algorithm = SERENE(ENV_ID, seed=3, evaluator=evaluator, pop_size=8, offspring_per_parent=3, mutation_sigma=0.4,
+                       mutation_prob=0.5, archive_per_generation=1, archive_selection="random", k_neighbors=2,
+                       chunk_size=1, emitter_pop_size=1, bootstrap_generations=1, stagnation_window=33)
+    assert algorithm.evaluator is evaluator
+    assert (algorithm.pop_size, algorithm.offspring_per_parent, algorithm.mutation_sigma, algorithm.mutation_prob,
+            algorithm.archive_per_generation, algorithm.archive_selection, algorithm.k_neighbors) == \
+        (8, 3, 0.4, 0.5, 1, "random", 2)
+    assert (algorithm.chunk_size, algorithm.emitter_pop_size, algorithm.bootstrap_generations) == (1, 1, 1)
+    assert algorithm.stagnation_window == 33
+    assert algorithm.phase == "ns" and algorithm.chunk_spent == 0 and algorithm.ns_generations == 0
+    assert algorithm.candidate_queue == [] and algorithm.pending_initial == [] and algorithm.offspring_results == []
+    assert (algorithm.next_emitter_id, algorithm.emitters_created, algorithm.emitters_promoted,
+            algorithm.emitters_terminated) == (0, 0, 0, 0)
+    defaults = SERENE(ENV_ID)  # the authors' values
+    assert (defaults.mutation_sigma, defaults.archive_per_generation, defaults.offspring_per_parent) == (0.05, 5, 2)
+    for label in ("chunk_size", "emitter_pop_size", "bootstrap_generations"):
+        with pytest.raises(ValueError, match=f"^{label} must be >= 1, got 0"):
+            SERENE(ENV_ID, **{label: 0})

@@ -44,6 +44,7 @@ resample forever, and ``xǁSERENEǁstep__mutmut_4`` (``phase == "NS"``) never ru
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -53,7 +54,7 @@ from qd_point_task import register_point_task
 
 from qd import QDRun
 from qd.emitters import BaseEmitter, CMAESEmitter, ElitistESEmitter, Emitter, default_stagnation_window
-from qd.evaluation import EvaluationResult
+from qd.evaluation import EvaluationResult, SerialEvaluator
 from qd.novelty import NoveltyArchive
 from qd.run import main
 from qd.serene import SERENE, RewardArchive, initial_sigma, pareto_front
@@ -141,9 +142,9 @@ def test_emitter_state_round_trip():
         emitter.tell(genomes, np.linspace(0, 1, len(genomes)), np.zeros((len(genomes), 2)),
                      [_result(1.0)] * len(genomes))
         state = emitter.state_dict()
-        copy = cls(np.ones(4), np.zeros(2), sigma=0.5, bounds=(-1.0, 1.0), seed=9)
-        copy.load_state_dict(state)
-        np.testing.assert_array_equal(copy.ask(), emitter.ask())
+        restored = cls(np.ones(4), np.zeros(2), sigma=0.5, bounds=(-1.0, 1.0), seed=9)
+        restored.load_state_dict(state)
+        np.testing.assert_array_equal(restored.ask(), emitter.ask())
 
 
 def test_initial_sigma_and_pareto_front():
@@ -947,8 +948,7 @@ def test_offspring_evaluated_builds_each_candidate_with_the_algorithms_settings(
     offspring = np.stack([np.full(size, 0.3), np.full(size, 0.9), np.full(size, -0.6)])  # the first duplicates a parent
     results = [_result(0.5), _result(0.0), _result(0.7)]
     descriptors = np.array([[1, 2], [3, 4], [5, 6]])
-    twin = np.random.default_rng(0)
-    twin.bit_generator.state = algorithm.rng.bit_generator.state
+    twin = copy.deepcopy(algorithm.rng)
     algorithm.offspring_evaluated(parents, offspring, results, descriptors)
     assert list(algorithm.candidates) == [0, 1] and algorithm.next_emitter_id == 2 and algorithm.emitters_created == 2
     first, second = algorithm.candidates[0], algorithm.candidates[1]
@@ -982,8 +982,6 @@ def test_serene_and_reward_archive_defaults():
 
 
 def test_serene_passes_its_settings_on_and_starts_a_novelty_search_chunk():
-    from qd.evaluation import SerialEvaluator
-
     evaluator = SerialEvaluator(ENV_ID)
     algorithm = SERENE(ENV_ID, seed=3, evaluator=evaluator, pop_size=8, offspring_per_parent=3, mutation_sigma=0.4,
                        mutation_prob=0.5, archive_per_generation=1, archive_selection="random", k_neighbors=2,
